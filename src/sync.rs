@@ -1,0 +1,213 @@
+//! The one door to atomics, fences, cells, threads and spin hints.
+//!
+//! Every lock-free structure in filch imports its synchronization primitives from
+//! here and nowhere else (`make lint` enforces it). Under `--cfg loom` the items are
+//! loom's model-checked doubles; otherwise they are `std`'s. The shim is what lets
+//! the same source be both the production code and the loom model.
+//!
+//! Besides re-exports it holds:
+//! - [`CachePadded`]: 128-byte alignment for hot shared words (the adjacent-line
+//!   prefetcher on x86-64 pulls lines in pairs).
+//! - [`UnsafeCell`]: loom's closure-based API, mirrored for `std` so that one spelling
+//!   works in both builds.
+//! - [`Witness`]: a zero-sized marker outside loom; under loom a cell whose accesses are
+//!   checked for happens-before. It lets a model see orderings that protect a *value*
+//!   read speculatively from an atomic slot (loom does not model load buffering, so
+//!   checking values alone cannot catch a missing Acquire on that path).
+//! - [`mutation`]: under loom, a per-test switch that weakens one named ordering, so
+//!   the test suite can show that each ordering is actually needed.
+
+#[cfg(not(loom))]
+pub(crate) use std::{sync::Arc, thread};
+
+#[cfg(loom)]
+pub(crate) use loom::{sync::Arc, thread};
+
+/// Atomic types, `Ordering` and `fence`.
+pub(crate) mod atomic {
+    #[cfg(loom)]
+    pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+    #[cfg(not(loom))]
+    pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+}
+
+/// A hint inside a spin loop. Under loom it yields to the model's scheduler, without
+/// which a spin loop would never terminate in a model.
+#[inline(always)]
+pub(crate) fn spin_loop() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    std::hint::spin_loop();
+}
+
+/// Pads and aligns a value to 128 bytes so that two hot words never share a cache line
+/// (nor an adjacent-line prefetch pair).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct CachePadded<T>(pub(crate) T);
+
+const _: () = assert!(std::mem::align_of::<CachePadded<u8>>() == 128);
+const _: () = assert!(std::mem::size_of::<CachePadded<u64>>() == 128);
+
+impl<T> std::ops::Deref for CachePadded<T> {
+    type Target = T;
+    #[inline(always)]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// `UnsafeCell` with loom's access API (`with`, `with_mut`), so the same code compiles
+/// in both builds and loom can check every access for data races.
+#[cfg(not(loom))]
+#[derive(Debug, Default)]
+#[repr(transparent)]
+pub(crate) struct UnsafeCell<T: ?Sized>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(loom))]
+#[allow(dead_code)] // not every method is used by every build of the crate
+impl<T> UnsafeCell<T> {
+    #[inline(always)]
+    pub(crate) const fn new(value: T) -> Self {
+        Self(std::cell::UnsafeCell::new(value))
+    }
+
+    /// Runs `f` with a shared raw pointer to the contents.
+    #[inline(always)]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
+    }
+
+    /// Runs `f` with a unique raw pointer to the contents.
+    #[inline(always)]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
+#[cfg(loom)]
+pub(crate) use loom::cell::UnsafeCell;
+
+/// A happens-before witness for a value carried through an atomic slot.
+///
+/// Outside loom it is zero-sized and its methods compile to nothing. Under loom it is a
+/// `loom::cell::UnsafeCell<()>`: the producer calls [`Witness::produce`] when it writes
+/// the slot and the one consumer that wins the slot calls [`Witness::consume`]; loom
+/// fails the model if the two are not ordered by happens-before in *both* directions
+/// across reuse (consume → next produce, produce → consume).
+#[derive(Debug, Default)]
+pub(crate) struct Witness {
+    #[cfg(loom)]
+    cell: loom::cell::UnsafeCell<()>,
+}
+
+impl Witness {
+    #[inline(always)]
+    pub(crate) fn produce(&self) {
+        #[cfg(loom)]
+        self.cell.with_mut(|_| ());
+    }
+
+    #[inline(always)]
+    pub(crate) fn consume(&self) {
+        #[cfg(loom)]
+        self.cell.with(|_| ());
+    }
+}
+
+/// Deliberate weakening of one ordering at a time, for mutation testing under loom.
+///
+/// Each non-Relaxed ordering whose necessity the loom suite demonstrates is written as
+/// `mutation::ord(Site::X, Acquire)` or `mutation::fence(Site::X, SeqCst)`. Outside loom
+/// these are `#[inline(always)]` identities. Under loom, a test may call
+/// [`mutation::set`] before `loom::model`; the named site is then weakened (SeqCst →
+/// AcqRel, Acquire/Release/AcqRel → Relaxed, fences → AcqRel or removed) for the rest of
+/// the calling thread. Loom runs a model's threads on the calling OS thread, so a
+/// thread-local switch is exactly per test.
+pub mod mutation {
+    use super::atomic::Ordering;
+
+    /// A named ordering (or check) in filch's lock-free code that a mutant may weaken.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    #[non_exhaustive]
+    pub enum Site {
+        /// No mutation.
+        None,
+        /// `deque::Owner::push`: the Release store of `bottom` that publishes the slot.
+        PushBottomRelease,
+        /// `deque::Owner::pop`: the `fence(SeqCst)` between the `bottom` store and the `top` load.
+        PopFence,
+        /// `deque::Stealer::steal`: the `fence(SeqCst)` between the `top` and `bottom` loads.
+        StealFence,
+        /// `deque::Stealer::steal`: the Acquire load of `bottom`.
+        StealBottomAcquire,
+        /// `deque::Stealer::steal_batch`: the per-item `fence(SeqCst)` after the first item.
+        BatchFence,
+        /// `deque::Stealer::steal_batch`: the per-item Acquire load of `bottom`.
+        BatchBottomAcquire,
+        /// `pool`: the free-list head's ABA tag is not bumped.
+        PoolNoTag,
+        /// `pool`: the Acquire load of the free-list head.
+        PoolHeadAcquire,
+        /// `pool`: the Release CAS that pushes a batch onto the free list.
+        PoolPushRelease,
+    }
+
+    #[cfg(loom)]
+    std::thread_local! {
+        static ACTIVE: std::cell::Cell<Site> = const { std::cell::Cell::new(Site::None) };
+    }
+
+    /// Activates `site`'s mutant for the calling thread (and the loom models it runs).
+    #[cfg(loom)]
+    pub fn set(site: Site) {
+        ACTIVE.with(|a| a.set(site));
+    }
+
+    #[cfg(loom)]
+    #[inline]
+    pub(crate) fn active(site: Site) -> bool {
+        site != Site::None && ACTIVE.with(|a| a.get()) == site
+    }
+
+    /// `ordering`, or its weakened form when `site`'s mutant is active.
+    #[inline(always)]
+    pub(crate) fn ord(site: Site, ordering: Ordering) -> Ordering {
+        #[cfg(loom)]
+        if active(site) {
+            return match ordering {
+                Ordering::SeqCst => Ordering::AcqRel,
+                _ => Ordering::Relaxed,
+            };
+        }
+        let _ = site;
+        ordering
+    }
+
+    /// A fence of `ordering` at `site`; when the mutant is active a SeqCst fence becomes
+    /// AcqRel and any other fence disappears.
+    #[inline(always)]
+    pub(crate) fn fence(site: Site, ordering: Ordering) {
+        #[cfg(loom)]
+        if active(site) {
+            if ordering == Ordering::SeqCst {
+                super::atomic::fence(Ordering::AcqRel);
+            }
+            return;
+        }
+        let _ = site;
+        super::atomic::fence(ordering);
+    }
+
+    /// Whether a correctness check at `site` stays in (it is dropped when the mutant is active).
+    #[inline(always)]
+    pub(crate) fn keep(site: Site) -> bool {
+        #[cfg(loom)]
+        if active(site) {
+            return false;
+        }
+        let _ = site;
+        true
+    }
+}
