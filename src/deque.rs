@@ -28,14 +28,16 @@
 //!   push touches no line a thief writes. `top` only grows, so a stale cache can only make
 //!   the deque look *fuller* than it is; every value cached was read with Acquire, which
 //!   is what the overwrite of a slot below it needs (see *Orderings*).
-//! - **x86-64 pop.** `pop` needs the `bottom` store ordered before the `top` load. The
-//!   portable form is the paper's `fence(SeqCst)` (an `mfence`, ~16 ns here). On x86-64
-//!   `pop` instead stores `bottom` with SeqCst (an `xchg`, a locked instruction and a full
-//!   barrier, ~2 ns) and loads `top` with SeqCst. Under C++20's rules for mixing SeqCst
-//!   operations with SeqCst fences this forbids the same store-buffering outcome as the
-//!   fence (argument in `docs/DESIGN.md`). Loom models SeqCst *accesses* as AcqRel, so
-//!   loom builds always use, and check, the portable fence form. [`Owner::pop_fenced`]
-//!   keeps the fence form callable for the benchmark that compares the two.
+//! - **The pop barrier, measured.** `pop` needs its `bottom` store ordered before its `top`
+//!   load. Two sound forms exist: the paper's `fence(SeqCst)` (`mfence` on x86-64), and a
+//!   SeqCst store of `bottom` (`xchg`, a locked instruction) followed by a SeqCst load of
+//!   `top`, which C++20's rules for mixing SeqCst accesses with SeqCst fences make
+//!   equivalent (argument in `docs/DESIGN.md`). On this project's machine (Intel Xeon, KVM)
+//!   the fence form is the faster one: the `xchg` lands on the line the preceding push
+//!   just wrote and drains more than `mfence` does (`docs/BENCHMARKS.md`). So `pop` uses
+//!   the fence on every target, which is also the form loom checks (loom models SeqCst
+//!   *accesses* as AcqRel, so it could not check the other). The `xchg` form stays as the
+//!   hidden `Owner::pop_xchg` so the benchmark keeps measuring both.
 //! - **Batches.** [`Stealer::steal_batch`] claims items one at a time: against an owner
 //!   that pops from the same end without a CAS, claiming a range `[t, t+k)` with one CAS
 //!   could race the owner's pop of an item inside it.
@@ -49,8 +51,8 @@
 //! | P1 | push: load `top` (only when the cache says full) | Acquire | S4 / B4 (thief CAS, Release): the winning thief's read of the slot happens before the owner overwrites it |
 //! | P2 | push: store slot | Relaxed | published by P3 |
 //! | P3 | push: store `bottom` | Release | S3 / B2 (thief's Acquire load of `bottom`) |
-//! | O1 | pop: store `bottom - 1` | Release (x86-64: SeqCst) | S3; also the store half of the O2 / S2 store-buffering pair |
-//! | O2 | pop: `fence(SeqCst)` (x86-64: O1 and O3 as SeqCst accesses) | SeqCst | S2: either the thief sees the decremented `bottom` or the owner sees the thief's `top` |
+//! | O1 | pop: store `bottom - 1` | Release | S3; also the store half of the O2 / S2 store-buffering pair |
+//! | O2 | pop: `fence(SeqCst)` | SeqCst | S2: either the thief sees the decremented `bottom` or the owner sees the thief's `top` |
 //! | O3 | pop: load `top` | Acquire | S4 / B4: makes the cached value valid for P1's purpose |
 //! | O4 | pop: CAS `top` on the last item | Relaxed | the RMW alone decides the owner-vs-thief race for the last item |
 //! | O5 | pop: restore `bottom` | Release | S3 (see the C++20 note above) |
@@ -83,9 +85,10 @@ pub const DEFAULT_CAPACITY: usize = if cfg!(loom) { 4 } else { 4096 };
 /// 64-bit target). Keeps every length representable as a positive `isize`.
 pub const MAX_CAPACITY: usize = 1 << 30;
 
-/// Number of per-index happens-before witnesses: enough for every index a loom model
-/// reaches; a single zero-sized one otherwise.
-const WITNESSES: usize = if cfg!(loom) { 64 } else { 1 };
+/// Number of per-index happens-before witnesses in a loom build: more than any model's
+/// indices reach.
+#[cfg(loom)]
+const WITNESSES: usize = 64;
 
 /// At most this many items move in one [`Stealer::steal_batch`].
 pub const STEAL_BATCH_LIMIT: usize = if cfg!(loom) { 2 } else { 32 };
@@ -238,7 +241,8 @@ struct Inner<T: Word> {
     bottom: CachePadded<AtomicUsize>,
     /// `capacity` slots; index `i` lives in `slots[i & mask]`.
     slots: Box<[AtomicUsize]>,
-    /// Per-slot happens-before witnesses (zero-sized outside loom).
+    /// Per-index happens-before witnesses; loom builds only.
+    #[cfg(loom)]
     witnesses: Box<[Witness]>,
     mask: usize,
     _items: PhantomData<T>,
@@ -247,17 +251,25 @@ struct Inner<T: Word> {
 impl<T: Word> Inner<T> {
     #[inline(always)]
     fn slot(&self, index: usize) -> &AtomicUsize {
-        // Indexing cannot fail: `index & mask < slots.len()`. Written as `get_unchecked`
-        // would need unsafe for no measured gain; the bounds check folds away.
-        &self.slots[index & self.mask]
+        debug_assert_eq!(self.slots.len(), self.mask + 1);
+        // SAFETY: `slots.len() == mask + 1` (set once in `with_capacity`, never changed), so
+        // `index & mask < slots.len()`. The checked form left a compare and a panic branch
+        // on the pop path that the compiler could not remove.
+        unsafe { self.slots.get_unchecked(index & self.mask) }
     }
 
     /// The witness of one *index* (not slot): produced once per push of that index and
     /// consumed by whoever takes it, so loom checks producer → consumer ordering only.
     /// Models stay below [`WITNESSES`] indices; outside loom this is one ZST.
-    #[inline(always)]
+    #[cfg(loom)]
     fn witness(&self, index: usize) -> &Witness {
-        &self.witnesses[index & (self.witnesses.len() - 1)]
+        &self.witnesses[index % WITNESSES]
+    }
+
+    #[cfg(not(loom))]
+    #[inline(always)]
+    fn witness(&self, _index: usize) -> &Witness {
+        &Witness::NONE
     }
 }
 
@@ -358,12 +370,12 @@ impl<T: Word> Owner<T> {
         let mut slots = Vec::new();
         slots.try_reserve_exact(capacity).map_err(|_| CapacityError::OutOfMemory(capacity))?;
         slots.extend((0..capacity).map(|_| AtomicUsize::new(0)));
-        let witnesses = (0..WITNESSES).map(|_| Witness::default()).collect();
         let inner = Inner {
             top: CachePadded(AtomicUsize::new(0)),
             bottom: CachePadded(AtomicUsize::new(0)),
             slots: slots.into_boxed_slice(),
-            witnesses,
+            #[cfg(loom)]
+            witnesses: (0..WITNESSES).map(|_| Witness::default()).collect(),
             mask: capacity - 1,
             _items: PhantomData,
         };
@@ -438,48 +450,53 @@ impl<T: Word> Owner<T> {
     /// Pops the newest item (LIFO), or `None` when the deque is empty.
     #[inline]
     pub fn pop(&self) -> Option<T> {
-        self.pop_impl::<{ cfg!(all(target_arch = "x86_64", not(loom))) }>()
-    }
-
-    /// [`Owner::pop`] with the portable `fence(SeqCst)` form on every target. Exists so the
-    /// benchmark can compare it with the x86-64 form that `pop` uses; behaves identically.
-    #[doc(hidden)]
-    #[inline]
-    pub fn pop_fenced(&self) -> Option<T> {
-        self.pop_impl::<false>()
-    }
-
-    #[inline(always)]
-    fn pop_impl<const LOCKED: bool>(&self) -> Option<T> {
         let inner = &*self.inner;
         // Relaxed: only this owner writes `bottom`.
         let b = inner.bottom.load(Relaxed);
         // The cache never runs ahead of `top`, so "empty by the cache" is empty for real;
-        // this skips the barrier on the idle worker's hot "anything left?" check.
+        // this skips the barrier on an idle worker's hot "anything left?" check.
         if len_between(self.top_cache.get(), b) <= 0 {
             return None;
         }
         let b = b.wrapping_sub(1);
-        let t = if LOCKED {
-            // O1+O2 (x86-64), SeqCst store: an `xchg`, a full barrier; with the SeqCst load
-            // below it forbids the store-buffering outcome against the thief's
-            // `fence(SeqCst)` (S2), as O2 does (argument in docs/DESIGN.md). Being SeqCst it
-            // is also a Release store (O1's duty towards S3).
-            inner.bottom.store(b, SeqCst);
-            // O3 (x86-64), SeqCst load: the other half of the pair above; also Acquire,
-            // pairing with S4/B4 so the cached value is valid (see O3).
-            inner.top.load(SeqCst)
-        } else {
-            // O1, Release: pairs with S3; a thief reading this value of `bottom` must still
-            // see the slots below it.
-            inner.bottom.store(b, Release);
-            // O2, SeqCst fence: pairs with the thief's fence S2 (or B1). Either the thief
-            // sees `bottom = b` or this load sees the thief's CAS on `top`; never neither.
-            mutation::fence(Site::PopFence, SeqCst);
-            // O3, Acquire: pairs with S4/B4 (thief CAS, Release), so every slot below `t`
-            // was read by its thief before we may overwrite it; `push` trusts the cache.
-            inner.top.load(Acquire)
-        };
+        // O1, Release: pairs with S3; a thief reading this value of `bottom` must still see
+        // the slots below it.
+        inner.bottom.store(b, Release);
+        // O2, SeqCst fence: pairs with the thief's fence S2 (or B1). Either the thief sees
+        // `bottom = b` or the load below sees the thief's CAS on `top`; never neither.
+        mutation::fence(Site::PopFence, SeqCst);
+        // O3, Acquire: pairs with S4/B4 (thief CAS, Release), so every slot below `t` was
+        // read by its thief before `push` may overwrite it; `push` trusts the cache.
+        let t = inner.top.load(Acquire);
+        self.take(b, t)
+    }
+
+    /// `pop` with O1–O3 as an `xchg` store of `bottom` and a SeqCst load of `top`, the
+    /// other sound x86-64 form; kept only for the benchmark that compares the two.
+    #[cfg(all(target_arch = "x86_64", not(loom)))]
+    #[doc(hidden)]
+    #[inline]
+    pub fn pop_xchg(&self) -> Option<T> {
+        let inner = &*self.inner;
+        // Relaxed: only this owner writes `bottom`.
+        let b = inner.bottom.load(Relaxed);
+        if len_between(self.top_cache.get(), b) <= 0 {
+            return None;
+        }
+        let b = b.wrapping_sub(1);
+        // O1+O2 as one SeqCst store (`xchg`): with the SeqCst load below it forbids the
+        // store-buffering outcome against the thief's fence S2 (docs/DESIGN.md); being
+        // SeqCst it is also O1's Release.
+        inner.bottom.store(b, SeqCst);
+        // O3 as a SeqCst load: the other half of the pair above; includes O3's Acquire.
+        let t = inner.top.load(SeqCst);
+        self.take(b, t)
+    }
+
+    /// The end of `pop`, after `bottom` was lowered to `b` and `top` read as `t`.
+    #[inline(always)]
+    fn take(&self, b: usize, t: usize) -> Option<T> {
+        let inner = &*self.inner;
         self.top_cache.set(t);
         let len = len_between(t, b);
         if len < 0 {
@@ -678,7 +695,7 @@ mod tests {
         }
         assert_eq!(s.steal(), Steal::Success(0));
         assert_eq!(o.pop(), Some(4));
-        assert_eq!(o.pop_fenced(), Some(3));
+        assert_eq!(o.pop_xchg(), Some(3));
         assert_eq!(s.steal(), Steal::Success(1));
         assert_eq!(o.pop(), Some(2));
         assert_eq!(o.pop(), None);

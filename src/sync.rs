@@ -103,6 +103,10 @@ pub(crate) struct Witness {
 }
 
 impl Witness {
+    /// The zero-sized witness every index shares outside loom.
+    #[cfg(not(loom))]
+    pub(crate) const NONE: Witness = Witness {};
+
     #[inline(always)]
     pub(crate) fn produce(&self) {
         #[cfg(loom)]
