@@ -181,10 +181,9 @@ pub enum CapacityError {
 impl fmt::Display for CapacityError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            CapacityError::Invalid(n) => write!(
-                f,
-                "deque capacity {n} is invalid: it must be a power of two from 1 to {MAX_CAPACITY}"
-            ),
+            CapacityError::Invalid(n) => {
+                write!(f, "deque capacity {n} is invalid: it must be a power of two from 1 to {MAX_CAPACITY}")
+            }
             CapacityError::OutOfMemory(n) => {
                 write!(f, "deque capacity {n}: could not allocate the slot buffer")
             }
@@ -581,11 +580,7 @@ impl<T: Word> Stealer<T> {
         let word = inner.slot(t).load(Relaxed);
         // S4, Release: pairs with the owner's Acquire loads of `top` (P1, O3), so our slot
         // read happens before the owner reuses the slot (loom-blind: load buffering).
-        if inner
-            .top
-            .compare_exchange(t, t.wrapping_add(1), Release, Relaxed)
-            .is_err()
-        {
+        if inner.top.compare_exchange(t, t.wrapping_add(1), Release, Relaxed).is_err() {
             return Steal::Retry;
         }
         inner.witness(t).consume();
@@ -621,14 +616,10 @@ impl<T: Word> Stealer<T> {
             return Steal::Empty;
         }
         let room = dest.capacity() - dest.len();
-        let want = ((len as usize + 1) / 2).min(STEAL_BATCH_LIMIT).min(room + 1);
+        let want = (len as usize).div_ceil(2).min(STEAL_BATCH_LIMIT).min(room + 1);
         let word = inner.slot(t).load(Relaxed);
         // S4: as in `steal`.
-        if inner
-            .top
-            .compare_exchange(t, t.wrapping_add(1), Release, Relaxed)
-            .is_err()
-        {
+        if inner.top.compare_exchange(t, t.wrapping_add(1), Release, Relaxed).is_err() {
             return Steal::Retry;
         }
         inner.witness(t).consume();
@@ -645,11 +636,7 @@ impl<T: Word> Stealer<T> {
             }
             let word = inner.slot(t).load(Relaxed);
             // B4: as S4.
-            if inner
-                .top
-                .compare_exchange(t, t.wrapping_add(1), Release, Relaxed)
-                .is_err()
-            {
+            if inner.top.compare_exchange(t, t.wrapping_add(1), Release, Relaxed).is_err() {
                 break;
             }
             inner.witness(t).consume();

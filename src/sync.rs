@@ -23,12 +23,32 @@ pub(crate) use std::{sync::Arc, thread};
 #[cfg(loom)]
 pub(crate) use loom::{sync::Arc, thread};
 
+/// A blocking mutex and condition variable: only for the parker's fallback backend
+/// (`park::CondvarFutex`, used off Linux and under loom), never on a hot path.
+#[cfg(not(loom))]
+#[allow(unused_imports)] // on Linux only the unit tests of `park` use them
+pub(crate) use std::sync::{Condvar, Mutex};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::{Condvar, Mutex};
+
+/// Scheduler-internal structures, re-exported (hidden) only so that the loom suite in
+/// `loom-tests/` — a separate crate — can model them directly. Not part of filch's API.
+#[doc(hidden)]
+pub use crate::inject::{Injector, Linked, Pop};
+#[doc(hidden)]
+pub use crate::park::Parker;
+
 /// Atomic types, `Ordering` and `fence`.
 pub(crate) mod atomic {
     #[cfg(loom)]
-    pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{
+        fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    };
     #[cfg(not(loom))]
-    pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use std::sync::atomic::{
+        fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    };
 }
 
 /// A hint inside a spin loop. Under loom it yields to the model's scheduler, without
@@ -150,6 +170,36 @@ pub mod mutation {
         BatchFence,
         /// `deque::Stealer::steal_batch`: the per-item Acquire load of `bottom`.
         BatchBottomAcquire,
+        /// `sleep::Sleep::notify` (K1): the `fence(SeqCst)` after publishing a task.
+        SleepNotifyFence,
+        /// `sleep::Sleep::prepare_sleep` (K3): the Release decrement of `searching`.
+        SleepSearchingRelease,
+        /// `sleep::Sleep::prepare_sleep` (K3): the `fence(SeqCst)` before the re-check.
+        SleepPrepareFence,
+        /// `sleep::Sleep::stop_searching` (K4): the `fence(SeqCst)` before the re-check.
+        SleepHandoffFence,
+        /// `park`: the Acquire of P1 / P3 / T1, where a park consumes the token.
+        ParkAcquire,
+        /// `park`: the Release swap of U1 (`unpark`) that publishes the unparker's writes.
+        UnparkRelease,
+        /// `park`: U1 leaves a token even when nobody is parked yet (the mutant forgets it).
+        ParkKeepToken,
+        /// `inject::Injector::push`: the Release CAS of I1.
+        InjectPushRelease,
+        /// `inject::Injector::push_chain`: the Release CAS of I1 for a chain.
+        InjectChainRelease,
+        /// `inject`: the Acquire CAS that claims the consumer flag (C1).
+        InjectClaimAcquire,
+        /// `inject`: the Release store that gives the claim back (C4).
+        InjectClaimRelease,
+        /// `inject`: the Acquire half of the refill's AcqRel swap of the stack (C3b).
+        InjectSwapAcquire,
+        /// `inject`: the Release half of the refill's AcqRel swap of the stack (C3b).
+        InjectSwapRelease,
+        /// `inject`: the `REFILLING` mark stored before the refill's swap (C3a).
+        InjectRefillMark,
+        /// `inject::Injector::is_empty`: the Acquire load of the stack head (E1).
+        InjectEmptyAcquire,
         /// `pool`: the free-list head's ABA tag is not bumped.
         PoolNoTag,
         /// `pool`: the Acquire load of the free-list head.

@@ -1,0 +1,269 @@
+//! Configuring a scheduler: [`Builder`], [`Idle`], [`BuildError`].
+
+use std::fmt;
+use std::sync::Arc as StdArc;
+
+use crate::scheduler::Scheduler;
+
+/// The most workers one scheduler may have (the sleepers set is a fixed bitmap).
+pub const MAX_WORKERS: usize = 256;
+
+/// The smallest per-worker deque capacity the scheduler accepts (a smaller one would
+/// spill to the injection queue on almost every spawn).
+pub const MIN_DEQUE_CAPACITY: usize = 16;
+
+/// The smallest pool the scheduler accepts.
+pub const MIN_POOL_CAPACITY: usize = 64;
+
+/// What an idle worker does when it finds no work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Idle {
+    /// Spin forever (lowest wake latency, burns a core per idle worker).
+    Spin,
+    /// `sched_yield` forever, like the seed scheduler: every idle worker keeps its core at
+    /// 100% while idle. Provided for comparison.
+    Yield,
+    /// Spin `spins` rounds, then `sched_yield` `yields` rounds, then park on a futex until
+    /// woken. The default, with the values of [`Idle::park`].
+    Park {
+        /// Search rounds with a spin hint between them.
+        spins: u32,
+        /// Search rounds with a `sched_yield` between them.
+        yields: u32,
+    },
+}
+
+impl Idle {
+    /// `Idle::Park` with the default escalation: 64 spin rounds, then 16 yield rounds
+    /// (about 10–20 µs of searching here), then park.
+    pub const fn park() -> Idle {
+        Idle::Park { spins: 64, yields: 16 }
+    }
+}
+
+impl Default for Idle {
+    fn default() -> Self {
+        Idle::park()
+    }
+}
+
+/// A setting that [`Builder::build`] refused; the message names the setting.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// An invalid value for the named setting.
+    Invalid {
+        /// The `Builder` method, e.g. `"workers"`.
+        setting: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The OS refused to start a worker thread.
+    Spawn(std::io::Error),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::Invalid { setting, reason } => write!(f, "invalid `{setting}` setting: {reason}"),
+            BuildError::Spawn(e) => write!(f, "could not start a worker thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BuildError::Spawn(e) => Some(e),
+            BuildError::Invalid { .. } => None,
+        }
+    }
+}
+
+pub(crate) type ThreadHook = StdArc<dyn Fn(usize) + Send + Sync>;
+pub(crate) type PanicHandler = StdArc<dyn Fn(Box<dyn std::any::Any + Send>) + Send + Sync>;
+
+/// Builds a [`Scheduler`]. Every setting has a default; `build` validates them all.
+///
+/// ```
+/// use filch::{Idle, Scheduler};
+/// let sched = Scheduler::builder()
+///     .workers(2)
+///     .pin(false)
+///     .idle(Idle::Park { spins: 32, yields: 8 })
+///     .thread_name("demo")
+///     .build()
+///     .unwrap();
+/// assert_eq!(sched.num_workers(), 2);
+/// assert!(Scheduler::builder().workers(0).build().unwrap_err().to_string().contains("workers"));
+/// ```
+#[must_use]
+pub struct Builder {
+    pub(crate) workers: Option<usize>,
+    pub(crate) pin: bool,
+    pub(crate) idle: Idle,
+    pub(crate) pool_capacity: usize,
+    pub(crate) deque_capacity: usize,
+    pub(crate) thread_name: String,
+    pub(crate) stack_size: Option<usize>,
+    pub(crate) on_thread_start: Option<ThreadHook>,
+    pub(crate) on_thread_stop: Option<ThreadHook>,
+    pub(crate) panic_handler: Option<PanicHandler>,
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("workers", &self.workers)
+            .field("pin", &self.pin)
+            .field("idle", &self.idle)
+            .field("pool_capacity", &self.pool_capacity)
+            .field("deque_capacity", &self.deque_capacity)
+            .field("thread_name", &self.thread_name)
+            .field("stack_size", &self.stack_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            workers: None,
+            pin: true,
+            idle: Idle::default(),
+            pool_capacity: crate::pool::DEFAULT_CAPACITY,
+            deque_capacity: crate::deque::DEFAULT_CAPACITY,
+            thread_name: "filch".to_string(),
+            stack_size: None,
+            on_thread_start: None,
+            on_thread_stop: None,
+            panic_handler: None,
+        }
+    }
+}
+
+impl Builder {
+    /// The default builder (same as [`Scheduler::builder`]).
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Number of worker threads. Default: `std::thread::available_parallelism()`, which
+    /// honours cgroup CPU quotas and the affinity mask. 1 to [`MAX_WORKERS`].
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = Some(n);
+        self
+    }
+
+    /// Pin worker `i` to the `i`-th core the process may use (default `true`). When pinning
+    /// fails, or there are fewer cores than workers, the workers run unpinned and the reason
+    /// is printed once on stderr.
+    pub fn pin(mut self, pin: bool) -> Self {
+        self.pin = pin;
+        self
+    }
+
+    /// What idle workers do; default [`Idle::park`].
+    pub fn idle(mut self, idle: Idle) -> Self {
+        self.idle = idle;
+        self
+    }
+
+    /// Task pool slots, a power of two from [`MIN_POOL_CAPACITY`] to
+    /// [`crate::pool::MAX_CAPACITY`]. Default 8192. Spawns beyond it use heap tasks.
+    pub fn pool_capacity(mut self, n: usize) -> Self {
+        self.pool_capacity = n;
+        self
+    }
+
+    /// Per-worker deque capacity, a power of two from [`MIN_DEQUE_CAPACITY`] to
+    /// [`crate::deque::MAX_CAPACITY`]. Default 4096. A full deque spills half to the
+    /// injection queue.
+    pub fn deque_capacity(mut self, n: usize) -> Self {
+        self.deque_capacity = n;
+        self
+    }
+
+    /// Worker threads are named `"{prefix}-{index}"`. Default prefix `"filch"`.
+    pub fn thread_name(mut self, prefix: impl Into<String>) -> Self {
+        self.thread_name = prefix.into();
+        self
+    }
+
+    /// Stack size of worker threads in bytes (default: std's, 2 MiB). At least 16 KiB.
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Called on each worker thread, with its index, before it runs any task.
+    pub fn on_thread_start(mut self, f: impl Fn(usize) + Send + Sync + 'static) -> Self {
+        self.on_thread_start = Some(StdArc::new(f));
+        self
+    }
+
+    /// Called on each worker thread, with its index, after its last task, before it exits.
+    pub fn on_thread_stop(mut self, f: impl Fn(usize) + Send + Sync + 'static) -> Self {
+        self.on_thread_stop = Some(StdArc::new(f));
+        self
+    }
+
+    /// Receives the panic payload of every task that panicked with no `JoinHandle` left to
+    /// receive it. Default: one line on stderr. Runs on the worker; if the handler itself
+    /// panics, that panic is caught and printed.
+    pub fn panic_handler(
+        mut self,
+        f: impl Fn(Box<dyn std::any::Any + Send>) + Send + Sync + 'static,
+    ) -> Self {
+        self.panic_handler = Some(StdArc::new(f));
+        self
+    }
+
+    /// Validates every setting and starts the workers.
+    pub fn build(self) -> Result<Scheduler, BuildError> {
+        self.validate()?;
+        Scheduler::start(self)
+    }
+
+    pub(crate) fn resolved_workers(&self) -> usize {
+        self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    fn validate(&self) -> Result<(), BuildError> {
+        let invalid = |setting: &'static str, reason: String| Err(BuildError::Invalid { setting, reason });
+        let n = self.resolved_workers();
+        if n == 0 || n > MAX_WORKERS {
+            return invalid("workers", format!("{n} is out of range: use 1 to {MAX_WORKERS}"));
+        }
+        let p = self.pool_capacity;
+        if !p.is_power_of_two() || !(MIN_POOL_CAPACITY..=crate::pool::MAX_CAPACITY).contains(&p) {
+            return invalid(
+                "pool_capacity",
+                format!(
+                    "{p} must be a power of two from {MIN_POOL_CAPACITY} to {}",
+                    crate::pool::MAX_CAPACITY
+                ),
+            );
+        }
+        let d = self.deque_capacity;
+        if !d.is_power_of_two() || !(MIN_DEQUE_CAPACITY..=crate::deque::MAX_CAPACITY).contains(&d) {
+            return invalid(
+                "deque_capacity",
+                format!(
+                    "{d} must be a power of two from {MIN_DEQUE_CAPACITY} to {}",
+                    crate::deque::MAX_CAPACITY
+                ),
+            );
+        }
+        if let Some(s) = self.stack_size {
+            if s < 16 * 1024 {
+                return invalid("stack_size", format!("{s} bytes is too small: use at least 16384"));
+            }
+        }
+        if self.thread_name.contains('\0') {
+            return invalid("thread_name", "contains a NUL byte".to_string());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,196 @@
+//! [`JoinHandle`]: waiting for a task, taking its result, cancelling it.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+use crate::park::Parker;
+use crate::scheduler::Shared;
+use crate::stats::Row;
+use crate::sync::Arc;
+use crate::task::{TaskError, TaskRef};
+use crate::worker;
+
+/// An owned permission to join a task: wait for it and take its result.
+///
+/// Dropping a `JoinHandle` detaches the task: it still runs, and its result is dropped
+/// (a panic then goes to the scheduler's panic handler if the task had not finished yet).
+pub struct JoinHandle<T> {
+    /// `None`: the spawn was refused at shutdown.
+    task: Option<TaskRef>,
+    _output: PhantomData<fn() -> T>,
+}
+
+// SAFETY: the handle only moves the task's output (`T: Send`) to the joining thread; all
+// shared task state is accessed through the atomic T1–T5 protocols.
+unsafe impl<T: Send> Send for JoinHandle<T> {}
+// SAFETY: `&JoinHandle` allows `is_finished` (an atomic load) and `cancel` (T1's CAS decides
+// between concurrent callers); neither touches `T`.
+unsafe impl<T: Send> Sync for JoinHandle<T> {}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle").field("finished", &self.is_finished()).finish()
+    }
+}
+
+#[cfg(not(loom))]
+std::thread_local! {
+    /// The parker a thread outside any scheduler blocks on while joining.
+    static EXTERNAL_PARKER: Arc<Parker> = Arc::new(Parker::new());
+}
+
+#[cfg(loom)]
+loom::thread_local! {
+    static EXTERNAL_PARKER: Arc<Parker> = Arc::new(Parker::new());
+}
+
+impl<T> JoinHandle<T> {
+    pub(crate) fn new(task: TaskRef) -> Self {
+        JoinHandle { task: Some(task), _output: PhantomData }
+    }
+
+    pub(crate) fn refused() -> Self {
+        JoinHandle { task: None, _output: PhantomData }
+    }
+
+    /// Whether the task has finished: returned, panicked, was cancelled or abandoned (or
+    /// was refused at spawn). A `true` means `join` will not wait.
+    pub fn is_finished(&self) -> bool {
+        self.task.as_ref().is_none_or(TaskRef::is_complete)
+    }
+
+    /// Waits for the task and returns its result.
+    ///
+    /// On a worker thread it runs other tasks while it waits; elsewhere it parks the thread
+    /// (no spinning) until the task completes.
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+    /// let h = sched.spawn(|| "done");
+    /// assert_eq!(h.join().unwrap(), "done");
+    /// let h = sched.spawn(|| -> u8 { panic!("boom") });
+    /// assert_eq!(h.join().unwrap_err().panic_message(), Some("boom"));
+    /// ```
+    pub fn join(self) -> Result<T, TaskError> {
+        match self.join_deadline(None) {
+            Ok(out) => out,
+            Err(_) => unreachable!("a join without a deadline cannot time out"),
+        }
+    }
+
+    /// Like [`JoinHandle::join`], but gives the handle back if the task has not finished
+    /// within `timeout`.
+    pub fn join_timeout(self, timeout: Duration) -> Result<Result<T, TaskError>, JoinHandle<T>> {
+        self.join_deadline(Instant::now().checked_add(timeout))
+    }
+
+    fn join_deadline(mut self, deadline: Option<Instant>) -> Result<Result<T, TaskError>, JoinHandle<T>> {
+        let Some(task) = self.task.take() else {
+            return Ok(Err(TaskError::ShutDown));
+        };
+        if !wait(&task, deadline) {
+            self.task = Some(task);
+            return Err(self);
+        }
+        // SAFETY: `wait` saw COMPLETE with Acquire; this handle still has JOIN_INTEREST (it
+        // is only given up here or in Drop); `T` is the task's output type.
+        let out = unsafe { task.take_output::<T>() };
+        if let Some(dead) = task.release() {
+            Shared::free_task(dead);
+        }
+        Ok(out)
+    }
+
+    /// Cancels the task if it has not started: it will never run, its closure is dropped
+    /// now, and `join` returns [`TaskError::Cancelled`]. Returns whether the cancel won; a
+    /// task already running or finished is not affected.
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(1).build().unwrap();
+    /// let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
+    /// let g = gate.clone();
+    /// let busy = sched.spawn(move || { g.wait(); }); // occupies the only worker
+    /// let queued = sched.spawn(|| unreachable!("cancelled before it ran"));
+    /// let cancelled = queued.cancel();
+    /// gate.wait();
+    /// busy.join().unwrap();
+    /// if cancelled {
+    ///     assert!(matches!(queued.join(), Err(filch::TaskError::Cancelled)));
+    /// }
+    /// ```
+    pub fn cancel(&self) -> bool {
+        let Some(task) = &self.task else { return false };
+        if task.claim().is_err() {
+            return false;
+        }
+        // SAFETY: we hold RUNNING from the claim.
+        unsafe { task.abandon_claimed(TaskError::Cancelled) };
+        // SAFETY: the task was queued and unclaimed, so its scheduler is alive: a scheduler
+        // completes (runs or abandons) every queued task before its drop finishes.
+        let shared = unsafe { &*task.header().owner.cast::<Shared>() };
+        worker::with_current(|ctx| match ctx.filter(|c| c.is_of(shared)) {
+            Some(c) => Row::bump_owned(&c.row().cancelled, 1),
+            None => Row::bump_shared(&shared.external.cancelled, 1),
+        });
+        // SAFETY: claimed and output written. We still hold JOIN_INTEREST, so nothing is
+        // handed back to report.
+        let payload = unsafe { task.complete(true) };
+        debug_assert!(payload.is_none());
+        true
+    }
+}
+
+/// Waits until `task` completes or `deadline` passes; `true` if complete.
+fn wait(task: &TaskRef, deadline: Option<Instant>) -> bool {
+    if task.is_complete() {
+        return true;
+    }
+    let on_worker = worker::with_current(|ctx| {
+        ctx.map(|c| {
+            // SAFETY: we own the handle and JOIN_WAITER is clear (set only while waiting).
+            if !unsafe { task.register_waiter(c.parker()) } {
+                return true;
+            }
+            let done = c.run_until(&|| task.is_complete(), deadline);
+            // SAFETY: registered above; a failed unregister means the task completed.
+            done || !unsafe { task.unregister_waiter() }
+        })
+    });
+    if let Some(done) = on_worker {
+        return done;
+    }
+    EXTERNAL_PARKER.with(|parker| {
+        // SAFETY: as above.
+        if !unsafe { task.register_waiter(parker) } {
+            return true;
+        }
+        loop {
+            if task.is_complete() {
+                return true;
+            }
+            match deadline {
+                None => parker.park(),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        // SAFETY: registered above.
+                        return !unsafe { task.unregister_waiter() };
+                    }
+                    parker.park_timeout(d - now);
+                }
+            }
+        }
+    })
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.drop_join_interest();
+            if let Some(dead) = task.release() {
+                Shared::free_task(dead);
+            }
+        }
+    }
+}

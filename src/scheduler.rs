@@ -1,0 +1,707 @@
+//! The scheduler: shared state, spawning, shutdown, and the public [`Scheduler`] and
+//! [`Handle`] types. The worker loop lives in `worker.rs`, the sleep protocol in
+//! `sleep.rs`, the task state machine in `task.rs`.
+//!
+//! # Spawn paths
+//!
+//! - **Local** (on a worker of this scheduler): allocate a slot from the worker's pool
+//!   cache, write the task, push it on the worker's own deque (LIFO), then K1
+//!   (`sleep.rs`). A full deque first moves half of its tasks, oldest first, to the
+//!   injection queue with one `push_chain` (counted in `spills`).
+//! - **External** (any other thread): take an *entry* on the lifecycle word (L1), allocate
+//!   from the shared pool, push onto the injection queue, give the entry back, then K1.
+//! - A task that does not fit a pool slot, or any spawn while the pool is exhausted, gets a
+//!   heap task of the same layout (`heap_fallbacks`). `try_spawn` never does: it hands the
+//!   closure back.
+//!
+//! # Lifecycle word (shutdown racing spawn)
+//!
+//! | bits | meaning |
+//! |------|---------|
+//! | 63 | `SHUTDOWN`: no new task is accepted |
+//! | 0..63 | external spawns in flight between L1 and L3 |
+//!
+//! - **L1**: an external spawner adds one (AcqRel RMW). If the previous value had
+//!   `SHUTDOWN`, it subtracts it again and refuses the task.
+//! - **L2**: it publishes the task on the injection queue.
+//! - **L3**: it subtracts one (Release: L2's push happens before whoever sees the count
+//!   drop to zero).
+//! - **L4**: shutdown sets `SHUTDOWN` (AcqRel RMW). Workers exit only after seeing the word
+//!   equal to exactly `SHUTDOWN` (no spawn in flight; Acquire, pairing with L3) *and*
+//!   finding no task anywhere. Every accepted external spawn is therefore either seen by a
+//!   worker's last search or refused. A local spawn checks `SHUTDOWN` with a Relaxed load;
+//!   one that raced past it lands in the spawning worker's own deque, and a worker empties
+//!   its own deque before it can exit.
+//!
+//! # Task memory and the orphan protocol
+//!
+//! A pool slot is freed by whoever drops a task's last reference: usually a worker (into
+//! its cache), sometimes a `JoinHandle` on another thread (uncached). `JoinHandle`s may
+//! outlive their `Scheduler`, and holding an `Arc` per handle would put a contended RMW on
+//! every spawn. Instead workers count the slots they allocate and free in their own stats
+//! rows (single writer, no RMW), and other threads count theirs in `ext_allocs` /
+//! `ext_frees`. When the `Scheduler` is dropped (workers joined, queues empty, no spawn
+//! possible) it computes how many slots are still held by handles, `target`, stores it,
+//! and sets `ORPHAN` in `ext_frees` (AcqRel). If `ext_frees` already equals `target`, it
+//! frees the shared state; otherwise it leaves its `Arc` reference to the handle whose free
+//! brings `ext_frees` to `target` (each free sees a distinct count, so exactly one does).
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::builder::{Builder, Idle, PanicHandler, ThreadHook};
+use crate::deque::{Owner, Stealer};
+use crate::inject::Injector;
+use crate::join::JoinHandle;
+use crate::park::Parker;
+use crate::pool::{Pool, SlotId};
+use crate::sleep::Sleep;
+use crate::stats::{Row, Stats};
+use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use crate::sync::{Arc, CachePadded};
+use crate::task::{fits_inline, Dead, Header, Home, TaskRef, TaskSlot};
+use crate::worker::{self, WorkerCtx};
+
+const SHUTDOWN: usize = 1 << (usize::BITS - 1);
+const ORPHAN: u64 = 1 << 63;
+
+/// One worker's shared face: what other threads need to reach it.
+pub(crate) struct WorkerSlot {
+    pub(crate) stealer: Stealer<TaskRef>,
+    pub(crate) parker: Arc<Parker>,
+    pub(crate) stats: CachePadded<Row>,
+}
+
+pub(crate) struct Config {
+    pub(crate) idle: Idle,
+    pub(crate) on_thread_start: Option<ThreadHook>,
+    pub(crate) on_thread_stop: Option<ThreadHook>,
+    pub(crate) panic_handler: Option<PanicHandler>,
+}
+
+/// State shared by the workers, the `Scheduler`, every `Handle`, and (through the orphan
+/// protocol) outstanding `JoinHandle`s.
+pub(crate) struct Shared {
+    pub(crate) workers: Box<[WorkerSlot]>,
+    pub(crate) injector: Injector<Header>,
+    pub(crate) pool: Pool<TaskSlot>,
+    pub(crate) sleep: Sleep,
+    pub(crate) external: CachePadded<Row>,
+    lifecycle: CachePadded<AtomicUsize>,
+    /// Set when a shutdown's timeout expired: queued tasks are dropped unrun.
+    pub(crate) abandon: AtomicBool,
+    /// Workers that have not exited yet; the last one unparks `shutdown_parker`.
+    running: AtomicUsize,
+    shutdown_parker: Arc<Parker>,
+    ext_allocs: AtomicU64,
+    ext_frees: AtomicU64,
+    orphan_target: AtomicU64,
+    pub(crate) config: Config,
+}
+
+impl Shared {
+    pub(crate) fn as_owner(&self) -> *const () {
+        (self as *const Shared).cast()
+    }
+
+    /// L4 exit condition, first half: shut down and no external spawn in flight.
+    pub(crate) fn is_closed(&self) -> bool {
+        // Acquire: pairs with L3's Release, so every accepted external spawn's push is
+        // visible to the search that follows.
+        self.lifecycle.load(Acquire) == SHUTDOWN
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        // Relaxed: a local spawn's early refusal; correctness comes from L4 (module docs).
+        self.lifecycle.load(Relaxed) & SHUTDOWN != 0
+    }
+
+    /// Whether any queue visibly holds a task (K3/K4 re-check, exit check).
+    pub(crate) fn has_visible_work(&self) -> bool {
+        !self.injector.is_empty() || self.workers.iter().any(|w| !w.stealer.is_empty())
+    }
+
+    /// K1 + K2: after a task became visible, wakes a sleeper if nobody is searching.
+    #[inline]
+    pub(crate) fn notify(&self) {
+        if let Some(i) = self.sleep.notify() {
+            self.workers[i].parker.unpark();
+        }
+    }
+
+    pub(crate) fn wake_one(&self) {
+        if let Some(i) = self.sleep.wake_one() {
+            self.workers[i].parker.unpark();
+        }
+    }
+
+    /// Reports the panic of a task nobody joins.
+    pub(crate) fn report_panic(&self, payload: Box<dyn std::any::Any + Send>) {
+        match &self.config.panic_handler {
+            Some(h) => {
+                let h = h.clone();
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || h(payload))).is_err() {
+                    eprintln!("filch: the panic handler itself panicked");
+                }
+            }
+            None => {
+                let msg = payload
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("<non-string payload>");
+                eprintln!("filch: a detached task panicked: {msg}");
+                drop(payload);
+            }
+        }
+    }
+
+    /// Allocates and writes a task; `allow_heap` false makes a full pool (or an oversize
+    /// task) hand the closure back. `ctx` is the current worker of this scheduler, if any.
+    fn new_task<F, T>(
+        &self,
+        f: F,
+        ctx: Option<&WorkerCtx<'_>>,
+        allow_heap: bool,
+    ) -> Result<(TaskRef, TaskRef), (F, SpawnErrorKind)>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let row = ctx.map(|c| c.row());
+        if fits_inline::<F, T>() {
+            let id = match ctx {
+                Some(c) => c.alloc_slot(),
+                None => self.pool.try_alloc(),
+            };
+            if let Some(id) = id {
+                match row {
+                    Some(r) => Row::bump_owned(&r.slot_allocs, 1),
+                    // Relaxed: counted for the orphan protocol, read after the workers are
+                    // joined (which orders it) or in the final AcqRel RMW of ext_frees.
+                    None => drop(self.ext_allocs.fetch_add(1, Relaxed)),
+                }
+                let slot = self.pool.slot_ptr(id).cast::<TaskSlot>();
+                // SAFETY: the slot was just allocated to us and `fits_inline` holds.
+                return Ok(unsafe { TaskRef::new_in_slot::<F, T>(slot, id.raw(), f, self.as_owner()) });
+            }
+            if !allow_heap {
+                return Err((f, SpawnErrorKind::PoolFull));
+            }
+        } else if !allow_heap {
+            return Err((f, SpawnErrorKind::TooLarge));
+        }
+        match row {
+            Some(r) => Row::bump_owned(&r.heap_fallbacks, 1),
+            None => Row::bump_shared(&self.external.heap_fallbacks, 1),
+        }
+        Ok(TaskRef::new_on_heap::<F, T>(f, self.as_owner()))
+    }
+
+    /// Spawns on this scheduler from any thread.
+    pub(crate) fn spawn_inner<F, T>(&self, f: F, allow_heap: bool) -> Result<JoinHandle<T>, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        worker::with_current(|ctx| match ctx.filter(|c| c.is_of(self)) {
+            Some(ctx) => self.spawn_local(ctx, f, allow_heap),
+            None => self.spawn_external(f, allow_heap),
+        })
+    }
+
+    fn spawn_local<F, T>(
+        &self,
+        ctx: &WorkerCtx<'_>,
+        f: F,
+        allow_heap: bool,
+    ) -> Result<JoinHandle<T>, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        if self.is_shutting_down() {
+            return Err(SpawnError { kind: SpawnErrorKind::ShutDown, closure: f });
+        }
+        let (queued, handle) =
+            self.new_task(f, Some(ctx), allow_heap).map_err(|(f, kind)| SpawnError { kind, closure: f })?;
+        Row::bump_owned(&ctx.row().spawned, 1);
+        ctx.push_local(queued);
+        self.notify();
+        Ok(JoinHandle::new(handle))
+    }
+
+    fn spawn_external<F, T>(&self, f: F, allow_heap: bool) -> Result<JoinHandle<T>, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        // L1, AcqRel: Acquire pairs with L4 (a set SHUTDOWN is seen); Release is not needed
+        // here but the RMW must be ordered before L2's push, which the queue's own Release
+        // provides.
+        if self.lifecycle.fetch_add(1, AcqRel) & SHUTDOWN != 0 {
+            // Relaxed: we never published anything; just give the entry back.
+            self.lifecycle.fetch_sub(1, Relaxed);
+            return Err(SpawnError { kind: SpawnErrorKind::ShutDown, closure: f });
+        }
+        let task = self.new_task(f, None, allow_heap);
+        let result = match task {
+            Ok((queued, handle)) => {
+                Row::bump_shared(&self.external.spawned, 1);
+                Row::bump_shared(&self.external.injected, 1);
+                // L2. SAFETY: `queued` is a live task reference that we give to the queue;
+                // the worker that pops it rebuilds it with `from_raw`.
+                unsafe { self.injector.push(queued.into_raw()) };
+                Ok(JoinHandle::new(handle))
+            }
+            Err((f, kind)) => Err(SpawnError { kind, closure: f }),
+        };
+        // L3, Release: pairs with the Acquire in `is_closed`: our push happens before a
+        // worker's exit check that sees the count at zero.
+        self.lifecycle.fetch_sub(1, Release);
+        if result.is_ok() {
+            self.notify();
+        }
+        result
+    }
+
+    /// Frees the memory of a task whose last reference is gone.
+    pub(crate) fn free_task(dead: Dead) {
+        let Home::Pool(index) = dead.home() else {
+            dead.free_heap();
+            return;
+        };
+        // SAFETY: a pool task's owner is the `Shared` whose pool holds it, kept alive by
+        // the scheduler or, after the scheduler's drop, by the orphan protocol until this
+        // very free has been counted.
+        let shared = unsafe { &*dead.owner().cast::<Shared>() };
+        let id = SlotId::from_raw(index);
+        let freed_locally = worker::with_current(|ctx| match ctx.filter(|c| c.is_of(shared)) {
+            Some(ctx) => {
+                ctx.free_slot(id);
+                Row::bump_owned(&ctx.row().slot_frees, 1);
+                true
+            }
+            None => false,
+        });
+        if !freed_locally {
+            // SAFETY: the last reference is gone: nobody else uses the slot, freed once.
+            unsafe { shared.pool.free(id) };
+            shared.count_external_free();
+        }
+    }
+
+    /// A worker is exiting; `true` if it was the last one.
+    pub(crate) fn running_exit(&self) -> bool {
+        // Release: pairs with the Acquire load in `Scheduler::wait_workers`: everything the
+        // worker did (its stats, its cache flush) happens before the final accounting.
+        self.running.fetch_sub(1, Release) == 1
+    }
+
+    pub(crate) fn wake_shutdown(&self) {
+        self.shutdown_parker.unpark();
+    }
+
+    /// The orphan protocol's free side (module docs).
+    fn count_external_free(&self) {
+        // AcqRel: Acquire pairs with the drop's AcqRel `fetch_or(ORPHAN)` so that
+        // `orphan_target` (stored before it) is visible; Release orders our pool free
+        // before whoever frees the whole state.
+        let prev = self.ext_frees.fetch_add(1, AcqRel);
+        if prev & ORPHAN != 0 && (prev & !ORPHAN) + 1 == self.orphan_target.load(Relaxed) {
+            // SAFETY: the dropped scheduler left exactly one `Arc` reference to be released
+            // by the free that brings the count to `target`; this is that free.
+            unsafe { Arc::decrement_strong_count(self as *const Shared) };
+        }
+    }
+
+    fn slot_balance(&self) -> u64 {
+        // Relaxed: called after every worker was joined (join orders their stores) and no
+        // spawn can happen any more.
+        let (a, f) = self.workers.iter().fold((0u64, 0u64), |(a, f), w| {
+            (a + w.stats.slot_allocs.load(Relaxed), f + w.stats.slot_frees.load(Relaxed))
+        });
+        a + self.ext_allocs.load(Relaxed) - f
+    }
+}
+
+/// Why a spawn was refused; the closure comes back in [`SpawnError::into_inner`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SpawnErrorKind {
+    /// The scheduler is shut down (or shutting down).
+    ShutDown,
+    /// Every pool slot is in use (`try_spawn` does not fall back to the heap).
+    PoolFull,
+    /// The closure and its result need more than [`crate::task::INLINE`] bytes or an
+    /// alignment above 16, so they cannot live in a pool slot.
+    TooLarge,
+}
+
+/// A refused spawn, carrying the closure back to the caller.
+pub struct SpawnError<F> {
+    kind: SpawnErrorKind,
+    closure: F,
+}
+
+impl<F> SpawnError<F> {
+    /// Why the spawn was refused.
+    pub fn kind(&self) -> SpawnErrorKind {
+        self.kind
+    }
+
+    /// The closure, never run.
+    pub fn into_inner(self) -> F {
+        self.closure
+    }
+}
+
+impl<F> fmt::Debug for SpawnError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpawnError").field("kind", &self.kind).finish_non_exhaustive()
+    }
+}
+
+impl<F> fmt::Display for SpawnError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            SpawnErrorKind::ShutDown => f.write_str("spawn refused: the scheduler is shut down"),
+            SpawnErrorKind::PoolFull => f.write_str("spawn refused: every task pool slot is in use"),
+            SpawnErrorKind::TooLarge => f.write_str("spawn refused: the task does not fit a pool slot"),
+        }
+    }
+}
+
+impl<F> std::error::Error for SpawnError<F> {}
+
+/// `shutdown_timeout` ran out of time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownTimeout {
+    /// Workers still inside a task when the time ran out; they exit when it returns, and
+    /// their threads are detached.
+    pub still_running: usize,
+    /// Queued tasks dropped unrun by the caller (their joiners get `ShutDown`); workers may
+    /// drop more as they come back.
+    pub abandoned: usize,
+}
+
+impl fmt::Display for ShutdownTimeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "shutdown timed out: {} worker(s) still running a task, {} queued task(s) dropped",
+            self.still_running, self.abandoned
+        )
+    }
+}
+
+impl std::error::Error for ShutdownTimeout {}
+
+/// A work-stealing scheduler: one worker thread per core, each with its own deque.
+///
+/// ```
+/// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+/// let h = sched.spawn(|| 6 * 7);
+/// assert_eq!(h.join().unwrap(), 42);
+/// ```
+///
+/// Dropping it shuts it down gracefully: no new task is accepted, queued tasks still run,
+/// and every worker thread is joined before `drop` returns.
+pub struct Scheduler {
+    shared: Arc<Shared>,
+    threads: Vec<crate::sync::thread::JoinHandle<()>>,
+    /// Set by a successful `shutdown_timeout`, so `Drop` has nothing left to do.
+    done: bool,
+}
+
+/// A cheap, clonable way to spawn onto a scheduler from anywhere.
+///
+/// Spawning through a `Handle` whose scheduler was dropped is refused (`ShutDown`).
+#[derive(Clone)]
+pub struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scheduler").field("workers", &self.shared.workers.len()).finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle").field("workers", &self.shared.workers.len()).finish_non_exhaustive()
+    }
+}
+
+macro_rules! spawn_methods {
+    () => {
+        /// Spawns `f`. Never blocks and never fails: a full pool or an oversize task uses a
+        /// heap task (counted in `heap_fallbacks`); on a shut-down scheduler the task is
+        /// dropped unrun and its handle joins to [`TaskError::ShutDown`].
+        pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+        where
+            F: FnOnce() -> T + Send + 'static,
+            T: Send + 'static,
+        {
+            match self.shared().spawn_inner(f, true) {
+                Ok(h) => h,
+                Err(e) => {
+                    drop(e.into_inner());
+                    JoinHandle::refused()
+                }
+            }
+        }
+
+        /// Spawns `f` into a pool slot, or hands `f` back: when the pool is full, the task
+        /// is too large for a slot, or the scheduler is shut down. Never allocates.
+        pub fn try_spawn<F, T>(&self, f: F) -> Result<JoinHandle<T>, SpawnError<F>>
+        where
+            F: FnOnce() -> T + Send + 'static,
+            T: Send + 'static,
+        {
+            self.shared().spawn_inner(f, false)
+        }
+
+        /// The number of worker threads.
+        pub fn num_workers(&self) -> usize {
+            self.shared().workers.len()
+        }
+
+        /// A snapshot of the counters; see [`Stats`].
+        pub fn stats(&self) -> Stats {
+            let s = self.shared();
+            Stats::collect(s.workers.iter().map(|w| &*w.stats), &s.external)
+        }
+    };
+}
+
+impl Handle {
+    fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Handle {
+        Handle { shared }
+    }
+
+    spawn_methods!();
+}
+
+impl Scheduler {
+    /// A builder with every default (see [`Builder`]).
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// A scheduler with the defaults of [`Builder`].
+    ///
+    /// # Panics
+    ///
+    /// If the operating system refuses to start the worker threads. Use
+    /// `Scheduler::builder().build()` to get that as an error instead.
+    pub fn new() -> Scheduler {
+        match Builder::default().build() {
+            Ok(s) => s,
+            Err(e) => panic!("filch: could not start the default scheduler: {e}"),
+        }
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    spawn_methods!();
+
+    /// A handle for spawning from other threads.
+    pub fn handle(&self) -> Handle {
+        Handle { shared: self.shared.clone() }
+    }
+
+    pub(crate) fn start(b: Builder) -> Result<Scheduler, crate::builder::BuildError> {
+        let n = b.resolved_workers();
+        let mut owners = Vec::with_capacity(n);
+        let mut slots = Vec::with_capacity(n);
+        for _ in 0..n {
+            let owner = Owner::<TaskRef>::with_capacity(b.deque_capacity).map_err(|e| {
+                crate::builder::BuildError::Invalid { setting: "deque_capacity", reason: e.to_string() }
+            })?;
+            slots.push(WorkerSlot {
+                stealer: owner.stealer(),
+                parker: Arc::new(Parker::new()),
+                stats: CachePadded(Row::default()),
+            });
+            owners.push(owner);
+        }
+        let pool = Pool::with_capacity(b.pool_capacity).map_err(|e| crate::builder::BuildError::Invalid {
+            setting: "pool_capacity",
+            reason: e.to_string(),
+        })?;
+        let shared = Arc::new(Shared {
+            workers: slots.into_boxed_slice(),
+            injector: Injector::new(),
+            pool,
+            sleep: Sleep::new(n),
+            external: CachePadded(Row::default()),
+            lifecycle: CachePadded(AtomicUsize::new(0)),
+            abandon: AtomicBool::new(false),
+            running: AtomicUsize::new(n),
+            shutdown_parker: Arc::new(Parker::new()),
+            ext_allocs: AtomicU64::new(0),
+            ext_frees: AtomicU64::new(0),
+            orphan_target: AtomicU64::new(u64::MAX),
+            config: Config {
+                idle: b.idle,
+                on_thread_start: b.on_thread_start.clone(),
+                on_thread_stop: b.on_thread_stop.clone(),
+                panic_handler: b.panic_handler.clone(),
+            },
+        });
+        let cores = worker::pin_plan(b.pin, n);
+        let mut sched = Scheduler { shared: shared.clone(), threads: Vec::with_capacity(n), done: false };
+        for (i, owner) in owners.into_iter().enumerate() {
+            let core = cores.as_ref().map(|c| c[i]);
+            match worker::spawn_thread(shared.clone(), i, owner, core, &b.thread_name, b.stack_size) {
+                Ok(t) => sched.threads.push(t),
+                Err(e) => {
+                    // The workers already started exit through the normal shutdown; the
+                    // ones never started are counted out first.
+                    let missing = n - i;
+                    // Relaxed: nobody waits on `running` before shutdown begins below.
+                    shared.running.fetch_sub(missing, Relaxed);
+                    drop(sched);
+                    return Err(crate::builder::BuildError::Spawn(e));
+                }
+            }
+        }
+        Ok(sched)
+    }
+
+    /// L4: refuses new tasks and waits for in-flight external spawns to land.
+    fn close(&self) {
+        let s = &self.shared;
+        // L4, AcqRel: Release makes SHUTDOWN visible to L1's Acquire; Acquire pairs with
+        // L3 of spawns that completed before.
+        s.lifecycle.fetch_or(SHUTDOWN, AcqRel);
+        for i in s.sleep.wake_all() {
+            s.workers[i].parker.unpark();
+        }
+        // Workers may also be spinning or yielding; they check `is_closed` each round.
+    }
+
+    /// Waits until every worker exited or `deadline` passed; `true` if all exited.
+    fn wait_workers(&self, deadline: Option<Instant>) -> bool {
+        let s = &self.shared;
+        loop {
+            // Acquire: pairs with the Release decrement of each exiting worker.
+            if s.running.load(Acquire) == 0 {
+                return true;
+            }
+            match deadline {
+                None => s.shutdown_parker.park(),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return false;
+                    }
+                    s.shutdown_parker.park_timeout(d - now);
+                }
+            }
+        }
+    }
+
+    /// Shuts down gracefully within `timeout`: no new task is accepted, queued tasks run,
+    /// and every worker thread is joined before `Ok(())` returns.
+    ///
+    /// When the time runs out, tasks that never started are dropped unrun (each capture's
+    /// destructor runs exactly once) and their joiners get [`TaskError::ShutDown`]; workers
+    /// still inside a task cannot be interrupted, so their threads are detached and exit
+    /// when that task returns. That case returns `Err(ShutdownTimeout)`.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Result<(), ShutdownTimeout> {
+        let deadline = Instant::now().checked_add(timeout);
+        self.close();
+        if self.wait_workers(deadline) {
+            self.finish();
+            return Ok(());
+        }
+        let s = self.shared.clone();
+        // Relaxed: workers read it at each task; the unparks below deliver it promptly
+        // enough, and the abandoning itself is decided per task by T1's claim.
+        s.abandon.store(true, Relaxed);
+        for w in s.workers.iter() {
+            w.parker.unpark();
+        }
+        let mut abandoned = 0;
+        while let Some(t) = worker::take_any(&s) {
+            abandoned += worker::abandon_task(&s, None, t) as usize;
+        }
+        // Acquire: as in `wait_workers`.
+        let still_running = s.running.load(Acquire);
+        if still_running == 0 {
+            self.finish();
+        } else {
+            // Detach: the threads keep their own `Arc<Shared>`.
+            self.threads.clear();
+            self.done = true;
+            // The scheduler's own reference is dropped with `self`; the state lives on
+            // while workers or handles hold it. Slots still held by handles are freed into
+            // the pool, which lives as long as the last worker's or handle's `Arc`.
+            std::mem::forget(self.shared.clone());
+        }
+        Err(ShutdownTimeout { still_running, abandoned })
+    }
+
+    /// Joins the threads (all have exited or are about to) and settles task memory.
+    fn finish(&mut self) {
+        for t in self.threads.drain(..) {
+            if t.join().is_err() {
+                eprintln!("filch: a worker thread panicked outside a task");
+            }
+        }
+        self.done = true;
+        let s = &self.shared;
+        let target = s.slot_balance();
+        // Relaxed: published by the AcqRel RMW below.
+        s.orphan_target.store(target, Relaxed);
+        // AcqRel: Release publishes `orphan_target` to every later free's Acquire;
+        // Acquire pairs with the frees counted before.
+        let frees = s.ext_frees.fetch_or(ORPHAN, AcqRel);
+        if frees != target {
+            // Handles still hold `target - frees` slots: the free that completes the count
+            // releases this reference (count_external_free).
+            std::mem::forget(self.shared.clone());
+        }
+    }
+}
+
+impl Default for Scheduler {
+    fn default() -> Self {
+        Scheduler::new()
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        self.close();
+        self.wait_workers(None);
+        self.finish();
+    }
+}
+
+// SAFETY: every field of `Shared` is an atomic, a lock-free structure with its own
+// `Send + Sync`, or configuration that is immutable after construction; the raw task
+// pointers inside the queues are owned by the queues.
+unsafe impl Send for Shared {}
+// SAFETY: as above.
+unsafe impl Sync for Shared {}
+
+#[allow(dead_code)]
+fn _assert_handle_types() {
+    fn is_send_sync<T: Send + Sync>() {}
+    is_send_sync::<Handle>();
+    is_send_sync::<Scheduler>();
+}

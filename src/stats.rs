@@ -1,0 +1,197 @@
+//! Scheduler statistics: cheap per-worker counters, summed on read.
+//!
+//! Each worker owns one cache-padded row and is its only writer, so a count is a Relaxed
+//! load and a Relaxed store (no RMW, no shared line). Threads that are not workers of the
+//! scheduler (external spawners, joiners, cancellers) share one extra row and update it
+//! with Relaxed `fetch_add`. Readers sum the rows with Relaxed loads: each counter is
+//! exact on its own, and a snapshot taken while tasks run is a moment per counter, not one
+//! moment for all.
+
+use std::fmt;
+
+use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// The counters of one row; see [`Stats`] for their meaning.
+#[derive(Debug, Default)]
+pub(crate) struct Row {
+    pub(crate) spawned: AtomicU64,
+    pub(crate) completed: AtomicU64,
+    pub(crate) panicked: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
+    pub(crate) abandoned: AtomicU64,
+    pub(crate) stolen: AtomicU64,
+    pub(crate) steal_attempts: AtomicU64,
+    pub(crate) parks: AtomicU64,
+    pub(crate) injected: AtomicU64,
+    pub(crate) spills: AtomicU64,
+    pub(crate) heap_fallbacks: AtomicU64,
+    /// Pool slots taken and given back through this row (for the orphan protocol in
+    /// `scheduler`); not reported.
+    pub(crate) slot_allocs: AtomicU64,
+    pub(crate) slot_frees: AtomicU64,
+}
+
+impl Row {
+    /// Adds `n` to a counter this thread alone writes (a worker's own row).
+    #[inline(always)]
+    pub(crate) fn bump_owned(c: &AtomicU64, n: u64) {
+        // Relaxed: a statistic with a single writer; readers want no ordering from it.
+        c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
+    /// Adds `n` to a counter several threads write (the external row).
+    #[inline(always)]
+    pub(crate) fn bump_shared(c: &AtomicU64, n: u64) {
+        // Relaxed: a statistic; the RMW keeps concurrent increments from being lost.
+        c.fetch_add(n, Relaxed);
+    }
+
+    fn snapshot(&self) -> WorkerStats {
+        // Relaxed: statistics, read without ordering.
+        let l = |c: &AtomicU64| c.load(Relaxed);
+        WorkerStats {
+            spawned: l(&self.spawned),
+            completed: l(&self.completed),
+            panicked: l(&self.panicked),
+            cancelled: l(&self.cancelled),
+            abandoned: l(&self.abandoned),
+            stolen: l(&self.stolen),
+            steal_attempts: l(&self.steal_attempts),
+            parks: l(&self.parks),
+            injected: l(&self.injected),
+            spills: l(&self.spills),
+            heap_fallbacks: l(&self.heap_fallbacks),
+        }
+    }
+}
+
+/// One worker's counters (or the external row's), as read by [`crate::Scheduler::stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerStats {
+    /// Tasks spawned from this thread (accepted; a spawn refused at shutdown is not counted).
+    pub spawned: u64,
+    /// Tasks that ran to the end here, returning or panicking.
+    pub completed: u64,
+    /// Of `completed`, those that panicked.
+    pub panicked: u64,
+    /// Tasks whose `cancel()` won, counted on the cancelling thread.
+    pub cancelled: u64,
+    /// Tasks dropped unrun by a shutdown whose timeout expired.
+    pub abandoned: u64,
+    /// Tasks this worker took from other workers' deques.
+    pub stolen: u64,
+    /// Steal calls this worker made on other workers' deques.
+    pub steal_attempts: u64,
+    /// Times this worker parked (futex wait).
+    pub parks: u64,
+    /// Tasks this thread pushed onto the injection queue (spawns from outside a worker,
+    /// and a full deque's spills).
+    pub injected: u64,
+    /// Times this worker's full deque moved half its tasks to the injection queue.
+    pub spills: u64,
+    /// Spawns that used a heap task because the pool was exhausted or the task too large.
+    pub heap_fallbacks: u64,
+}
+
+impl WorkerStats {
+    fn add(&mut self, o: &WorkerStats) {
+        self.spawned += o.spawned;
+        self.completed += o.completed;
+        self.panicked += o.panicked;
+        self.cancelled += o.cancelled;
+        self.abandoned += o.abandoned;
+        self.stolen += o.stolen;
+        self.steal_attempts += o.steal_attempts;
+        self.parks += o.parks;
+        self.injected += o.injected;
+        self.spills += o.spills;
+        self.heap_fallbacks += o.heap_fallbacks;
+    }
+}
+
+/// A snapshot of a scheduler's counters: totals, `live`, and one row per worker plus one
+/// for threads outside the scheduler.
+///
+/// ```
+/// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+/// sched.spawn(|| 1 + 1).join().unwrap();
+/// let stats = sched.stats();
+/// assert_eq!(stats.total.spawned, 1);
+/// println!("{stats}");
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Sum of all rows.
+    pub total: WorkerStats,
+    /// Tasks spawned and not yet finished, cancelled or abandoned:
+    /// `spawned - completed - cancelled - abandoned`.
+    pub live: u64,
+    /// One row per worker, by index.
+    pub workers: Vec<WorkerStats>,
+    /// Threads that are not workers of this scheduler.
+    pub external: WorkerStats,
+}
+
+impl Stats {
+    pub(crate) fn collect<'a>(workers: impl Iterator<Item = &'a Row>, external: &Row) -> Stats {
+        let workers: Vec<WorkerStats> = workers.map(Row::snapshot).collect();
+        let external = external.snapshot();
+        let mut total = WorkerStats::default();
+        for w in workers.iter().chain(std::iter::once(&external)) {
+            total.add(w);
+        }
+        let done = total.completed + total.cancelled + total.abandoned;
+        Stats { live: total.spawned.saturating_sub(done), total, workers, external }
+    }
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const COLS: [&str; 11] = [
+            "spawned",
+            "completed",
+            "panicked",
+            "cancelled",
+            "abandoned",
+            "stolen",
+            "steal_att",
+            "parks",
+            "injected",
+            "spills",
+            "heap",
+        ];
+        let row = |f: &mut fmt::Formatter<'_>, name: &str, s: &WorkerStats| {
+            let v = [
+                s.spawned,
+                s.completed,
+                s.panicked,
+                s.cancelled,
+                s.abandoned,
+                s.stolen,
+                s.steal_attempts,
+                s.parks,
+                s.injected,
+                s.spills,
+                s.heap_fallbacks,
+            ];
+            write!(f, "{name:<9}")?;
+            for x in v {
+                write!(f, " {x:>10}")?;
+            }
+            writeln!(f)
+        };
+        write!(f, "{:<9}", "")?;
+        for c in COLS {
+            write!(f, " {c:>10}")?;
+        }
+        writeln!(f)?;
+        for (i, w) in self.workers.iter().enumerate() {
+            row(f, &format!("worker {i}"), w)?;
+        }
+        row(f, "external", &self.external)?;
+        row(f, "total", &self.total)?;
+        writeln!(f, "live tasks: {}", self.live)
+    }
+}

@@ -1,0 +1,631 @@
+//! Tasks: the header, its state word, and the type-erased operations on it.
+//!
+//! A task is a [`Header`] followed by a *stage*: a union that first holds the closure
+//! and, once the task has run (or been cancelled or abandoned), its output
+//! `Result<T, TaskError>`. Tasks whose stage fits [`INLINE`] bytes (alignment ≤ 16) live
+//! in one 128-byte slot of the scheduler's [`crate::pool::Pool`]; the rest, and every task
+//! spawned while the pool is exhausted, live in a heap allocation of the same layout
+//! (`HeapTask`). The header's vtable hides `F` and `T` from the scheduler.
+//!
+//! # The state word
+//!
+//! | bits | name | set by | meaning |
+//! |------|------|--------|---------|
+//! | 0 | `RUNNING` | the runner or a canceller, by CAS from "neither RUNNING nor COMPLETE" | that thread owns the closure |
+//! | 1 | `COMPLETE` | whoever holds `RUNNING`, clearing `RUNNING` in the same RMW | the output is written; the closure is gone |
+//! | 2 | `JOIN_INTEREST` | spawn; cleared by the `JoinHandle` when it takes the output or drops | someone may still read the output |
+//! | 3 | `JOIN_WAITER` | the joiner, after writing `waiter`, only while not `COMPLETE` | `waiter` holds the joiner's parker |
+//! | 4 | `CANCELLED` | a canceller or an abandoning shutdown, with `COMPLETE` | the closure never ran |
+//! | 5.. | refcount | spawn (2: the queue's and the handle's); each holder drops its own | the task's memory is freed when it reaches 0 |
+//!
+//! # Protocols (steps cited in the code)
+//!
+//! - **T1 claim**: `RUNNING` is set by one CAS from a state with neither `RUNNING` nor
+//!   `COMPLETE`. The winner alone touches the closure (runs it, or drops it unrun).
+//! - **T2 complete**: the claimant writes the output, then one RMW sets `COMPLETE` and
+//!   clears `RUNNING` (AcqRel). Release publishes the output to whoever sees `COMPLETE`
+//!   with Acquire; Acquire makes the `waiter` visible when `JOIN_WAITER` was set.
+//! - **T3 output ownership**: after T2, the output belongs to the `JoinHandle` if the RMW's
+//!   previous state had `JOIN_INTEREST`, otherwise to the completer, which drops it at once
+//!   (a detached task's panic is reported then). The handle gives up `JOIN_INTEREST` with
+//!   one RMW; if that RMW sees `COMPLETE`, the handle owns the output and drops it.
+//! - **T4 waiter**: the joiner writes `waiter` only while `JOIN_WAITER` is clear and not
+//!   `COMPLETE`, then sets `JOIN_WAITER` by CAS (Release) conditional on not `COMPLETE`. The
+//!   completer, seeing `JOIN_WAITER` in T2's previous state, takes `waiter` and unparks it.
+//!   A joiner that gives up clears `JOIN_WAITER` by CAS conditional on not `COMPLETE`; if
+//!   that fails the completer owns `waiter`.
+//! - **T5 refs**: every holder of a reference drops it with one AcqRel decrement; the one
+//!   that sees the count reach zero frees the memory (Acquire: every other holder's
+//!   accesses happen before the free).
+
+use std::any::Any;
+use std::fmt;
+use std::mem::{align_of, size_of, ManuallyDrop, MaybeUninit};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::{self, NonNull};
+
+use crate::park::Parker;
+use crate::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
+use crate::sync::{Arc, UnsafeCell};
+
+pub(crate) const RUNNING: usize = 1 << 0;
+pub(crate) const COMPLETE: usize = 1 << 1;
+pub(crate) const JOIN_INTEREST: usize = 1 << 2;
+pub(crate) const JOIN_WAITER: usize = 1 << 3;
+pub(crate) const CANCELLED: usize = 1 << 4;
+const FLAGS: usize = (1 << 5) - 1;
+pub(crate) const REF_ONE: usize = FLAGS + 1;
+
+/// A snapshot of a task's state word.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct State(pub(crate) usize);
+
+impl State {
+    pub(crate) fn is_running(self) -> bool {
+        self.0 & RUNNING != 0
+    }
+    pub(crate) fn is_complete(self) -> bool {
+        self.0 & COMPLETE != 0
+    }
+    pub(crate) fn is_claimed(self) -> bool {
+        self.0 & (RUNNING | COMPLETE) != 0
+    }
+    pub(crate) fn has_join_interest(self) -> bool {
+        self.0 & JOIN_INTEREST != 0
+    }
+    pub(crate) fn has_join_waiter(self) -> bool {
+        self.0 & JOIN_WAITER != 0
+    }
+    pub(crate) fn is_cancelled(self) -> bool {
+        self.0 & CANCELLED != 0
+    }
+    pub(crate) fn refs(self) -> usize {
+        self.0 / REF_ONE
+    }
+}
+
+impl fmt::Debug for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("State")
+            .field("running", &self.is_running())
+            .field("complete", &self.is_complete())
+            .field("join_interest", &self.has_join_interest())
+            .field("join_waiter", &self.has_join_waiter())
+            .field("cancelled", &self.is_cancelled())
+            .field("refs", &self.refs())
+            .finish()
+    }
+}
+
+/// Why a task produced no value.
+#[non_exhaustive]
+pub enum TaskError {
+    /// The task panicked; the payload is what it panicked with.
+    Panicked(Box<dyn Any + Send + 'static>),
+    /// [`crate::JoinHandle::cancel`] won: the task never ran.
+    Cancelled,
+    /// The scheduler shut down before the task ran (or refused it at spawn).
+    ShutDown,
+}
+
+impl TaskError {
+    /// Whether this is [`TaskError::Panicked`].
+    pub fn is_panic(&self) -> bool {
+        matches!(self, TaskError::Panicked(_))
+    }
+
+    /// The panic payload's message when it is a `&str` or `String`.
+    pub fn panic_message(&self) -> Option<&str> {
+        match self {
+            TaskError::Panicked(p) => {
+                p.downcast_ref::<&str>().copied().or_else(|| p.downcast_ref::<String>().map(String::as_str))
+            }
+            _ => None,
+        }
+    }
+
+    /// The panic payload, to re-raise with `std::panic::resume_unwind`.
+    pub fn into_panic(self) -> Option<Box<dyn Any + Send + 'static>> {
+        match self {
+            TaskError::Panicked(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Debug for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskError::Panicked(_) => match self.panic_message() {
+                Some(m) => write!(f, "Panicked({m:?})"),
+                None => f.write_str("Panicked(..)"),
+            },
+            TaskError::Cancelled => f.write_str("Cancelled"),
+            TaskError::ShutDown => f.write_str("ShutDown"),
+        }
+    }
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskError::Panicked(_) => match self.panic_message() {
+                Some(m) => write!(f, "task panicked: {m}"),
+                None => f.write_str("task panicked"),
+            },
+            TaskError::Cancelled => f.write_str("task was cancelled before it ran"),
+            TaskError::ShutDown => f.write_str("scheduler shut down before the task ran"),
+        }
+    }
+}
+
+impl std::error::Error for TaskError {}
+
+/// Type-erased operations of one `(F, T)` pair and layout.
+pub(crate) struct Vtable {
+    /// Runs the closure (consuming it) under `catch_unwind` and writes the output; returns
+    /// whether it panicked. Caller holds `RUNNING` (T1).
+    run: unsafe fn(NonNull<Header>) -> bool,
+    /// Drops the closure unrun and writes `Err(error)`. Caller holds `RUNNING` (T1).
+    abandon: unsafe fn(NonNull<Header>, TaskError),
+    /// Moves the output to `dst`, a `*mut Result<T, TaskError>`. Caller owns the output (T3).
+    take_output: unsafe fn(NonNull<Header>, *mut ()),
+    /// Drops the output in place; hands back a panic payload instead of dropping it.
+    drop_output: unsafe fn(NonNull<Header>) -> Option<Box<dyn Any + Send>>,
+    /// Frees a heap task's memory (pool tasks go back to the pool instead).
+    dealloc_heap: unsafe fn(NonNull<Header>),
+}
+
+/// Where a task's memory came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Home {
+    /// Slot `index` of the owning scheduler's pool.
+    Pool(u32),
+    /// A `Box<HeapTask<F, T>>`.
+    Heap,
+}
+
+/// The part of a task the scheduler sees. `repr(C, align(16))` so its size is a multiple
+/// of 16 and the stage follows at the same offset in pool slots and heap tasks.
+#[repr(C, align(16))]
+pub(crate) struct Header {
+    /// The state word (table above).
+    pub(crate) state: AtomicUsize,
+    /// Link for the injection queue; used only while the task is in it.
+    pub(crate) next: AtomicPtr<Header>,
+    vtable: &'static Vtable,
+    /// The owning scheduler, type-erased (`crate::scheduler::Shared`); outlives the task.
+    pub(crate) owner: *const (),
+    /// The joiner's parker. Written by the joiner only before it sets `JOIN_WAITER`, or
+    /// after clearing it; taken by the completer only after seeing `JOIN_WAITER` (T4).
+    waiter: UnsafeCell<Option<Arc<Parker>>>,
+    pub(crate) home: Home,
+}
+
+/// Bytes of inline stage storage in a pool slot (closure, then output).
+pub const INLINE: usize = SLOT_SIZE - size_of::<Header>();
+
+/// Size of one pool slot: header plus inline storage.
+pub(crate) const SLOT_SIZE: usize = 128;
+
+/// One pool slot: a header followed by inline storage for the stage.
+#[repr(C, align(16))]
+pub(crate) struct TaskSlot {
+    _header: MaybeUninit<Header>,
+    _stage: MaybeUninit<[u8; INLINE]>,
+}
+
+const _: () = assert!(size_of::<Header>() % 16 == 0);
+const _: () = assert!(size_of::<TaskSlot>() == SLOT_SIZE);
+#[cfg(not(loom))]
+const _: () = assert!(size_of::<Header>() <= 48, "keep the header small: it eats inline storage");
+
+/// The closure, then the output.
+#[repr(C)]
+union Stage<F, T> {
+    closure: ManuallyDrop<F>,
+    output: ManuallyDrop<Result<T, TaskError>>,
+}
+
+#[repr(C)]
+struct HeapTask<F, T> {
+    header: Header,
+    stage: Stage<F, T>,
+}
+
+/// Whether an `(F, T)` task fits a pool slot.
+pub(crate) const fn fits_inline<F, T>() -> bool {
+    size_of::<Stage<F, T>>() <= INLINE && align_of::<Stage<F, T>>() <= 16
+}
+
+/// Offset of the stage after the header: the same in a `TaskSlot` (stage alignment ≤ 16
+/// divides the header size) and in a `repr(C)` `HeapTask<F, T>`.
+const fn stage_offset<F, T>() -> usize {
+    let a = align_of::<Stage<F, T>>();
+    size_of::<Header>().div_ceil(a) * a
+}
+
+/// # Safety
+/// `h` points to a live task of this `(F, T)`.
+unsafe fn stage<F, T>(h: NonNull<Header>) -> *mut Stage<F, T> {
+    // SAFETY: the stage lies `stage_offset` bytes after the header in both layouts, inside
+    // the same allocation (caller: `h` is a live `(F, T)` task).
+    unsafe { h.as_ptr().cast::<u8>().add(stage_offset::<F, T>()).cast() }
+}
+
+struct VtableOf<F, T>(std::marker::PhantomData<(F, T)>);
+
+impl<F: FnOnce() -> T, T> VtableOf<F, T> {
+    const VTABLE: Vtable = Vtable {
+        run: run::<F, T>,
+        abandon: abandon::<F, T>,
+        take_output: take_output::<F, T>,
+        drop_output: drop_output::<F, T>,
+        dealloc_heap: dealloc_heap::<F, T>,
+    };
+}
+
+unsafe fn run<F: FnOnce() -> T, T>(h: NonNull<Header>) -> bool {
+    // SAFETY: the caller holds RUNNING (T1), so the closure is there and is ours.
+    let s = unsafe { &mut *stage::<F, T>(h) };
+    // SAFETY: the union holds the closure until this read; it is moved out exactly once.
+    let f = unsafe { ManuallyDrop::take(&mut s.closure) };
+    let out = catch_unwind(AssertUnwindSafe(f)).map_err(TaskError::Panicked);
+    let panicked = out.is_err();
+    s.output = ManuallyDrop::new(out);
+    panicked
+}
+
+unsafe fn abandon<F: FnOnce() -> T, T>(h: NonNull<Header>, error: TaskError) {
+    // SAFETY: the caller holds RUNNING (T1): the closure is there and is ours.
+    let s = unsafe { &mut *stage::<F, T>(h) };
+    // SAFETY: the closure is dropped exactly once, here; a panicking destructor is caught
+    // below so the task still completes.
+    let f = unsafe { ManuallyDrop::take(&mut s.closure) };
+    let dropped = catch_unwind(AssertUnwindSafe(move || drop(f)));
+    s.output = ManuallyDrop::new(Err(match dropped {
+        Ok(()) => error,
+        Err(payload) => TaskError::Panicked(payload),
+    }));
+}
+
+unsafe fn take_output<F: FnOnce() -> T, T>(h: NonNull<Header>, dst: *mut ()) {
+    // SAFETY: the caller owns the output (T3) and `dst` is a `*mut Result<T, TaskError>`.
+    unsafe {
+        let s = &mut *stage::<F, T>(h);
+        ptr::write(dst.cast::<Result<T, TaskError>>(), ManuallyDrop::take(&mut s.output));
+    }
+}
+
+unsafe fn drop_output<F: FnOnce() -> T, T>(h: NonNull<Header>) -> Option<Box<dyn Any + Send>> {
+    // SAFETY: the caller owns the output (T3); it is moved out exactly once.
+    let out = unsafe { ManuallyDrop::take(&mut (*stage::<F, T>(h)).output) };
+    match out {
+        Err(TaskError::Panicked(p)) => Some(p),
+        other => {
+            // A panicking destructor of the output must not unwind into the scheduler.
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(other)));
+            None
+        }
+    }
+}
+
+unsafe fn dealloc_heap<F: FnOnce() -> T, T>(h: NonNull<Header>) {
+    // SAFETY: the caller dropped the last reference of a `Home::Heap` task, which was
+    // created by `Box::new(HeapTask<F, T>)`; the stage holds nothing live any more.
+    drop(unsafe { Box::from_raw(h.as_ptr().cast::<HeapTask<F, T>>()) });
+}
+
+/// A reference to a task, counted in its state word.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct TaskRef(NonNull<Header>);
+
+// SAFETY: a task's closure and output are `Send` (spawn requires it), and every access to
+// the header from several threads goes through atomics or the T1–T5 protocols.
+unsafe impl Send for TaskRef {}
+
+impl crate::deque::Word for TaskRef {
+    #[inline(always)]
+    fn into_word(self) -> usize {
+        self.0.as_ptr() as usize
+    }
+    #[inline(always)]
+    unsafe fn from_word(word: usize) -> Self {
+        // SAFETY: the word came from `into_word` of a non-null header pointer.
+        TaskRef(unsafe { NonNull::new_unchecked(word as *mut Header) })
+    }
+}
+
+/// Initial state: not claimed, a handle alive, two references (queue + handle).
+const INITIAL: usize = JOIN_INTEREST | (2 * REF_ONE);
+
+impl TaskRef {
+    /// Writes a new task into `mem` (a pool slot or a fresh heap task) and returns the
+    /// queue's reference and the handle's reference.
+    ///
+    /// # Safety
+    /// `mem` is writable, exclusively ours, and sized/aligned for the `(F, T)` layout of
+    /// `home` (a `TaskSlot` with `fits_inline::<F, T>()`, or a `HeapTask<F, T>`).
+    unsafe fn init<F, T>(mem: NonNull<Header>, f: F, owner: *const (), home: Home) -> (TaskRef, TaskRef)
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        let header = Header {
+            state: AtomicUsize::new(INITIAL),
+            next: AtomicPtr::new(ptr::null_mut()),
+            vtable: &VtableOf::<F, T>::VTABLE,
+            owner,
+            waiter: UnsafeCell::new(None),
+            home,
+        };
+        // SAFETY: the caller gives us exclusive, suitably sized and aligned memory.
+        unsafe {
+            ptr::write(mem.as_ptr(), header);
+            ptr::write(stage::<F, T>(mem), Stage { closure: ManuallyDrop::new(f) });
+        }
+        (TaskRef(mem), TaskRef(mem))
+    }
+
+    /// Builds a task in pool slot memory `slot`.
+    ///
+    /// # Safety
+    /// `slot` is an allocated, unused `TaskSlot` of the owner's pool with index `index`,
+    /// and `fits_inline::<F, T>()`.
+    pub(crate) unsafe fn new_in_slot<F, T>(
+        slot: NonNull<TaskSlot>,
+        index: u32,
+        f: F,
+        owner: *const (),
+    ) -> (TaskRef, TaskRef)
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        debug_assert!(fits_inline::<F, T>());
+        // SAFETY: forwarded from the caller; a TaskSlot is 16-aligned and holds the stage.
+        unsafe { Self::init::<F, T>(slot.cast(), f, owner, Home::Pool(index)) }
+    }
+
+    /// Builds a task on the heap.
+    pub(crate) fn new_on_heap<F, T>(f: F, owner: *const ()) -> (TaskRef, TaskRef)
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        let mem: Box<MaybeUninit<HeapTask<F, T>>> = Box::new_uninit();
+        let mem = NonNull::from(Box::leak(mem)).cast::<Header>();
+        // SAFETY: fresh, exclusive memory of the `HeapTask<F, T>` layout.
+        unsafe { Self::init::<F, T>(mem, f, owner, Home::Heap) }
+    }
+
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: a `TaskRef` keeps its task's memory alive (T5).
+        unsafe { self.0.as_ref() }
+    }
+
+    /// Rebuilds a reference from a pointer taken with [`TaskRef::into_raw`].
+    ///
+    /// # Safety
+    /// `p` came from `into_raw` and is turned back once.
+    pub(crate) unsafe fn from_raw(p: NonNull<Header>) -> TaskRef {
+        TaskRef(p)
+    }
+
+    /// Gives up the `TaskRef` wrapper without dropping its reference.
+    pub(crate) fn into_raw(self) -> NonNull<Header> {
+        self.0
+    }
+
+    pub(crate) fn state(&self, order: crate::sync::atomic::Ordering) -> State {
+        State(self.header().state.load(order))
+    }
+
+    /// T1: claims the closure. `Err` carries the state that refused the claim.
+    pub(crate) fn claim(&self) -> Result<State, State> {
+        let state = &self.header().state;
+        // Relaxed: only a starting guess for the CAS below.
+        let mut cur = state.load(Relaxed);
+        loop {
+            if State(cur).is_claimed() {
+                return Err(State(cur));
+            }
+            // T1, Relaxed: the CAS only decides who owns the closure. Its bytes reached this
+            // thread before the call: a runner got the task from a queue (Release push,
+            // Acquire pop), a canceller holds the handle, which was sent to it through
+            // whatever happens-before edge moved it.
+            match state.compare_exchange_weak(cur, cur | RUNNING, Relaxed, Relaxed) {
+                Ok(_) => return Ok(State(cur | RUNNING)),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Runs the claimed closure; returns whether it panicked. Then call [`Self::complete`].
+    ///
+    /// # Safety
+    /// The caller holds `RUNNING` from a successful [`Self::claim`].
+    pub(crate) unsafe fn run_claimed(&self) -> bool {
+        // SAFETY: forwarded: we hold RUNNING.
+        unsafe { (self.header().vtable.run)(self.0) }
+    }
+
+    /// Drops the claimed closure unrun, recording `error` as the output. Then call
+    /// [`Self::complete`] with `cancelled = true`.
+    ///
+    /// # Safety
+    /// The caller holds `RUNNING` from a successful [`Self::claim`].
+    pub(crate) unsafe fn abandon_claimed(&self, error: TaskError) {
+        // SAFETY: forwarded: we hold RUNNING.
+        unsafe { (self.header().vtable.abandon)(self.0, error) }
+    }
+
+    /// T2+T3+T4: publishes the output. Returns a detached task's panic payload, which the
+    /// caller reports.
+    ///
+    /// # Safety
+    /// The caller holds `RUNNING` and has written the output.
+    pub(crate) unsafe fn complete(&self, cancelled: bool) -> Option<Box<dyn Any + Send>> {
+        let h = self.header();
+        let set = COMPLETE | if cancelled { CANCELLED } else { 0 };
+        // T2, AcqRel: Release publishes the output to the joiner's Acquire of COMPLETE;
+        // Acquire pairs with the joiner's Release CAS that set JOIN_WAITER (T4), making
+        // `waiter` visible below.
+        let prev = State(h.state.fetch_add(set - RUNNING, AcqRel));
+        debug_assert!(prev.is_running() && !prev.is_complete());
+        if prev.has_join_waiter() {
+            // T4: JOIN_WAITER was set before COMPLETE: the waiter is ours to take.
+            // SAFETY: the joiner no longer touches `waiter` once JOIN_WAITER is set and
+            // COMPLETE is (T4); our Acquire above made its write visible.
+            let waiter = h.waiter.with_mut(|w| unsafe { (*w).take() });
+            if let Some(p) = waiter {
+                p.unpark();
+            }
+        }
+        if !prev.has_join_interest() {
+            // T3: nobody will read the output; it is ours to drop.
+            // SAFETY: we own the output (T3).
+            return unsafe { (h.vtable.drop_output)(self.0) };
+        }
+        None
+    }
+
+    /// Joiner side of T3: whether the output is ready (Acquire, pairing with T2).
+    pub(crate) fn is_complete(&self) -> bool {
+        // Acquire: pairs with T2's Release; a `true` makes the output readable.
+        self.state(Acquire).is_complete()
+    }
+
+    /// Moves the output out and gives up `JOIN_INTEREST`.
+    ///
+    /// # Safety
+    /// The task is complete (seen with Acquire), this handle still has `JOIN_INTEREST`,
+    /// and `T` is the task's output type.
+    pub(crate) unsafe fn take_output<T>(&self) -> Result<T, TaskError> {
+        let mut out = MaybeUninit::<Result<T, TaskError>>::uninit();
+        // SAFETY: complete + JOIN_INTEREST held: the output is ours (T3).
+        unsafe { (self.header().vtable.take_output)(self.0, out.as_mut_ptr().cast()) };
+        // Relaxed: the output is already moved out; clearing the bit only tells a later
+        // drop that there is nothing to drop. No other thread reads the output now.
+        self.header().state.fetch_and(!JOIN_INTEREST, Relaxed);
+        // SAFETY: `take_output` initialized it.
+        unsafe { out.assume_init() }
+    }
+
+    /// The handle gives up its interest without taking the output (T3).
+    pub(crate) fn drop_join_interest(&self) {
+        let h = self.header();
+        // T3, AcqRel: Acquire pairs with T2 so that, if COMPLETE is set, the output is
+        // visible for dropping; Release orders our earlier accesses before the completer's
+        // own drop if it completes later.
+        let prev = State(h.state.fetch_and(!JOIN_INTEREST, AcqRel));
+        if prev.is_complete() && prev.has_join_interest() {
+            // SAFETY: COMPLETE with our JOIN_INTEREST: the output is ours (T3). A panic
+            // payload nobody joined is dropped here, as std's JoinHandle does.
+            drop(unsafe { (h.vtable.drop_output)(self.0) });
+        }
+    }
+
+    /// T4: registers `parker` to be unparked at completion. Returns `false` if the task
+    /// completed first (nothing registered).
+    ///
+    /// # Safety
+    /// Called by the handle's owner only, with `JOIN_WAITER` clear.
+    pub(crate) unsafe fn register_waiter(&self, parker: &Arc<Parker>) -> bool {
+        let h = self.header();
+        // Acquire: pairs with T2; when it reports COMPLETE we read the output next.
+        let mut cur = h.state.load(Acquire);
+        if State(cur).is_complete() {
+            return false;
+        }
+        debug_assert!(!State(cur).has_join_waiter());
+        // SAFETY: JOIN_WAITER is clear: the joiner owns `waiter` (T4).
+        h.waiter.with_mut(|w| unsafe { *w = Some(parker.clone()) });
+        loop {
+            if State(cur).is_complete() {
+                // SAFETY: JOIN_WAITER never got set: `waiter` is still ours.
+                h.waiter.with_mut(|w| unsafe { *w = None });
+                return false;
+            }
+            // T4, Release: publishes `waiter` to the completer's Acquire in T2. Acquire on
+            // failure: a COMPLETE seen here lets us read the output.
+            match h.state.compare_exchange_weak(cur, cur | JOIN_WAITER, Release, Acquire) {
+                Ok(_) => return true,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// T4: withdraws a registered waiter. Returns `false` if the task completed first (the
+    /// completer then owns and consumes `waiter`).
+    ///
+    /// # Safety
+    /// Called by the handle's owner only, after a successful `register_waiter`.
+    pub(crate) unsafe fn unregister_waiter(&self) -> bool {
+        let h = self.header();
+        // Relaxed: a starting guess for the CAS.
+        let mut cur = h.state.load(Relaxed);
+        loop {
+            if State(cur).is_complete() {
+                // Acquire: pairs with T2 so the output can be read next.
+                h.state.load(Acquire);
+                return false;
+            }
+            // T4, Acquire: we take `waiter` back; no Release needed, nothing to publish.
+            match h.state.compare_exchange_weak(cur, cur & !JOIN_WAITER, Acquire, Relaxed) {
+                Ok(_) => {
+                    // SAFETY: JOIN_WAITER is clear again and not COMPLETE: ours (T4).
+                    h.waiter.with_mut(|w| unsafe { *w = None });
+                    return true;
+                }
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// T5: drops this reference. Returns the memory to free when it was the last one.
+    #[must_use = "the last reference's memory must be freed"]
+    pub(crate) fn release(self) -> Option<Dead> {
+        let h = self.header();
+        // T5, AcqRel: Release orders our accesses before the free; Acquire (on the last
+        // decrement) orders every other holder's accesses before it.
+        let prev = State(h.state.fetch_sub(REF_ONE, AcqRel));
+        debug_assert!(prev.refs() >= 1);
+        if prev.refs() == 1 {
+            Some(Dead(self.0))
+        } else {
+            None
+        }
+    }
+}
+
+/// A task whose last reference is gone: its memory must be freed exactly once.
+#[must_use = "the task's memory must be freed"]
+pub(crate) struct Dead(NonNull<Header>);
+
+impl Dead {
+    pub(crate) fn home(&self) -> Home {
+        // SAFETY: memory stays valid until freed by `free_heap` or by the pool.
+        unsafe { self.0.as_ref().home }
+    }
+
+    pub(crate) fn owner(&self) -> *const () {
+        // SAFETY: as in `home`.
+        unsafe { self.0.as_ref().owner }
+    }
+
+    /// Frees a heap task. Pool tasks go back to their pool by index instead.
+    pub(crate) fn free_heap(self) {
+        debug_assert_eq!(self.home(), Home::Heap);
+        // SAFETY: last reference to a heap task; its vtable knows the layout.
+        unsafe { (self.0.as_ref().vtable.dealloc_heap)(self.0) }
+    }
+}
+
+// SAFETY: `next` always returns the same field, and the injector alone uses it while the
+// task is in the queue (a task is in at most one queue at a time).
+unsafe impl crate::inject::Linked for Header {
+    fn next(&self) -> &AtomicPtr<Header> {
+        &self.next
+    }
+}

@@ -1,0 +1,517 @@
+//! The worker thread: its context, the run loop, searching, stealing and idling.
+//!
+//! # Finding the next task
+//!
+//! 1. Every [`FAIR_INTERVAL`]th task, first the injection queue, then the *oldest* task of
+//!    the worker's own deque (taken from its top, as a thief would). This bounds how long a
+//!    task can wait behind a stream of newer local tasks: the task at the top of a deque
+//!    runs within `FAIR_INTERVAL` tasks of that worker, so the task `p` places from the
+//!    top within about `p · FAIR_INTERVAL` (Go checks its global queue every 61 ticks for
+//!    the same reason; tokio caps its LIFO slot).
+//! 2. The newest task of its own deque (LIFO: hot in cache).
+//! 3. *Search*: a batch from the injection queue (up to [`INJECT_BATCH`], into the own
+//!    deque), then one steal round: every other worker once, starting at a random victim
+//!    and walking with a random stride coprime with the worker count (a random permutation
+//!    per round, as Go does), each by `steal_batch` into the own deque.
+//!
+//! # Idling
+//!
+//! With nothing found, a worker becomes a *searcher* if fewer than half the workers are
+//! searching (`sleep.rs`), and repeats the search with spin hints between rounds (growing
+//! exponentially to 64 hints), then with `sched_yield` between rounds, then goes to sleep
+//! by the K3 protocol and parks on its futex. `Idle::Spin` and `Idle::Yield` never park.
+//!
+//! A worker that waits for a `JoinHandle` runs this same loop with "the task is complete"
+//! as its exit condition, so it helps instead of blocking; the completing thread unparks
+//! it.
+
+use std::cell::{Cell, RefCell};
+use std::ptr::{self, NonNull};
+use std::time::Instant;
+
+use crate::builder::Idle;
+use crate::deque::{Owner, Steal, Stealer};
+use crate::inject::Pop;
+use crate::park::{yield_now, Parker};
+use crate::pool::{Cache, SlotId};
+use crate::scheduler::Shared;
+use crate::stats::Row;
+use crate::sync::atomic::Ordering::*;
+use crate::sync::{spin_loop, Arc};
+use crate::task::{Header, TaskError, TaskRef, TaskSlot};
+
+/// Every this many tasks a worker looks at the injection queue and its own oldest task
+/// first (Go uses 61 too: prime, so it does not beat with other periodic behaviour).
+pub(crate) const FAIR_INTERVAL: u32 = 61;
+
+/// Most tasks moved from the injection queue into a worker's deque at once.
+pub(crate) const INJECT_BATCH: usize = 32;
+
+/// A worker thread's own state. Lives on the worker's stack; reachable through the
+/// `CURRENT` thread-local while the worker runs.
+pub(crate) struct WorkerCtx<'a> {
+    shared: &'a Arc<Shared>,
+    index: usize,
+    deque: Owner<TaskRef>,
+    /// A thief's handle on our own deque: takes the oldest task (fairness) and spills.
+    own: Stealer<TaskRef>,
+    cache: RefCell<Cache<'a, TaskSlot>>,
+    /// Numbers coprime with the worker count, for random steal orders.
+    strides: Vec<usize>,
+    rng: Cell<u64>,
+    tick: Cell<u32>,
+    searching: Cell<bool>,
+}
+
+#[cfg(not(loom))]
+std::thread_local! {
+    static CURRENT: Cell<*const WorkerCtx<'static>> = const { Cell::new(ptr::null()) };
+}
+
+#[cfg(loom)]
+loom::thread_local! {
+    static CURRENT: Cell<*const WorkerCtx<'static>> = Cell::new(ptr::null());
+}
+
+/// Runs `f` with the current thread's worker context, if this thread is a worker.
+#[inline]
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&WorkerCtx<'_>>) -> R) -> R {
+    let p = CURRENT.with(Cell::get);
+    // SAFETY: `CURRENT` is non-null only between `worker_main` setting it and clearing it,
+    // while the pointed-to context lives on that same thread's stack frame; the reference
+    // does not escape `f`.
+    f(unsafe { p.as_ref() })
+}
+
+impl<'a> WorkerCtx<'a> {
+    pub(crate) fn is_of(&self, shared: &Shared) -> bool {
+        ptr::eq(&**self.shared, shared)
+    }
+
+    pub(crate) fn shared(&self) -> &'a Arc<Shared> {
+        self.shared
+    }
+
+    pub(crate) fn row(&self) -> &'a Row {
+        &self.shared.workers[self.index].stats
+    }
+
+    pub(crate) fn parker(&self) -> &'a Arc<Parker> {
+        &self.shared.workers[self.index].parker
+    }
+
+    pub(crate) fn alloc_slot(&self) -> Option<SlotId> {
+        self.cache.borrow_mut().try_alloc()
+    }
+
+    pub(crate) fn free_slot(&self, id: SlotId) {
+        // SAFETY: the caller (`Shared::free_task`) frees a slot of this worker's pool whose
+        // last task reference is gone, exactly once.
+        unsafe { self.cache.borrow_mut().free(id) }
+    }
+
+    /// Pushes a task on the own deque; a full deque first spills half to the injector.
+    #[inline]
+    pub(crate) fn push_local(&self, t: TaskRef) {
+        if let Err(t) = self.deque.push(t) {
+            self.spill();
+            if let Err(t) = self.deque.push(t) {
+                // Only this thread pushes, and the spill made room; thieves only take.
+                unreachable_full(t);
+            }
+        }
+    }
+
+    /// Moves the older half of the full own deque to the injection queue as one chain.
+    #[cold]
+    fn spill(&self) {
+        let want = self.deque.capacity() / 2;
+        let (mut first, mut last): (*mut Header, *mut Header) = (ptr::null_mut(), ptr::null_mut());
+        let mut moved = 0u64;
+        while moved < want as u64 {
+            match self.own.steal() {
+                Steal::Success(t) => {
+                    let p = t.into_raw().as_ptr();
+                    if last.is_null() {
+                        first = p;
+                    } else {
+                        // SAFETY: `last` is a task we took out of the deque above and still
+                        // own; its `next` link is free while it is in no queue. Relaxed: the
+                        // chain is published by `push_chain`'s Release.
+                        unsafe { (*last).next.store(p, Relaxed) };
+                    }
+                    last = p;
+                    moved += 1;
+                }
+                Steal::Retry => continue,
+                Steal::Empty => break,
+            }
+        }
+        if let (Some(f), Some(l)) = (NonNull::new(first), NonNull::new(last)) {
+            // SAFETY: `f..=l` is a chain of task references we own, linked through `next`.
+            unsafe { self.shared.injector.push_chain(f, l) };
+            Row::bump_owned(&self.row().spills, 1);
+            Row::bump_owned(&self.row().injected, moved);
+        }
+    }
+
+    fn next_rand(&self) -> u64 {
+        // xorshift64*: cheap, and good enough to pick a victim.
+        let mut x = self.rng.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng.set(x);
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Steps 1–3 of the module docs, without idling.
+    pub(crate) fn find_task(&self) -> Option<TaskRef> {
+        let tick = self.tick.get().wrapping_add(1);
+        self.tick.set(tick);
+        if tick % FAIR_INTERVAL == 0 {
+            if let Some(t) = self.pop_injector() {
+                return Some(t);
+            }
+            loop {
+                match self.own.steal() {
+                    Steal::Success(t) => return Some(t),
+                    Steal::Retry => continue,
+                    Steal::Empty => break,
+                }
+            }
+        }
+        if let Some(t) = self.deque.pop() {
+            return Some(t);
+        }
+        self.search()
+    }
+
+    fn search(&self) -> Option<TaskRef> {
+        if let Some(t) = self.pop_injector() {
+            return Some(t);
+        }
+        self.steal_round()
+    }
+
+    /// Takes a batch from the injection queue into the own deque; returns the first task.
+    fn pop_injector(&self) -> Option<TaskRef> {
+        if self.shared.injector.is_empty() {
+            return None;
+        }
+        let room = self.deque.capacity() - self.deque.len();
+        let mut first = None;
+        let r = self.shared.injector.pop_batch(room.min(INJECT_BATCH) + 1, |p| {
+            // SAFETY: every node in the injector is a task reference given up by
+            // `into_raw` (external spawn or spill); the queue hands each out once.
+            let t = unsafe { TaskRef::from_raw(p) };
+            if first.is_none() {
+                first = Some(t);
+            } else if let Err(t) = self.deque.push(t) {
+                // `room` was measured before; only thieves (who make room) touch the deque.
+                unreachable_full(t);
+            }
+        });
+        debug_assert!(matches!(r, Pop::Taken(_) | Pop::Empty | Pop::Busy));
+        first
+    }
+
+    /// One steal round over every other worker in a random order.
+    fn steal_round(&self) -> Option<TaskRef> {
+        let n = self.shared.workers.len();
+        if n == 1 {
+            return None;
+        }
+        let r = self.next_rand();
+        let start = (r % n as u64) as usize;
+        let stride = self.strides[((r >> 32) % self.strides.len() as u64) as usize];
+        let row = self.row();
+        let mut victim = start;
+        for _ in 0..n {
+            if victim != self.index {
+                Row::bump_owned(&row.steal_attempts, 1);
+                let before = self.deque.len();
+                loop {
+                    match self.shared.workers[victim].stealer.steal_batch(&self.deque) {
+                        Steal::Success(t) => {
+                            let moved = self.deque.len().saturating_sub(before) as u64;
+                            Row::bump_owned(&row.stolen, 1 + moved);
+                            return Some(t);
+                        }
+                        Steal::Retry => spin_loop(),
+                        Steal::Empty => break,
+                    }
+                }
+            }
+            victim = (victim + stride) % n;
+        }
+        None
+    }
+
+    /// K4 when leaving the searching role.
+    fn stop_searching(&self) {
+        if self.searching.replace(false)
+            && self.shared.sleep.stop_searching()
+            && self.shared.has_visible_work()
+        {
+            self.shared.wake_one();
+        }
+    }
+
+    /// Runs one task: T1 claim, run or abandon, T2 complete, T5 release.
+    pub(crate) fn run_task(&self, t: TaskRef) {
+        let row = self.row();
+        if t.claim().is_ok() {
+            // Relaxed: set once by a timed-out shutdown; a task that starts just before it is
+            // seen simply runs, which the shutdown contract allows.
+            if self.shared.abandon.load(Relaxed) {
+                // SAFETY: we hold RUNNING from the claim above.
+                unsafe { t.abandon_claimed(TaskError::ShutDown) };
+                Row::bump_owned(&row.abandoned, 1);
+                // SAFETY: claimed and output written.
+                if let Some(p) = unsafe { t.complete(true) } {
+                    self.shared.report_panic(p);
+                }
+            } else {
+                // SAFETY: we hold RUNNING from the claim above.
+                let panicked = unsafe { t.run_claimed() };
+                Row::bump_owned(&row.completed, 1);
+                if panicked {
+                    Row::bump_owned(&row.panicked, 1);
+                }
+                // SAFETY: claimed and output written by `run_claimed`.
+                if let Some(p) = unsafe { t.complete(false) } {
+                    self.shared.report_panic(p);
+                }
+            }
+        }
+        // A failed claim: the task was cancelled while queued; only our reference is left.
+        if let Some(dead) = t.release() {
+            Shared::free_task(dead);
+        }
+    }
+
+    /// Runs tasks until `done()` holds (checked between tasks) or `deadline` passes.
+    /// Returns whether `done()` held.
+    pub(crate) fn run_until(&self, done: &dyn Fn() -> bool, deadline: Option<Instant>) -> bool {
+        loop {
+            if done() {
+                self.stop_searching();
+                return true;
+            }
+            if let Some(t) = self.find_task() {
+                self.stop_searching();
+                self.run_task(t);
+                continue;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                self.stop_searching();
+                return false;
+            }
+            if let Some(t) = self.idle(done, deadline) {
+                self.stop_searching();
+                self.run_task(t);
+            }
+        }
+    }
+
+    /// Searches with spins, then yields, then parks (module docs). Returns a task if it
+    /// found one; `None` when it should re-check `done` (woken, or `done` became true).
+    fn idle(&self, done: &dyn Fn() -> bool, deadline: Option<Instant>) -> Option<TaskRef> {
+        let sleep = &self.shared.sleep;
+        let give_up = || done() || deadline.is_some_and(|d| Instant::now() >= d);
+        let (spins, yields, parks) = match self.shared.config.idle {
+            Idle::Spin => (u32::MAX, 0, false),
+            Idle::Yield => (0, u32::MAX, false),
+            Idle::Park { spins, yields } => (spins, yields, true),
+        };
+        if !self.searching.get() {
+            // Spin/Yield workers always count as searching (they never park, so spawners
+            // need not wake anybody).
+            if !parks {
+                sleep.force_searching();
+                self.searching.set(true);
+            } else if sleep.try_start_searching() {
+                self.searching.set(true);
+            }
+        }
+        if self.searching.get() {
+            let mut round = 0u32;
+            while round < spins.saturating_add(yields) {
+                if round < spins {
+                    for _ in 0..(1u32 << round.min(6)) {
+                        spin_loop();
+                    }
+                } else {
+                    yield_now();
+                }
+                if let Some(t) = self.search() {
+                    return Some(t);
+                }
+                if give_up() {
+                    return None;
+                }
+                round = round.saturating_add(1);
+            }
+        }
+        if !parks {
+            return None;
+        }
+        // K3.
+        let was_searching = self.searching.replace(false);
+        sleep.prepare_sleep(self.index, was_searching);
+        if self.shared.has_visible_work() || give_up() || self.shared.is_closed() {
+            sleep.cancel_sleep(self.index);
+            self.searching.set(true);
+            return None;
+        }
+        Row::bump_owned(&self.row().parks, 1);
+        match deadline {
+            None => self.parker().park(),
+            Some(d) => {
+                self.parker().park_timeout(d.saturating_duration_since(Instant::now()));
+            }
+        }
+        // K5 (or woken by K2, which already counted us).
+        sleep.cancel_sleep(self.index);
+        self.searching.set(true);
+        None
+    }
+}
+
+/// A push that cannot fail did; the item cannot be dropped (it is a live task), so stop.
+#[cold]
+#[inline(never)]
+fn unreachable_full(_t: TaskRef) -> ! {
+    eprintln!("filch: internal error: a deque push that had room failed; aborting");
+    std::process::abort();
+}
+
+/// Takes any queued task, from any thread (a timed-out shutdown's caller).
+pub(crate) fn take_any(shared: &Shared) -> Option<TaskRef> {
+    if let Some(p) = shared.injector.pop() {
+        // SAFETY: nodes in the injector are task references given up by `into_raw`.
+        return Some(unsafe { TaskRef::from_raw(p) });
+    }
+    for w in shared.workers.iter() {
+        loop {
+            match w.stealer.steal() {
+                Steal::Success(t) => return Some(t),
+                Steal::Retry => continue,
+                Steal::Empty => break,
+            }
+        }
+    }
+    None
+}
+
+/// Drops a queued task unrun as `ShutDown`; returns whether this call abandoned it.
+pub(crate) fn abandon_task(shared: &Shared, row: Option<&Row>, t: TaskRef) -> bool {
+    let won = t.claim().is_ok();
+    if won {
+        // SAFETY: we hold RUNNING from the claim.
+        unsafe { t.abandon_claimed(TaskError::ShutDown) };
+        match row {
+            Some(r) => Row::bump_owned(&r.abandoned, 1),
+            None => Row::bump_shared(&shared.external.abandoned, 1),
+        }
+        // SAFETY: claimed and output written.
+        if let Some(p) = unsafe { t.complete(true) } {
+            shared.report_panic(p);
+        }
+    }
+    if let Some(dead) = t.release() {
+        Shared::free_task(dead);
+    }
+    won
+}
+
+fn coprimes(n: usize) -> Vec<usize> {
+    fn gcd(a: usize, b: usize) -> usize {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    (1..=n.max(1)).filter(|&k| gcd(k, n) == 1).collect()
+}
+
+/// The cores to pin workers to, or `None` (unpinned), with the reason printed once.
+pub(crate) fn pin_plan(pin: bool, n: usize) -> Option<Vec<core_affinity::CoreId>> {
+    if !pin || cfg!(loom) {
+        return None;
+    }
+    match core_affinity::get_core_ids() {
+        Some(ids) if ids.len() >= n => Some(ids[..n].to_vec()),
+        Some(ids) => {
+            warn_once(&format!("{n} workers but only {} usable cores; running unpinned", ids.len()));
+            None
+        }
+        None => {
+            warn_once("could not read this process's CPU affinity mask; running unpinned");
+            None
+        }
+    }
+}
+
+fn warn_once(msg: &str) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| eprintln!("filch: pinning disabled: {msg}"));
+}
+
+/// Starts worker `index`'s thread.
+pub(crate) fn spawn_thread(
+    shared: Arc<Shared>,
+    index: usize,
+    deque: Owner<TaskRef>,
+    core: Option<core_affinity::CoreId>,
+    name: &str,
+    stack_size: Option<usize>,
+) -> std::io::Result<crate::sync::thread::JoinHandle<()>> {
+    let mut b = crate::sync::thread::Builder::new().name(format!("{name}-{index}"));
+    if let Some(s) = stack_size {
+        b = b.stack_size(s);
+    }
+    b.spawn(move || worker_main(shared, index, deque, core))
+}
+
+fn worker_main(
+    shared: Arc<Shared>,
+    index: usize,
+    deque: Owner<TaskRef>,
+    core: Option<core_affinity::CoreId>,
+) {
+    if let Some(c) = core {
+        if !core_affinity::set_for_current(c) {
+            warn_once(&format!("could not pin worker {index} to core {}", c.id));
+        }
+    }
+    if let Some(h) = &shared.config.on_thread_start {
+        h(index);
+    }
+    {
+        let ctx = WorkerCtx {
+            shared: &shared,
+            index,
+            own: deque.stealer(),
+            deque,
+            cache: RefCell::new(shared.pool.cache()),
+            strides: coprimes(shared.workers.len()),
+            rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ ((index as u64 + 1) << 17)),
+            tick: Cell::new(0),
+            searching: Cell::new(false),
+        };
+        let p: *const WorkerCtx<'_> = &ctx;
+        CURRENT.with(|c| c.set(p.cast()));
+        let exit = || shared.is_closed() && !shared.has_visible_work();
+        ctx.run_until(&exit, None);
+        CURRENT.with(|c| c.set(ptr::null()));
+    }
+    if let Some(h) = &shared.config.on_thread_stop {
+        h(index);
+    }
+    if shared.running_exit() {
+        shared.wake_shutdown();
+    }
+}

@@ -1,0 +1,341 @@
+//! The scheduler's public behaviour: spawn/join, panics, cancellation, limits, shutdown,
+//! hooks and statistics. No sleeps as synchronization: tests wait on barriers, channels
+//! and joins.
+#![cfg(not(loom))]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Barrier, Mutex};
+use std::time::Duration;
+
+use filch::{Idle, Scheduler, SpawnErrorKind, TaskError};
+
+fn sched(workers: usize) -> Scheduler {
+    Scheduler::builder().workers(workers).pin(false).build().unwrap()
+}
+
+#[test]
+fn spawn_and_join_values() {
+    let s = sched(2);
+    let hs: Vec<_> = (0..1000u64).map(|i| s.spawn(move || i * 2)).collect();
+    let sum: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(sum, 999 * 1000);
+}
+
+#[test]
+fn builder_rejects_bad_settings_with_named_errors() {
+    let cases: Vec<(filch::Builder, &str)> = vec![
+        (Scheduler::builder().workers(0), "workers"),
+        (Scheduler::builder().workers(filch::MAX_WORKERS + 1), "workers"),
+        (Scheduler::builder().pool_capacity(1000), "pool_capacity"),
+        (Scheduler::builder().pool_capacity(8), "pool_capacity"),
+        (Scheduler::builder().deque_capacity(100), "deque_capacity"),
+        (Scheduler::builder().deque_capacity(4), "deque_capacity"),
+        (Scheduler::builder().stack_size(100), "stack_size"),
+        (Scheduler::builder().thread_name("a\0b"), "thread_name"),
+    ];
+    for (b, setting) in cases {
+        let e = b.build().unwrap_err();
+        assert!(e.to_string().contains(setting), "{e} should name {setting}");
+    }
+}
+
+#[test]
+fn a_panicking_task_reports_to_its_joiner_and_the_worker_survives() {
+    let s = sched(1);
+    let h = s.spawn(|| -> u32 { panic!("kaboom") });
+    let e = h.join().unwrap_err();
+    assert!(e.is_panic());
+    assert_eq!(e.panic_message(), Some("kaboom"));
+    assert_eq!(s.spawn(|| 7).join().unwrap(), 7, "the only worker still runs tasks");
+    let st = s.stats();
+    assert_eq!(st.total.panicked, 1);
+    assert_eq!(st.total.completed, 2);
+}
+
+#[test]
+fn a_detached_panic_goes_to_the_panic_handler() {
+    let (tx, rx) = mpsc::channel::<String>();
+    let tx = Mutex::new(tx);
+    let s = Scheduler::builder()
+        .workers(1)
+        .pin(false)
+        .panic_handler(move |p| {
+            let msg = p.downcast_ref::<&str>().map(|s| s.to_string()).unwrap_or_default();
+            tx.lock().unwrap().send(msg).unwrap();
+        })
+        .build()
+        .unwrap();
+    drop(s.spawn(|| panic!("detached")));
+    assert_eq!(rx.recv().unwrap(), "detached");
+}
+
+#[test]
+fn cancel_before_start_never_runs_and_joins_cancelled() {
+    let s = sched(1);
+    let gate = Arc::new(Barrier::new(2));
+    let g = gate.clone();
+    let busy = s.spawn(move || g.wait());
+    let ran = Arc::new(AtomicUsize::new(0));
+    let dropped = Arc::new(AtomicUsize::new(0));
+    struct Probe(Arc<AtomicUsize>);
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let (r, p) = (ran.clone(), Probe(dropped.clone()));
+    // The only worker is busy until the barrier, so this task cannot have started.
+    let queued = s.spawn(move || {
+        let _p = p;
+        r.fetch_add(1, Ordering::SeqCst);
+    });
+    assert!(queued.cancel());
+    assert!(!queued.cancel(), "a second cancel loses");
+    assert_eq!(dropped.load(Ordering::SeqCst), 1, "the closure's captures are dropped at cancel");
+    assert!(queued.is_finished());
+    gate.wait();
+    busy.join().unwrap();
+    assert!(matches!(queued.join(), Err(TaskError::Cancelled)));
+    s.shutdown_timeout(Duration::from_secs(30)).unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+    assert_eq!(dropped.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn cancel_after_finish_loses() {
+    let s = sched(1);
+    let h = s.spawn(|| 5);
+    while !h.is_finished() {
+        std::thread::yield_now();
+    }
+    assert!(!h.cancel());
+    assert_eq!(h.join().unwrap(), 5);
+}
+
+#[test]
+fn join_timeout_gives_the_handle_back() {
+    let s = sched(1);
+    let gate = Arc::new(Barrier::new(2));
+    let g = gate.clone();
+    let h = s.spawn(move || {
+        g.wait();
+        11
+    });
+    let h = h.join_timeout(Duration::from_millis(1)).unwrap_err();
+    gate.wait();
+    assert_eq!(h.join().unwrap(), 11);
+}
+
+#[test]
+fn try_spawn_hands_the_closure_back_when_full_or_too_large() {
+    let s = Scheduler::builder().workers(1).pin(false).pool_capacity(64).build().unwrap();
+    let gate = Arc::new(Barrier::new(2));
+    let g = gate.clone();
+    let busy = s.try_spawn(move || g.wait()).unwrap();
+    let mut held = Vec::new();
+    let refused = loop {
+        match s.try_spawn(|| 1u8) {
+            Ok(h) => held.push(h),
+            Err(e) => break e,
+        }
+        assert!(held.len() < 64, "a 64-slot pool cannot hold more than 64 tasks");
+    };
+    assert_eq!(refused.kind(), SpawnErrorKind::PoolFull);
+    assert_eq!((refused.into_inner())(), 1, "the closure comes back unrun");
+    let big = [0u8; 4096];
+    let e = s.try_spawn(move || big.len()).unwrap_err();
+    assert_eq!(e.kind(), SpawnErrorKind::TooLarge);
+    // `spawn` never fails: it falls back to the heap.
+    let fallback = s.spawn(|| 2u8);
+    gate.wait();
+    busy.join().unwrap();
+    assert_eq!(fallback.join().unwrap(), 2);
+    assert!(held.into_iter().all(|h| h.join().unwrap() == 1));
+    assert!(s.stats().total.heap_fallbacks >= 1);
+}
+
+#[test]
+fn spawn_after_shutdown_is_refused_without_losing_the_closure() {
+    let s = sched(2);
+    let h = s.handle();
+    drop(s);
+    let e = h.try_spawn(|| 3).unwrap_err();
+    assert_eq!(e.kind(), SpawnErrorKind::ShutDown);
+    assert_eq!((e.into_inner())(), 3);
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let d = dropped.clone();
+    struct Probe(Arc<AtomicUsize>);
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let p = Probe(d);
+    let jh = h.spawn(move || drop(p));
+    assert!(matches!(jh.join(), Err(TaskError::ShutDown)));
+    assert_eq!(dropped.load(Ordering::SeqCst), 1, "a refused closure is dropped exactly once");
+}
+
+#[test]
+fn drop_runs_queued_work_and_joins_threads() {
+    let counter = Arc::new(AtomicUsize::new(0));
+    let stopped = Arc::new(AtomicUsize::new(0));
+    let st = stopped.clone();
+    let s = Scheduler::builder().workers(2).pin(false).on_thread_stop(move |_| {
+        st.fetch_add(1, Ordering::SeqCst);
+    });
+    let s = s.build().unwrap();
+    for _ in 0..10_000 {
+        let c = counter.clone();
+        drop(s.spawn(move || {
+            c.fetch_add(1, Ordering::Relaxed);
+        }));
+    }
+    drop(s);
+    assert_eq!(counter.load(Ordering::SeqCst), 10_000);
+    assert_eq!(stopped.load(Ordering::SeqCst), 2, "both workers exited before drop returned");
+}
+
+#[test]
+fn shutdown_timeout_abandons_queued_tasks_exactly_once() {
+    let s = sched(1);
+    let gate = Arc::new(Barrier::new(2));
+    let g = gate.clone();
+    let busy = s.spawn(move || {
+        g.wait();
+    });
+    let drops = Arc::new(AtomicUsize::new(0));
+    struct Probe(Arc<AtomicUsize>);
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let queued: Vec<_> = (0..100)
+        .map(|_| {
+            let p = Probe(drops.clone());
+            s.spawn(move || drop(p))
+        })
+        .collect();
+    // The only worker is blocked on the barrier: the timeout must expire.
+    let err = s.shutdown_timeout(Duration::from_millis(1)).unwrap_err();
+    assert_eq!(err.still_running, 1);
+    gate.wait();
+    drop(busy);
+    for h in queued {
+        // Either it ran before the timeout was noticed or it was dropped unrun.
+        match h.join() {
+            Ok(()) | Err(TaskError::ShutDown) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(drops.load(Ordering::SeqCst), 100, "every capture dropped exactly once");
+}
+
+#[test]
+fn hooks_names_and_worker_count() {
+    let started = Arc::new(Mutex::new(Vec::new()));
+    let st = started.clone();
+    let s = Scheduler::builder()
+        .workers(3)
+        .pin(false)
+        .thread_name("hooked")
+        .stack_size(256 * 1024)
+        .idle(Idle::Park { spins: 1, yields: 1 })
+        .on_thread_start(move |i| st.lock().unwrap().push(i))
+        .build()
+        .unwrap();
+    assert_eq!(s.num_workers(), 3);
+    let names: Vec<String> = (0..30)
+        .map(|_| s.spawn(|| std::thread::current().name().unwrap().to_string()))
+        .map(|h| h.join().unwrap())
+        .collect();
+    assert!(names.iter().all(|n| n.starts_with("hooked-")));
+    drop(s);
+    let mut started = started.lock().unwrap().clone();
+    started.sort();
+    assert_eq!(started, vec![0, 1, 2]);
+}
+
+#[test]
+fn nested_spawn_and_join_on_workers_does_not_deadlock() {
+    fn fib(n: u64) -> u64 {
+        if n < 2 {
+            return n;
+        }
+        let a = filch::spawn(move || fib(n - 1));
+        let b = fib(n - 2);
+        a.join().unwrap() + b
+    }
+    let s = sched(2);
+    assert_eq!(s.spawn(|| fib(20)).join().unwrap(), 6765);
+    // A single worker must help rather than block.
+    let one = sched(1);
+    assert_eq!(one.spawn(|| fib(15)).join().unwrap(), 610);
+}
+
+#[test]
+fn current_and_free_spawn() {
+    assert!(filch::current().is_none());
+    let s = sched(2);
+    let inside = s.spawn(|| filch::current().map(|h| h.num_workers())).join().unwrap();
+    assert_eq!(inside, Some(2));
+    assert_eq!(filch::spawn(|| 40 + 2).join().unwrap(), 42, "global default scheduler");
+    assert!(!filch::yield_now(), "not a worker");
+}
+
+#[test]
+fn stats_add_up_and_display() {
+    let s = sched(2);
+    let hs: Vec<_> = (0..500)
+        .map(|i| {
+            s.spawn(move || {
+                if i % 50 == 0 {
+                    panic!("p")
+                }
+            })
+        })
+        .collect();
+    let panics = hs.into_iter().filter(|_| true).map(|h| h.join()).filter(|r| r.is_err()).count();
+    assert_eq!(panics, 10);
+    let st = s.stats();
+    assert_eq!(st.total.spawned, 500);
+    assert_eq!(st.total.completed, 500);
+    assert_eq!(st.total.panicked, 10);
+    assert_eq!(st.live, 0);
+    assert_eq!(st.workers.len(), 2);
+    let text = st.to_string();
+    assert!(text.contains("spawned") && text.contains("worker 1") && text.contains("live tasks: 0"));
+}
+
+#[test]
+fn idle_modes_all_run_work() {
+    for idle in [Idle::Spin, Idle::Yield, Idle::park()] {
+        let s = Scheduler::builder().workers(2).pin(false).idle(idle).build().unwrap();
+        let hs: Vec<_> = (0..2000u64).map(|i| s.spawn(move || i)).collect();
+        assert_eq!(hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>(), 1999 * 1000);
+    }
+}
+
+#[test]
+fn handles_may_outlive_their_scheduler() {
+    let s = sched(2);
+    let hs: Vec<_> = (0..100u32).map(|i| s.spawn(move || i)).collect();
+    drop(s);
+    // The pool outlives the scheduler until the last handle frees its slot.
+    assert_eq!(hs.into_iter().map(|h| h.join().unwrap()).sum::<u32>(), 4950);
+}
+
+#[test]
+fn a_full_deque_spills_to_the_injector_and_nothing_is_lost() {
+    let s = Scheduler::builder().workers(2).pin(false).deque_capacity(16).build().unwrap();
+    let total = s
+        .spawn(|| {
+            let hs: Vec<_> = (0..1000u64).map(|i| filch::spawn(move || i)).collect();
+            hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+        })
+        .join()
+        .unwrap();
+    assert_eq!(total, 999 * 500);
+    assert!(s.stats().total.spills > 0);
+}
