@@ -148,13 +148,22 @@ fn wait(task: &TaskRef, deadline: Option<Instant>) -> bool {
     }
     let on_worker = worker::with_current(|ctx| {
         ctx.map(|c| {
-            // SAFETY: we own the handle and JOIN_WAITER is clear (set only while waiting).
-            if !unsafe { task.register_waiter(c.parker()) } {
-                return true;
-            }
-            let done = c.run_until(&|| task.is_complete(), deadline);
+            // Register the waiter lazily, right before the worker would park: a join whose
+            // task this worker runs itself (the common fork-join case) never registers.
+            let registered = std::cell::Cell::new(false);
+            let before_park = || {
+                if registered.get() {
+                    return true;
+                }
+                // SAFETY: we own the handle and JOIN_WAITER is clear: it is set only here,
+                // once, and withdrawn below before `wait` returns.
+                let ok = unsafe { task.register_waiter(c.parker()) };
+                registered.set(ok);
+                ok
+            };
+            let done = c.run_until(&|| task.is_complete(), deadline, &before_park);
             // SAFETY: registered above; a failed unregister means the task completed.
-            done || !unsafe { task.unregister_waiter() }
+            done || (registered.get() && !unsafe { task.unregister_waiter() })
         })
     });
     if let Some(done) = on_worker {

@@ -55,9 +55,16 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    match current() {
-        Some(h) => h.spawn(f),
-        None => global().spawn(f),
+    // On a worker: spawn through its context directly (no `Handle`, no `Arc` clone).
+    let mut f = Some(f);
+    let local = worker::with_current(|ctx| ctx.map(|c| c.shared().spawn_inner(f.take().unwrap(), true)));
+    match local {
+        Some(Ok(h)) => h,
+        Some(Err(e)) => {
+            drop(e.into_inner());
+            JoinHandle::refused()
+        }
+        None => global().spawn(f.take().unwrap()),
     }
 }
 

@@ -292,8 +292,15 @@ impl<'a> WorkerCtx<'a> {
     }
 
     /// Runs tasks until `done()` holds (checked between tasks) or `deadline` passes.
-    /// Returns whether `done()` held.
-    pub(crate) fn run_until(&self, done: &dyn Fn() -> bool, deadline: Option<Instant>) -> bool {
+    /// Returns whether `done()` held. `before_park` runs before each park (a joiner
+    /// registers its waiter there, so a join that never sleeps never registers); if it
+    /// returns `false` the worker does not park and re-checks `done`.
+    pub(crate) fn run_until(
+        &self,
+        done: &dyn Fn() -> bool,
+        deadline: Option<Instant>,
+        before_park: &dyn Fn() -> bool,
+    ) -> bool {
         loop {
             if done() {
                 self.stop_searching();
@@ -308,7 +315,7 @@ impl<'a> WorkerCtx<'a> {
                 self.stop_searching();
                 return false;
             }
-            if let Some(t) = self.idle(done, deadline) {
+            if let Some(t) = self.idle(done, deadline, before_park) {
                 self.stop_searching();
                 self.run_task(t);
             }
@@ -317,7 +324,12 @@ impl<'a> WorkerCtx<'a> {
 
     /// Searches with spins, then yields, then parks (module docs). Returns a task if it
     /// found one; `None` when it should re-check `done` (woken, or `done` became true).
-    fn idle(&self, done: &dyn Fn() -> bool, deadline: Option<Instant>) -> Option<TaskRef> {
+    fn idle(
+        &self,
+        done: &dyn Fn() -> bool,
+        deadline: Option<Instant>,
+        before_park: &dyn Fn() -> bool,
+    ) -> Option<TaskRef> {
         let sleep = &self.shared.sleep;
         let give_up = || done() || deadline.is_some_and(|d| Instant::now() >= d);
         let (spins, yields, parks) = match self.shared.config.idle {
@@ -355,6 +367,9 @@ impl<'a> WorkerCtx<'a> {
             }
         }
         if !parks {
+            return None;
+        }
+        if !before_park() {
             return None;
         }
         // K3.
@@ -505,7 +520,7 @@ fn worker_main(
         let p: *const WorkerCtx<'_> = &ctx;
         CURRENT.with(|c| c.set(p.cast()));
         let exit = || shared.is_closed() && !shared.has_visible_work();
-        ctx.run_until(&exit, None);
+        ctx.run_until(&exit, None, &|| true);
         CURRENT.with(|c| c.set(ptr::null()));
     }
     if let Some(h) = &shared.config.on_thread_stop {
