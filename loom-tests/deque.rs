@@ -302,4 +302,3 @@ fn mutant_batch_bottom_acquire_caught_by_steal_batch_vs_pop() {
     mutation::set(Site::BatchBottomAcquire);
     steal_batch_vs_pop();
 }
-

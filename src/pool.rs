@@ -1,0 +1,818 @@
+//! A fixed, pre-allocated slot pool with lock-free, ABA-safe allocation and per-thread
+//! caches.
+//!
+//! The scheduler keeps every task (header plus inline closure/result storage) in one
+//! slot of a [`Pool`]. A [`Pool`] of capacity `n` allocates its `n` slots once, at
+//! construction, and never touches the heap again. Slots are named by [`SlotId`]s
+//! (`u32` indices), so a task reference fits a deque word ([`Word`] is implemented).
+//!
+//! # Structure
+//!
+//! - `values`: the dense slot storage, `UnsafeCell<MaybeUninit<T>>` per slot.
+//! - `links`: parallel per-slot metadata, so that `values` stays dense: `next` (the next
+//!   slot in the same chain), and for the first slot of a batch on the free stack
+//!   `batch_len` and `next_batch`.
+//! - `head`: the global free list, a Treiber stack (R. K. Treiber, "Systems Programming:
+//!   Coping with Parallelism", IBM RJ 5118, 1986) whose elements are *batches*: chains of
+//!   up to [`BATCH`] free slots linked by `next`. The head word packs a tag with the first
+//!   slot of the top batch (table below); the tag defeats ABA.
+//! - [`Cache`]: a per-thread magazine pair (Bonwick & Adams, "Magazines and Vmem",
+//!   USENIX ATC 2001; Go's per-P free lists work the same way): two chains, `current`
+//!   and `spare`, of at most [`BATCH`] slots each. A cached alloc or free touches only
+//!   the cache and the slot's own link, no shared cache line; the cache exchanges whole
+//!   batches with the global stack (one CAS per [`BATCH`] operations at most).
+//!
+//! # Head word
+//!
+//! | bits   | field | meaning |
+//! |--------|-------|---------|
+//! | 0..32  | index | first slot of the top batch; `NIL` (`u32::MAX`) when the stack is empty |
+//! | 32..64 | tag   | number of successful CASes on `head`, modulo 2^32 |
+//!
+//! **ABA.** A popper reads the head `(tag, x)` and `x.next_batch = y`, then CASes the head
+//! from `(tag, x)` to `(tag + 1, y)`. Without the tag, between the read and the CAS
+//! another thread could pop `x`, pop or reuse `y`, and push `x` back: the CAS would
+//! succeed and install `y`, which is no longer free (a slot handed out twice, or a batch
+//! lost). With the tag, `x` leaving the stack takes a successful CAS, so the head no
+//! longer equals `(tag, x)` and the stale CAS fails. (Bumping on pops alone would
+//! suffice; every successful CAS bumps, which keeps the rule simple.)
+//!
+//! The tag also carries the ordering argument of H3 (below): a successful pop CAS reads
+//! the very store its Acquire load H1 read, so it needs no Acquire of its own. Without
+//! the tag even a *benign* ABA (the same batch, with the same `next_batch`, pushed back
+//! by another thread) lets a Relaxed CAS succeed against a push it never synchronized
+//! with; the loom models catch the `PoolNoTag` mutant that way as well as by lost slots.
+//!
+//! **Tag wrap.** The argument fails only if the head returns to the *same* 64-bit value:
+//! the popper must stay suspended between its load and its CAS while exactly a multiple
+//! of 2^32 successful CASes hit this pool's head, ending with the same slot on top. At
+//! ~2 ns per uncontended CAS that is at least 8.6 s of uninterrupted pool traffic with
+//! the popper descheduled across it, landing on one value out of 2^32 — the standard
+//! argument for 32-bit-tagged Treiber stacks, accepted here.
+//!
+//! # Orderings
+//!
+//! Named accesses, referred to by the comments in the code:
+//!
+//! | step | access | ordering | partner |
+//! |------|--------|----------|---------|
+//! | H1 | pop_batch: load `head` | Acquire | R3 (and, since every write to `head` is a CAS, the release sequence of every earlier R3): the popped batch's links and its slots' last contents are visible |
+//! | H2 | pop_batch: load `next_batch` of the top slot | Relaxed | may be stale only if that slot left the stack after H1; then H3 fails on the tag |
+//! | H3 | pop_batch: CAS `head` to `(tag + 1, next_batch)` | Relaxed success; Acquire failure | success: the fresh tag means H3 read the very store H1 synchronized with, nothing more to acquire; failure: the value read is reused as the next H1 |
+//! | R1 | push_batch: store `batch_len`, `next_batch`; chain `next` links | Relaxed | published by R3 |
+//! | R2 | push_batch: load `head` | Relaxed | the value is only copied into `next_batch`; a stale one makes R3 fail |
+//! | R3 | push_batch: CAS `head` to `(tag + 1, batch)` | Release success; Relaxed failure | H1: the pusher's writes to the links and to the slots' contents happen before the next owner's |
+//! | C1 | cache: `next` of a slot in one of its chains | Relaxed | the chain belongs to one cache (one thread); R3/H1 carry it between threads |
+//!
+//! H1 cannot be moved onto H3 (an Acquire CAS after a Relaxed load): H2 reads through the
+//! value H1 returned, so H1 itself must synchronize with the push that wrote H2's link.
+//! H1 and H3's failure ordering, R3, and the tag are written through
+//! [`crate::sync::mutation`] (`Site::PoolHeadAcquire`, `Site::PoolPushRelease`,
+//! `Site::PoolNoTag`); `loom-tests/pool.rs` weakens each in turn and shows a model fail.
+//!
+//! # Guarantees
+//!
+//! - **A live slot is never handed out twice.** Every slot is always in exactly one place:
+//!   in one batch on the global stack, in one chain of one [`Cache`], in a chain local to
+//!   one call in progress, or live (held by whoever allocated it). Allocation moves a slot
+//!   from one of the first three to live; only [`Cache::free`] / [`Pool::free`] move it
+//!   back, and their contracts make that happen once per allocation.
+//! - **Exhaustion.** [`Cache::try_alloc`] returns `None` when this cache's chains are
+//!   empty *and* it found the global stack empty; [`Pool::try_alloc`] when it found the
+//!   global stack empty. Neither means every slot is live: each other live [`Cache`] may
+//!   hold up to `2 * BATCH` free slots, and each [`Pool::try_alloc`] in progress on
+//!   another thread holds up to `BATCH - 1` for the moment between its pop and its
+//!   push-back. So with `c` other caches and `u` concurrent uncached allocators, `None`
+//!   means at least `capacity - 2 * BATCH * c - (BATCH - 1) * u` slots are live. Dropping
+//!   (or [`Cache::flush`]ing) a cache returns its slots to the global stack.
+//! - **Lock-free.** A CAS on `head` fails only because another one succeeded.
+//! - **No heap after construction.** [`Pool::with_capacity`] is the only allocation.
+//! - **`T` is never dropped by the pool.** Slots hold `MaybeUninit<T>`: whoever writes a
+//!   value into a slot drops (or moves out) what it wrote before freeing the slot. The
+//!   pool never reads slot contents.
+//!
+//! # Slot size
+//!
+//! The scheduler uses a `Pool<TaskSlot>` with [`SLOT_BYTES`]-byte slots: a task header
+//! plus inline storage for the closure and, later, its result. A closure or result that
+//! does not fit inline, or needs alignment above 16, goes to a heap-allocated task of the
+//! same layout instead, as does a spawn that finds the pool exhausted; the scheduler
+//! counts both as `heap_fallbacks`.
+
+use std::cell::Cell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
+use std::ptr::NonNull;
+
+use crate::deque::Word;
+use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering, Ordering::*};
+use crate::sync::mutation::{self, Site};
+use crate::sync::{CachePadded, UnsafeCell};
+
+/// Capacity of [`Pool::new`]: 8192 slots (4 under loom, so models reach exhaustion).
+pub const DEFAULT_CAPACITY: usize = if cfg!(loom) { 4 } else { 8192 };
+
+/// The largest capacity [`Pool::with_capacity`] accepts: 2^24 slots (2 GiB of
+/// [`SLOT_BYTES`]-byte slots). Every index then stays far below the `u32::MAX` that
+/// marks "no slot".
+pub const MAX_CAPACITY: usize = 1 << 24;
+
+/// Slots per batch on the global stack, and the most slots in one [`Cache`] chain: 32
+/// (2 under loom). A cache exchanges slots with the global stack a batch at a time.
+pub const BATCH: usize = if cfg!(loom) { 2 } else { 32 };
+
+/// The size of the scheduler's task slot: a header plus inline storage for a closure and
+/// its result. Closures or results that do not fit (or need alignment above 16) go to a
+/// heap task of the same layout, counted as `heap_fallbacks` (see the module docs).
+pub const SLOT_BYTES: usize = 128;
+
+/// "No slot": the empty stack's head index, the end of a `next_batch` list.
+const NIL: u32 = u32::MAX;
+
+const _: () = assert!(MAX_CAPACITY < NIL as usize);
+const _: () = assert!(BATCH >= 1 && BATCH <= MAX_CAPACITY);
+
+/// The name of one slot of a [`Pool`]: an index below its capacity.
+///
+/// A `SlotId` grants nothing by itself: the right to touch a slot comes from holding its
+/// live allocation (see [`Pool::slot_ptr`]), and freeing is `unsafe`. So ids may be
+/// stored as their raw `u32` ([`SlotId::raw`]) and rebuilt ([`SlotId::from_raw`]) freely.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SlotId(u32);
+
+impl SlotId {
+    /// The slot's index, in `0..capacity`.
+    #[inline(always)]
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+
+    /// The slot's index as stored, for packing into a task header or a queue word.
+    #[inline(always)]
+    pub const fn raw(self) -> u32 {
+        self.0
+    }
+
+    /// The id whose [`SlotId::raw`] is `raw`.
+    #[inline(always)]
+    pub const fn from_raw(raw: u32) -> SlotId {
+        SlotId(raw)
+    }
+}
+
+impl Word for SlotId {
+    #[inline(always)]
+    fn into_word(self) -> usize {
+        self.0 as usize
+    }
+    #[inline(always)]
+    unsafe fn from_word(word: usize) -> Self {
+        // `word` came from `into_word`, so the cast is exact.
+        SlotId(word as u32)
+    }
+}
+
+/// The capacity given to [`Pool::with_capacity`] is unusable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CapacityError {
+    /// Not a power of two, zero, or above [`MAX_CAPACITY`]; carries the value given.
+    Invalid(usize),
+    /// The slots could not be allocated (or their size overflows `isize`); carries the
+    /// capacity asked for.
+    OutOfMemory(usize),
+}
+
+impl fmt::Display for CapacityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            CapacityError::Invalid(n) => {
+                write!(f, "pool capacity {n} is invalid: it must be a power of two from 1 to {MAX_CAPACITY}")
+            }
+            CapacityError::OutOfMemory(n) => {
+                write!(f, "pool capacity {n} is invalid: its slots could not be allocated")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CapacityError {}
+
+/// A snapshot of the head word (see the table in the module docs).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Head(u64);
+
+impl Head {
+    const INDEX_MASK: u64 = NIL as u64;
+    const TAG_SHIFT: u32 = Self::INDEX_MASK.count_ones();
+
+    #[inline(always)]
+    fn new(tag: u32, index: u32) -> Head {
+        Head(((tag as u64) << Self::TAG_SHIFT) | index as u64)
+    }
+
+    #[inline(always)]
+    fn index(self) -> u32 {
+        (self.0 & Self::INDEX_MASK) as u32
+    }
+
+    #[inline(always)]
+    fn tag(self) -> u32 {
+        (self.0 >> Self::TAG_SHIFT) as u32
+    }
+
+    #[inline(always)]
+    fn is_empty(self) -> bool {
+        self.index() == NIL
+    }
+
+    /// The head after a successful CAS that makes `index` the top: the tag is bumped
+    /// (unless the `PoolNoTag` mutant drops the bump).
+    #[inline(always)]
+    fn successor(self, index: u32) -> Head {
+        let tag = if mutation::keep(Site::PoolNoTag) { self.tag().wrapping_add(1) } else { self.tag() };
+        Head::new(tag, index)
+    }
+}
+
+impl fmt::Debug for Head {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Head").field("tag", &self.tag()).field("index", &self.index()).finish()
+    }
+}
+
+/// Per-slot metadata, kept apart from the values so that they stay dense.
+///
+/// Each field is written only by whoever holds the slot as free (a cache, a call in
+/// progress) and published by R3. Only `next_batch` is ever read by a thread that does
+/// not hold the slot (H2, a popper racing for the top batch), which is why the fields are
+/// atomics; the others are atomics for uniformity (Relaxed costs a plain access).
+#[derive(Debug)]
+struct Link {
+    /// The next slot of the same chain; meaningful for the first `len - 1` slots.
+    next: AtomicU32,
+    /// For the first slot of a batch on the global stack: the first slot of the batch
+    /// below it, or `NIL`.
+    next_batch: AtomicU32,
+    /// For the first slot of a batch on the global stack: the batch's length, 1..=BATCH.
+    batch_len: AtomicU32,
+}
+
+/// A chain of free slots linked through `Link::next`, held by one owner.
+#[derive(Clone, Copy, Debug)]
+struct Chain {
+    head: u32,
+    len: u32,
+}
+
+impl Chain {
+    const EMPTY: Chain = Chain { head: NIL, len: 0 };
+
+    #[inline(always)]
+    fn is_empty(self) -> bool {
+        self.len == 0
+    }
+
+    #[inline(always)]
+    fn is_full(self) -> bool {
+        self.len as usize == BATCH
+    }
+}
+
+/// A fixed pool of `capacity` slots of `MaybeUninit<T>`, allocated once.
+///
+/// Allocate through a per-thread [`Cache`] ([`Pool::cache`]) or, on threads without one,
+/// with [`Pool::try_alloc`] / [`Pool::free`]. See the module docs for the algorithm and
+/// its guarantees.
+///
+/// ```
+/// use std::mem::MaybeUninit;
+/// use filch::pool::Pool;
+///
+/// let pool = Pool::<u64>::with_capacity(64).unwrap();
+/// let mut cache = pool.cache();
+/// let id = cache.try_alloc().unwrap();
+/// let slot = pool.slot_ptr(id);
+/// // SAFETY: `id` is live and ours; nobody else touches its slot until we free it.
+/// unsafe { slot.as_ptr().write(MaybeUninit::new(7)) };
+/// // SAFETY: written just above.
+/// assert_eq!(unsafe { slot.as_ref().assume_init() }, 7);
+/// // SAFETY: `id` came from this pool, is live, and is freed once; `u64` needs no drop.
+/// unsafe { cache.free(id) };
+/// ```
+pub struct Pool<T> {
+    /// The free stack's head word (see the table in the module docs).
+    head: CachePadded<AtomicU64>,
+    /// Slot storage. Written and read only by the holder of the slot's live allocation,
+    /// through [`Pool::slot_ptr`] / [`Pool::with_slot_mut`]; the right passes from one
+    /// holder to the next through free (R3) and alloc (H1), or within one thread.
+    values: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    /// Per-slot links, parallel to `values`.
+    links: Box<[Link]>,
+}
+
+// SAFETY: the pool owns no `T` it would drop, but slots carry `T`s written on one thread
+// and taken on another after the slot moves between threads, so `T: Send` is required;
+// every shared access to the pool's own state is atomic.
+unsafe impl<T: Send> Send for Pool<T> {}
+// SAFETY: `&Pool` allows atomic operations on `head` and `links`, and hands out raw
+// pointers to slots whose use is restricted (by the unsafe contracts of dereferencing
+// them and of `free`) to the one holder of a live allocation; moving that right between
+// threads moves a `T` between threads, hence `T: Send`. No `&T` is ever shared.
+unsafe impl<T: Send> Sync for Pool<T> {}
+
+impl<T> fmt::Debug for Pool<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool").field("capacity", &self.capacity()).finish()
+    }
+}
+
+impl<T> Default for Pool<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Pool<T> {
+    /// A pool of [`DEFAULT_CAPACITY`] slots.
+    ///
+    /// Aborts via [`std::alloc::handle_alloc_error`] if the slots cannot be allocated,
+    /// as `std`'s collections do; use [`Pool::with_capacity`] to get an error instead.
+    ///
+    /// ```
+    /// let pool = filch::pool::Pool::<[u8; 128]>::new();
+    /// assert_eq!(pool.capacity(), filch::pool::DEFAULT_CAPACITY);
+    /// ```
+    pub fn new() -> Self {
+        match Self::with_capacity(DEFAULT_CAPACITY) {
+            Ok(pool) => pool,
+            Err(e) => match std::alloc::Layout::array::<MaybeUninit<T>>(DEFAULT_CAPACITY) {
+                Ok(layout) => std::alloc::handle_alloc_error(layout),
+                Err(_) => panic!("{e}"),
+            },
+        }
+    }
+
+    /// A pool of `capacity` slots: a power of two from 1 to [`MAX_CAPACITY`].
+    ///
+    /// This is the only heap allocation the pool ever makes. All slots start free, in
+    /// batches of [`BATCH`] on the global stack, lowest indices on top.
+    ///
+    /// ```
+    /// use filch::pool::{CapacityError, Pool};
+    /// assert_eq!(Pool::<u64>::with_capacity(256).unwrap().capacity(), 256);
+    /// assert_eq!(Pool::<u64>::with_capacity(100).unwrap_err(), CapacityError::Invalid(100));
+    /// ```
+    pub fn with_capacity(capacity: usize) -> Result<Self, CapacityError> {
+        if !capacity.is_power_of_two() || capacity > MAX_CAPACITY {
+            return Err(CapacityError::Invalid(capacity));
+        }
+        let oom = |_| CapacityError::OutOfMemory(capacity);
+        let mut values = Vec::new();
+        values.try_reserve_exact(capacity).map_err(oom)?;
+        values.extend((0..capacity).map(|_| UnsafeCell::new(MaybeUninit::uninit())));
+        let mut links = Vec::new();
+        links.try_reserve_exact(capacity).map_err(oom)?;
+        // Slot `i` is in the batch starting at `i - i % BATCH`; batches are stacked in
+        // index order. `capacity <= MAX_CAPACITY < NIL`, so the casts are exact.
+        links.extend((0..capacity).map(|i| {
+            let start = i - i % BATCH;
+            let end = (start + BATCH).min(capacity);
+            let is_first = i == start;
+            Link {
+                next: AtomicU32::new(if i + 1 < end { (i + 1) as u32 } else { NIL }),
+                next_batch: AtomicU32::new(if is_first && end < capacity { end as u32 } else { NIL }),
+                batch_len: AtomicU32::new(if is_first { (end - start) as u32 } else { 0 }),
+            }
+        }));
+        Ok(Pool {
+            head: CachePadded(AtomicU64::new(Head::new(0, 0).0)),
+            values: values.into_boxed_slice(),
+            links: links.into_boxed_slice(),
+        })
+    }
+
+    /// The number of slots.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.values.len()
+    }
+
+    /// A new, empty per-thread cache for this pool.
+    pub fn cache(&self) -> Cache<'_, T> {
+        Cache { pool: self, current: Chain::EMPTY, spare: Chain::EMPTY, _not_sync: PhantomData }
+    }
+
+    /// A pointer to the storage of slot `id`, valid for as long as the pool lives.
+    ///
+    /// Obtaining it is safe; using it is not. Only the holder of `id`'s live allocation
+    /// (the caller that got `id` from `try_alloc`, or whoever it handed `id` to with
+    /// synchronization) may read or write through it, and only until it frees `id`.
+    /// Under loom, obtaining the pointer counts as one write access to the slot; the
+    /// closure form [`Pool::with_slot_mut`] lets a model track every access.
+    ///
+    /// # Panics
+    ///
+    /// If `id` is not below [`Pool::capacity`] (it came from another pool).
+    #[inline]
+    pub fn slot_ptr(&self, id: SlotId) -> NonNull<MaybeUninit<T>> {
+        let ptr = self.values[id.index()].with_mut(|p| p);
+        // SAFETY: `p` points into the live `values` allocation (it comes from a
+        // reference to one of its elements), so it is not null.
+        unsafe { NonNull::new_unchecked(ptr) }
+    }
+
+    /// Runs `f` with a pointer to the storage of slot `id`.
+    ///
+    /// The same rules as [`Pool::slot_ptr`] govern the pointer, which must not escape `f`;
+    /// under loom the access is checked for data races for the duration of `f`.
+    ///
+    /// # Panics
+    ///
+    /// If `id` is not below [`Pool::capacity`].
+    #[inline]
+    pub fn with_slot_mut<R>(&self, id: SlotId, f: impl FnOnce(*mut MaybeUninit<T>) -> R) -> R {
+        self.values[id.index()].with_mut(f)
+    }
+
+    /// Allocates a slot without a cache: pops one batch, keeps its first slot and pushes
+    /// the rest back. `None` when the global stack is empty (see *Exhaustion* in the
+    /// module docs). Two CASes; threads that allocate often should use a [`Cache`].
+    ///
+    /// ```
+    /// let pool = filch::pool::Pool::<u64>::with_capacity(1).unwrap();
+    /// let id = pool.try_alloc().unwrap();
+    /// assert_eq!(pool.try_alloc(), None);
+    /// // SAFETY: `id` came from this pool, is live, and is freed once.
+    /// unsafe { pool.free(id) };
+    /// assert!(pool.try_alloc().is_some());
+    /// ```
+    pub fn try_alloc(&self) -> Option<SlotId> {
+        let mut batch = self.pop_batch()?;
+        let id = self.chain_pop(&mut batch);
+        if !batch.is_empty() {
+            self.push_batch(batch);
+        }
+        Some(id)
+    }
+
+    /// Returns slot `id` to the global stack, as a batch of one.
+    ///
+    /// # Safety
+    ///
+    /// `id` came from an allocation of *this* pool ([`Pool::try_alloc`] or any of its
+    /// caches' [`Cache::try_alloc`]), is live, and is freed exactly once. Every access the
+    /// caller (or anyone it handed `id` to) made to the slot happens before this call,
+    /// and none follows it. The pool does not drop the slot's contents.
+    pub unsafe fn free(&self, id: SlotId) {
+        self.push_batch(Chain { head: id.0, len: 1 });
+    }
+
+    /// The link of slot `index`.
+    #[inline(always)]
+    fn link(&self, index: u32) -> &Link {
+        &self.links[index as usize]
+    }
+
+    /// Takes the first slot off `chain`, which must not be empty.
+    #[inline(always)]
+    fn chain_pop(&self, chain: &mut Chain) -> SlotId {
+        debug_assert!(!chain.is_empty());
+        let id = chain.head;
+        // C1, Relaxed: the chain is ours; its links were published to us by R3/H1.
+        chain.head = self.link(id).next.load(Relaxed);
+        chain.len -= 1;
+        SlotId(id)
+    }
+
+    /// Puts `id` in front of `chain`.
+    #[inline(always)]
+    fn chain_push(&self, chain: &mut Chain, id: SlotId) {
+        debug_assert!(id.index() < self.capacity());
+        // C1, Relaxed: the slot is ours and not on any shared list; R3 publishes this.
+        self.link(id.0).next.store(chain.head, Relaxed);
+        chain.head = id.0;
+        chain.len += 1;
+    }
+
+    /// The one CAS loop on `head`: `f` maps the current head to the index to install,
+    /// or `None` to give up. Loads (and CAS failures) use `load`, a successful CAS uses
+    /// `success`. Returns the head the successful CAS replaced.
+    #[inline(always)]
+    fn update_head(
+        &self,
+        load: Ordering,
+        success: Ordering,
+        mut f: impl FnMut(Head) -> Option<u32>,
+    ) -> Option<Head> {
+        let mut cur = Head(self.head.load(load));
+        loop {
+            let index = f(cur)?;
+            match self.head.compare_exchange(cur.0, cur.successor(index).0, success, load) {
+                Ok(_) => return Some(cur),
+                Err(actual) => cur = Head(actual),
+            }
+        }
+    }
+
+    /// Pops the top batch off the global stack; `None` if the stack is empty.
+    fn pop_batch(&self) -> Option<Chain> {
+        // H1, Acquire (load and CAS failure): pairs with R3, the Release CAS that pushed
+        // the batch we find on top (directly, or through the release sequence of later
+        // CASes on `head`): its links and its slots' contents are visible to us.
+        let load = mutation::ord(Site::PoolHeadAcquire, Acquire);
+        // H3, Relaxed on success: the tag makes the CAS read the very store H1 read.
+        let top = self.update_head(load, Relaxed, |cur| {
+            if cur.is_empty() {
+                return None;
+            }
+            // H2, Relaxed: stale only if `cur`'s top left the stack after H1, and then
+            // the tag makes H3 fail.
+            Some(self.link(cur.index()).next_batch.load(Relaxed))
+        })?;
+        let head = top.index();
+        // Relaxed: the batch is ours since H3; R3 published the value, H1 acquired it.
+        let len = self.link(head).batch_len.load(Relaxed);
+        debug_assert!(len >= 1 && len as usize <= BATCH, "corrupt batch length {len}");
+        Some(Chain { head, len })
+    }
+
+    /// Pushes the non-empty `chain` onto the global stack as one batch.
+    fn push_batch(&self, chain: Chain) {
+        debug_assert!(!chain.is_empty() && chain.len as usize <= BATCH);
+        let link = self.link(chain.head);
+        // R1, Relaxed: published by R3 below.
+        link.batch_len.store(chain.len, Relaxed);
+        // R2, Relaxed: the head value is only copied into `next_batch`. R3, Release:
+        // publishes R1, the chain's `next` links and the slots' contents; pairs with H1.
+        let release = mutation::ord(Site::PoolPushRelease, Release);
+        self.update_head(Relaxed, release, |cur| {
+            // R1, Relaxed: published by R3. No popper reads this link's `next_batch`
+            // while we hold the slot: it is not on the stack.
+            link.next_batch.store(cur.index(), Relaxed);
+            Some(chain.head)
+        });
+    }
+}
+
+/// A per-thread cache of free slots of one [`Pool`] (two magazines of up to [`BATCH`]).
+///
+/// `Send` but not `Sync`: one thread at a time uses it. Dropping it (or calling
+/// [`Cache::flush`]) returns its free slots to the pool's global stack. A slot allocated
+/// through one cache may be freed through another cache or [`Pool::free`]; it finds its
+/// way back to allocators in batches.
+///
+/// ```
+/// let pool = filch::pool::Pool::<u64>::with_capacity(64).unwrap();
+/// let mut a = pool.cache();
+/// let ids: Vec<_> = std::iter::from_fn(|| a.try_alloc()).collect();
+/// assert_eq!(ids.len(), 64);
+/// let mut b = pool.cache();
+/// for id in ids {
+///     // SAFETY: each id came from this pool, is live, and is freed once.
+///     unsafe { b.free(id) };
+/// }
+/// drop(b); // returns the freed slots to the global stack
+/// assert!(a.try_alloc().is_some());
+/// ```
+pub struct Cache<'p, T> {
+    pool: &'p Pool<T>,
+    /// Allocations come from here first; frees go here.
+    current: Chain,
+    /// Empty, or a chain that `current` replaces when it runs dry.
+    spare: Chain,
+    /// Makes `Cache` `!Sync` (`Cell<()>` is `Send + !Sync`).
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl<T> fmt::Debug for Cache<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache").field("cached", &self.cached()).finish()
+    }
+}
+
+impl<'p, T> Cache<'p, T> {
+    /// The pool this cache belongs to.
+    #[inline]
+    pub fn pool(&self) -> &'p Pool<T> {
+        self.pool
+    }
+
+    /// The number of free slots held by this cache (at most `2 * BATCH`).
+    #[inline]
+    pub fn cached(&self) -> usize {
+        (self.current.len + self.spare.len) as usize
+    }
+
+    /// Allocates a slot: from this cache, else one batch from the global stack. `None`
+    /// when both are empty (see *Exhaustion* in the module docs).
+    #[inline]
+    pub fn try_alloc(&mut self) -> Option<SlotId> {
+        if self.current.is_empty() && !self.refill() {
+            return None;
+        }
+        Some(self.pool.chain_pop(&mut self.current))
+    }
+
+    /// `current` is empty: swap in `spare`, or else pop a batch. Whether `current` now
+    /// holds a slot.
+    #[cold]
+    fn refill(&mut self) -> bool {
+        if !self.spare.is_empty() {
+            std::mem::swap(&mut self.current, &mut self.spare);
+            return true;
+        }
+        match self.pool.pop_batch() {
+            Some(batch) => {
+                self.current = batch;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Frees slot `id` into this cache; when the cache is full, one batch goes to the
+    /// global stack.
+    ///
+    /// # Safety
+    ///
+    /// `id` came from an allocation of *this cache's pool* (through any cache, or
+    /// [`Pool::try_alloc`]), is live, and is freed exactly once. Every access the caller
+    /// (or anyone it handed `id` to) made to the slot happens before this call, and none
+    /// follows it. The pool does not drop the slot's contents.
+    #[inline]
+    pub unsafe fn free(&mut self, id: SlotId) {
+        if self.current.is_full() {
+            self.spill();
+        }
+        self.pool.chain_push(&mut self.current, id);
+    }
+
+    /// `current` is full: it becomes the spare, and a non-empty spare goes to the global
+    /// stack first.
+    #[cold]
+    fn spill(&mut self) {
+        if !self.spare.is_empty() {
+            self.pool.push_batch(self.spare);
+        }
+        self.spare = std::mem::replace(&mut self.current, Chain::EMPTY);
+    }
+
+    /// Returns every slot this cache holds to the global stack.
+    pub fn flush(&mut self) {
+        for chain in [&mut self.current, &mut self.spare] {
+            if !chain.is_empty() {
+                self.pool.push_batch(*chain);
+                *chain = Chain::EMPTY;
+            }
+        }
+    }
+}
+
+impl<T> Drop for Cache<'_, T> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn drain_uncached<T>(pool: &Pool<T>) -> Vec<SlotId> {
+        std::iter::from_fn(|| pool.try_alloc()).take(pool.capacity() + 1).collect()
+    }
+
+    fn assert_all_distinct(ids: &[SlotId], capacity: usize) {
+        let set: HashSet<_> = ids.iter().copied().collect();
+        assert_eq!(set.len(), ids.len(), "a slot was handed out twice");
+        assert!(ids.iter().all(|id| id.index() < capacity));
+    }
+
+    #[test]
+    fn head_word_packs_tag_and_index() {
+        let h = Head::new(7, 42);
+        assert_eq!((h.tag(), h.index()), (7, 42));
+        assert!(Head::new(0, NIL).is_empty());
+        let n = Head::new(u32::MAX, 3).successor(9);
+        assert_eq!((n.tag(), n.index()), (0, 9), "the tag wraps");
+    }
+
+    #[test]
+    fn exhaustion_returns_none() {
+        for cap in [1, 2, 4, BATCH, 4 * BATCH, 1024] {
+            let pool = Pool::<u64>::with_capacity(cap).unwrap();
+            let ids = drain_uncached(&pool);
+            assert_eq!(ids.len(), cap);
+            assert_all_distinct(&ids, cap);
+            assert_eq!(pool.try_alloc(), None);
+            let mut cache = pool.cache();
+            assert_eq!(cache.try_alloc(), None);
+            for id in ids {
+                // SAFETY: from this pool, live, freed once.
+                unsafe { cache.free(id) };
+            }
+            let again: Vec<_> = std::iter::from_fn(|| cache.try_alloc()).take(cap + 1).collect();
+            assert_eq!(again.len(), cap);
+            assert_all_distinct(&again, cap);
+        }
+    }
+
+    #[test]
+    fn capacity_errors_are_errors() {
+        for bad in [0, 3, 100, MAX_CAPACITY * 2] {
+            let e = Pool::<u64>::with_capacity(bad).unwrap_err();
+            assert_eq!(e, CapacityError::Invalid(bad));
+            assert!(e.to_string().starts_with(&format!("pool capacity {bad} is invalid")));
+        }
+        // Slots too big for the address space: an error, not a panic or an abort.
+        let e = Pool::<[u8; 1 << 40]>::with_capacity(MAX_CAPACITY).unwrap_err();
+        assert_eq!(e, CapacityError::OutOfMemory(MAX_CAPACITY));
+        assert!(e.to_string().contains("could not be allocated"));
+        assert_eq!(Pool::<u64>::with_capacity(1).unwrap().capacity(), 1);
+    }
+
+    #[test]
+    fn cross_thread_free_returns_slots() {
+        let pool = Pool::<u64>::with_capacity(256).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<SlotId>();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut cache = pool.cache();
+                for round in 0..20u64 {
+                    while let Some(id) = cache.try_alloc() {
+                        // SAFETY: `id` is live and ours until we send it.
+                        unsafe { pool.slot_ptr(id).as_ptr().write(MaybeUninit::new(round)) };
+                        tx.send(id).unwrap();
+                    }
+                }
+                drop(tx);
+            });
+            s.spawn(|| {
+                let mut cache = pool.cache();
+                for id in rx {
+                    // SAFETY: received through the channel, which orders the sender's
+                    // write before this read; the id is live and now ours.
+                    let v = unsafe { pool.slot_ptr(id).as_ref().assume_init() };
+                    assert!(v < 20);
+                    // SAFETY: live, freed once, by its current holder.
+                    unsafe { cache.free(id) };
+                }
+            });
+        });
+        let ids = drain_uncached(&pool);
+        assert_eq!(ids.len(), 256, "every slot freed on the other thread came back");
+        assert_all_distinct(&ids, 256);
+    }
+
+    #[test]
+    fn cache_drop_returns_slots() {
+        let pool = Pool::<u64>::with_capacity(4 * BATCH).unwrap();
+        {
+            let mut a = pool.cache();
+            let mut b = pool.cache();
+            let x = a.try_alloc().unwrap();
+            let y = b.try_alloc().unwrap();
+            // SAFETY: each from this pool, live, freed once (crosswise).
+            unsafe {
+                a.free(y);
+                b.free(x);
+            }
+            assert_eq!(a.cached() + b.cached(), 2 * BATCH);
+            // The caches hold two batches: the global stack has only the rest.
+            assert_eq!(drain_uncached(&pool).len(), 2 * BATCH);
+        }
+        // `drain_uncached` leaked its slots on purpose; what the caches held came back.
+        let rest = drain_uncached(&pool);
+        assert_eq!(rest.len(), 2 * BATCH);
+    }
+
+    #[test]
+    fn spill_keeps_at_most_two_batches() {
+        let cap = 8 * BATCH;
+        let pool = Pool::<u64>::with_capacity(cap).unwrap();
+        let ids = drain_uncached(&pool);
+        let mut cache = pool.cache();
+        for (n, &id) in ids.iter().enumerate() {
+            // SAFETY: from this pool, live, freed once.
+            unsafe { cache.free(id) };
+            assert!(cache.cached() <= 2 * BATCH);
+            let expect = if n < 2 * BATCH { n + 1 } else { BATCH + 1 + (n - 2 * BATCH) % BATCH };
+            assert_eq!(cache.cached(), expect);
+        }
+        drop(cache);
+        let again = drain_uncached(&pool);
+        assert_eq!(again.len(), cap);
+        assert_all_distinct(&again, cap);
+    }
+
+    #[test]
+    fn slot_word_round_trips() {
+        let pool = Pool::<u8>::with_capacity(8).unwrap();
+        let id = pool.try_alloc().unwrap();
+        // SAFETY: the word came from `into_word` and is converted back once.
+        assert_eq!(unsafe { SlotId::from_word(id.into_word()) }, id);
+        assert_eq!(SlotId::from_raw(id.raw()), id);
+    }
+}
