@@ -404,9 +404,16 @@ fn unreachable_full(_t: TaskRef) -> ! {
 
 /// Takes any queued task, from any thread (a timed-out shutdown's caller).
 pub(crate) fn take_any(shared: &Shared) -> Option<TaskRef> {
-    if let Some(p) = shared.injector.pop() {
-        // SAFETY: nodes in the injector are task references given up by `into_raw`.
-        return Some(unsafe { TaskRef::from_raw(p) });
+    loop {
+        let mut got = None;
+        match shared.injector.pop_batch(1, |p| got = Some(p)) {
+            // SAFETY: nodes in the injector are task references given up by `into_raw`.
+            Pop::Taken(_) => return got.map(|p| unsafe { TaskRef::from_raw(p) }),
+            Pop::Empty => break,
+            // A worker is taking a batch; it will run or abandon what it takes, but wait
+            // for it so the drain does not stop early on a non-empty queue.
+            Pop::Busy => spin_loop(),
+        }
     }
     for w in shared.workers.iter() {
         loop {

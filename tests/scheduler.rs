@@ -201,9 +201,13 @@ fn shutdown_timeout_abandons_queued_tasks_exactly_once() {
     let s = sched(1);
     let gate = Arc::new(Barrier::new(2));
     let g = gate.clone();
+    let (started_tx, started_rx) = mpsc::channel();
     let busy = s.spawn(move || {
+        started_tx.send(()).unwrap();
         g.wait();
     });
+    // The worker must be inside `busy` before the timeout, or shutdown could abandon it.
+    started_rx.recv().unwrap();
     let drops = Arc::new(AtomicUsize::new(0));
     struct Probe(Arc<AtomicUsize>);
     impl Drop for Probe {
