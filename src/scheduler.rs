@@ -39,8 +39,9 @@
 //! its cache), sometimes a `JoinHandle` on another thread (uncached). `JoinHandle`s may
 //! outlive their `Scheduler`, and holding an `Arc` per handle would put a contended RMW on
 //! every spawn. Instead workers count the slots they allocate and free in their own stats
-//! rows (single writer, no RMW), and other threads count theirs in `ext_allocs` /
-//! `ext_frees`. When the `Scheduler` is dropped (workers joined, queues empty, no spawn
+//! rows (single writer, no RMW; allocations are `spawned - heap_fallbacks`), and other
+//! threads count their frees in `ext_frees` (their allocations are the external row's
+//! `spawned - heap_fallbacks`). When the `Scheduler` is dropped (workers joined, queues empty, no spawn
 //! possible) it computes how many slots are still held by handles, `target`, stores it,
 //! and sets `ORPHAN` in `ext_frees` (AcqRel). If `ext_frees` already equals `target`, it
 //! frees the shared state; otherwise it leaves its `Arc` reference to the handle whose free
@@ -93,7 +94,6 @@ pub(crate) struct Shared {
     /// Workers that have not exited yet; the last one unparks `shutdown_parker`.
     running: AtomicUsize,
     shutdown_parker: Arc<Parker>,
-    ext_allocs: AtomicU64,
     ext_frees: AtomicU64,
     orphan_target: AtomicU64,
     pub(crate) config: Config,
@@ -175,12 +175,7 @@ impl Shared {
                 None => self.pool.try_alloc(),
             };
             if let Some(id) = id {
-                match row {
-                    Some(r) => Row::bump_owned(&r.slot_allocs, 1),
-                    // Relaxed: counted for the orphan protocol, read after the workers are
-                    // joined (which orders it) or in the final AcqRel RMW of ext_frees.
-                    None => drop(self.ext_allocs.fetch_add(1, Relaxed)),
-                }
+                // Counted as `spawned - heap_fallbacks` by the caller's row.
                 let slot = self.pool.slot_ptr(id).cast::<TaskSlot>();
                 // SAFETY: the slot was just allocated to us and `fits_inline` holds.
                 return Ok(unsafe { TaskRef::new_in_slot::<F, T>(slot, id.raw(), f, self.as_owner()) });
@@ -247,8 +242,8 @@ impl Shared {
         let task = self.new_task(f, None, allow_heap);
         let result = match task {
             Ok((queued, handle)) => {
+                // `injected` of the external row is derived from `spawned` (stats.rs).
                 Row::bump_shared(&self.external.spawned, 1);
-                Row::bump_shared(&self.external.injected, 1);
                 // L2. SAFETY: `queued` is a live task reference that we give to the queue;
                 // the worker that pops it rebuilds it with `from_raw`.
                 unsafe { self.injector.push(queued.into_raw()) };
@@ -318,10 +313,11 @@ impl Shared {
     fn slot_balance(&self) -> u64 {
         // Relaxed: called after every worker was joined (join orders their stores) and no
         // spawn can happen any more.
+        let pool_allocs = |r: &Row| r.spawned.load(Relaxed) - r.heap_fallbacks.load(Relaxed);
         let (a, f) = self.workers.iter().fold((0u64, 0u64), |(a, f), w| {
-            (a + w.stats.slot_allocs.load(Relaxed), f + w.stats.slot_frees.load(Relaxed))
+            (a + pool_allocs(&w.stats), f + w.stats.slot_frees.load(Relaxed))
         });
-        a + self.ext_allocs.load(Relaxed) - f
+        a + pool_allocs(&self.external) - f
     }
 }
 
@@ -548,7 +544,6 @@ impl Scheduler {
             abandon: AtomicBool::new(false),
             running: AtomicUsize::new(n),
             shutdown_parker: Arc::new(Parker::new()),
-            ext_allocs: AtomicU64::new(0),
             ext_frees: AtomicU64::new(0),
             orphan_target: AtomicU64::new(u64::MAX),
             config: Config {

@@ -25,9 +25,8 @@ pub(crate) struct Row {
     pub(crate) injected: AtomicU64,
     pub(crate) spills: AtomicU64,
     pub(crate) heap_fallbacks: AtomicU64,
-    /// Pool slots taken and given back through this row (for the orphan protocol in
-    /// `scheduler`); not reported.
-    pub(crate) slot_allocs: AtomicU64,
+    /// Pool slots given back through this row (for the orphan protocol in `scheduler`;
+    /// slots taken are `spawned - heap_fallbacks`); not reported.
     pub(crate) slot_frees: AtomicU64,
 }
 
@@ -137,7 +136,9 @@ pub struct Stats {
 impl Stats {
     pub(crate) fn collect<'a>(workers: impl Iterator<Item = &'a Row>, external: &Row) -> Stats {
         let workers: Vec<WorkerStats> = workers.map(Row::snapshot).collect();
-        let external = external.snapshot();
+        let mut external = external.snapshot();
+        // Every external spawn is an injection; not counted twice on the spawn path.
+        external.injected += external.spawned;
         let mut total = WorkerStats::default();
         for w in workers.iter().chain(std::iter::once(&external)) {
             total.add(w);
