@@ -161,7 +161,7 @@ fn wait(task: &TaskRef, deadline: Option<Instant>) -> bool {
                 registered.set(ok);
                 ok
             };
-            let done = c.run_until(&|| task.is_complete(), deadline, &before_park);
+            let done = c.in_join(|| c.run_until(&|| task.is_complete(), deadline, &before_park));
             // SAFETY: registered above; a failed unregister means the task completed.
             done || (registered.get() && !unsafe { task.unregister_waiter() })
         })

@@ -23,7 +23,12 @@
 //!
 //! A worker that waits for a `JoinHandle` runs this same loop with "the task is complete"
 //! as its exit condition, so it helps instead of blocking; the completing thread unparks
-//! it.
+//! it. While it waits it skips step 1: the fairness step exists for the outermost loop,
+//! and inside a join it would start unrelated queued tasks (typically other roots from
+//! the injection queue) on top of the waiting task's stack, every 61 tasks, nesting
+//! without bound (a stress test overflowed a 2 MiB worker stack with 600 queued roots).
+//! Steps 2–3 still run, injector included, so a join whose task was spilled to the
+//! injection queue is never stuck; tasks found there can still nest, as in rayon.
 
 use std::cell::{Cell, RefCell};
 use std::ptr::{self, NonNull};
@@ -61,6 +66,8 @@ pub(crate) struct WorkerCtx<'a> {
     rng: Cell<u64>,
     tick: Cell<u32>,
     searching: Cell<bool>,
+    /// How many joins this worker is waiting in, nested on its stack.
+    joins: Cell<u32>,
 }
 
 #[cfg(not(loom))]
@@ -94,6 +101,14 @@ impl<'a> WorkerCtx<'a> {
 
     pub(crate) fn row(&self) -> &'a Row {
         &self.shared.workers[self.index].stats
+    }
+
+    /// Runs `f` as a join-wait: step 1 (fairness) is skipped inside it (module docs).
+    pub(crate) fn in_join<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.joins.set(self.joins.get() + 1);
+        let r = f();
+        self.joins.set(self.joins.get() - 1);
+        r
     }
 
     pub(crate) fn parker(&self) -> &'a Arc<Parker> {
@@ -169,7 +184,7 @@ impl<'a> WorkerCtx<'a> {
     pub(crate) fn find_task(&self) -> Option<TaskRef> {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
-        if tick % FAIR_INTERVAL == 0 {
+        if tick % FAIR_INTERVAL == 0 && self.joins.get() == 0 {
             if let Some(t) = self.pop_injector() {
                 return Some(t);
             }
@@ -523,6 +538,7 @@ fn worker_main(
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ ((index as u64 + 1) << 17)),
             tick: Cell::new(0),
             searching: Cell::new(false),
+            joins: Cell::new(0),
         };
         let p: *const WorkerCtx<'_> = &ctx;
         CURRENT.with(|c| c.set(p.cast()));

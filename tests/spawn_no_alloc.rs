@@ -1,0 +1,171 @@
+//! Steady-state spawns from inside workers allocate nothing: a task whose closure and
+//! result fit a pool slot ([`filch::TASK_INLINE_BYTES`]) is written into a slot from the
+//! worker's pool cache, pushed on its deque, run, and joined without touching the heap.
+//!
+//! A counting global allocator counts the allocations of one thread only (a thread-local
+//! switch, as in `tests/no_alloc.rs`). The measured code runs on a worker thread, so the
+//! switch is turned on inside a task. Two guards show the test can fail: the counter sees
+//! a `Box` made inside a task, and a closure one byte too large for a slot does allocate
+//! (the documented heap fallback).
+#![cfg(not(loom))]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::hint::black_box;
+
+use filch::{JoinHandle, Scheduler, TASK_INLINE_BYTES};
+
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static COUNT: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the only addition
+// is a thread-local counter, which allocates nothing (const-initialized, no destructor).
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            COUNT.with(|c| c.set(c.get() + 1));
+        }
+        // SAFETY: the caller's obligations for `alloc` are passed through.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's obligations for `dealloc` are passed through.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            COUNT.with(|c| c.set(c.get() + 1));
+        }
+        // SAFETY: the caller's obligations for `realloc` are passed through.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Runs `f` and returns how many allocations it made on this thread.
+fn allocations_in(f: impl FnOnce()) -> usize {
+    COUNT.with(|c| c.set(0));
+    COUNTING.with(|c| c.set(true));
+    f();
+    COUNTING.with(|c| c.set(false));
+    COUNT.with(Cell::get)
+}
+
+/// Runs `f` as a task on a fresh scheduler of `workers` workers and returns its result.
+fn on_worker<R: Send + 'static>(workers: usize, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let sched = Scheduler::builder().workers(workers).pin(false).build().unwrap();
+    sched.spawn(f).join().unwrap()
+}
+
+/// Tasks spawned, then joined, per round: enough to cycle the worker's pool cache (two
+/// batches of 32 slots) through the shared pool.
+const BATCH: usize = 100;
+const WARM_UP_ROUNDS: usize = 40;
+/// 100,000 measured spawns.
+const ROUNDS: usize = 1000;
+
+/// One round: spawns `BATCH` small tasks from the current worker, then joins them all.
+/// `held` has room for `BATCH` handles, so it never grows.
+fn round(held: &mut Vec<JoinHandle<u64>>, base: u64) -> u64 {
+    for i in 0..BATCH as u64 {
+        let x = base + i;
+        held.push(filch::spawn(move || black_box(x).wrapping_mul(3)));
+    }
+    held.drain(..).map(|h| h.join().unwrap()).sum()
+}
+
+/// Warms up, then counts the allocations of `ROUNDS` rounds on this worker thread.
+/// Returns the count and whether every task returned what it should.
+fn measure_rounds() -> (usize, bool) {
+    let mut held = Vec::with_capacity(BATCH);
+    for r in 0..WARM_UP_ROUNDS {
+        round(&mut held, (r * BATCH) as u64);
+    }
+    let mut sum = 0u64;
+    let n = allocations_in(|| {
+        for r in 0..ROUNDS {
+            sum = sum.wrapping_add(round(&mut held, (r * BATCH) as u64));
+        }
+    });
+    let tasks = (ROUNDS * BATCH) as u64;
+    (n, sum == 3 * (tasks * (tasks - 1) / 2))
+}
+
+#[test]
+fn the_counter_sees_an_allocation_on_a_worker() {
+    // Guards the test itself: a counter that cannot count on a worker would pass
+    // everything below.
+    let n = on_worker(1, || allocations_in(|| drop(black_box(Box::new(1u64)))));
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn steady_state_spawns_from_a_worker_allocate_nothing() {
+    let (n, sums_ok) = on_worker(1, measure_rounds);
+    assert!(sums_ok, "every task ran and returned its value");
+    assert_eq!(n, 0, "{} spawn+join pairs on a worker allocated {n} times", ROUNDS * BATCH);
+}
+
+#[test]
+fn steady_state_spawns_allocate_nothing_while_another_worker_steals() {
+    // With a second worker, tasks are stolen, run and freed on the other thread (into its
+    // own pool cache); the spawning worker must keep finding slots without the heap. Only
+    // the spawning worker's allocations are counted.
+    let (n, sums_ok) = on_worker(2, measure_rounds);
+    assert!(sums_ok, "every task ran and returned its value");
+    assert_eq!(n, 0, "{} spawn+join pairs on a worker allocated {n} times", ROUNDS * BATCH);
+}
+
+#[test]
+fn the_largest_inline_closure_allocates_nothing() {
+    let n = on_worker(1, || {
+        let run = || {
+            let big = [7u8; TASK_INLINE_BYTES];
+            filch::spawn(move || black_box(&big).iter().map(|&b| usize::from(b)).sum::<usize>())
+                .join()
+                .unwrap()
+        };
+        for _ in 0..1000 {
+            assert_eq!(run(), 7 * TASK_INLINE_BYTES);
+        }
+        allocations_in(|| {
+            for _ in 0..10_000 {
+                assert_eq!(run(), 7 * TASK_INLINE_BYTES);
+            }
+        })
+    });
+    assert_eq!(n, 0, "a closure of exactly TASK_INLINE_BYTES ({TASK_INLINE_BYTES}) allocated {n} times");
+}
+
+#[test]
+fn a_closure_too_large_for_a_slot_allocates() {
+    // The documented heap fallback, and proof that the tests above can fail: a closure
+    // one byte larger than a slot's inline storage needs a heap task per spawn.
+    const N: usize = 1000;
+    let (n, fallbacks) = on_worker(1, || {
+        let run = || {
+            let big = [7u8; TASK_INLINE_BYTES + 1];
+            filch::spawn(move || black_box(&big).iter().map(|&b| usize::from(b)).sum::<usize>())
+                .join()
+                .unwrap()
+        };
+        for _ in 0..100 {
+            run();
+        }
+        let before = filch::current().unwrap().stats().total.heap_fallbacks;
+        let n = allocations_in(|| {
+            for _ in 0..N {
+                assert_eq!(run(), 7 * (TASK_INLINE_BYTES + 1));
+            }
+        });
+        (n, filch::current().unwrap().stats().total.heap_fallbacks - before)
+    });
+    assert!(n >= N, "{N} oversize spawns allocated only {n} times");
+    assert_eq!(fallbacks, N as u64, "each oversize spawn is a heap fallback");
+}
