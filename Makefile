@@ -3,7 +3,8 @@
 #   make test     what CI runs: fmt check, lint, clippy, unit/integration/doc tests,
 #                 proptests, loom models (bounded) with their mutation checks
 #   make loom     the loom suite with deeper preemption bounds
-#   make bench    criterion benchmarks (filch beside its peers, same run)
+#   make bench    criterion benchmarks (filch beside its peers, same run), then the
+#                 idle-CPU / wake-latency measurement (examples/idle.rs)
 #   make lint     the sync-shim rule and clippy
 
 CARGO        ?= cargo
@@ -42,3 +43,4 @@ loom:
 
 bench:
 	$(CARGO) bench
+	$(CARGO) run --release --example idle
