@@ -23,7 +23,7 @@ fmt-check:
 	$(CARGO) fmt --all -- --check
 
 lint: clippy
-	./scripts/lint-shim.sh
+	./.ci/lint-shim.sh
 
 clippy:
 	$(CARGO) clippy --all-targets -- -D warnings
