@@ -8,7 +8,12 @@
 #![cfg(loom)]
 
 mod deque;
+mod inject;
+mod park;
 mod pool;
+mod sched;
+mod sleep;
+mod task;
 
 /// Runs `f` under loom with the preemption bound given by `LOOM_MAX_PREEMPTIONS`, or
 /// `default_bound` when unset, so `make test` stays quick and `make loom` goes deeper.

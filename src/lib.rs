@@ -43,6 +43,140 @@ pub use scheduler::{Handle, Scheduler, ShutdownTimeout, SpawnError, SpawnErrorKi
 pub use stats::{Stats, WorkerStats};
 pub use task::{TaskError, INLINE as TASK_INLINE_BYTES};
 
+/// Crate-private internals wrapped for the loom suite in `loom-tests/` (a separate crate):
+/// the task state machine (`task.rs`) and the sleep protocol (`sleep.rs`). Built only under
+/// `--cfg loom`; not part of filch's API. Each method forwards to the one it names.
+#[cfg(loom)]
+#[doc(hidden)]
+#[allow(missing_docs)]
+pub mod loom_api {
+    use std::any::Any;
+    use std::ptr::NonNull;
+
+    use crate::join::JoinHandle;
+    use crate::task::{Header, TaskError, TaskRef};
+
+    /// The queue's reference to a task: what a worker pops, claims, runs and releases.
+    pub struct QueuedTask(TaskRef);
+
+    /// A heap task running `f` that belongs to no scheduler. Returns the queue's reference,
+    /// the handle, and the task's address (to watch its free, or to cancel it).
+    ///
+    /// # Safety
+    /// The handle's `cancel` must not be called: it reads the owning scheduler, and there
+    /// is none (use [`TaskAddr::cancel`]).
+    pub unsafe fn heap_task<F, T>(f: F) -> (QueuedTask, JoinHandle<T>, TaskAddr)
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        let (queued, handle) = TaskRef::new_on_heap::<F, T>(f, std::ptr::null());
+        let addr = TaskAddr(NonNull::from(queued.header()));
+        (QueuedTask(queued), JoinHandle::new(handle), addr)
+    }
+
+    /// A task's address: no reference of its own.
+    #[derive(Clone, Copy, Debug)]
+    pub struct TaskAddr(NonNull<Header>);
+
+    impl TaskAddr {
+        pub fn addr(self) -> usize {
+            self.0.as_ptr() as usize
+        }
+
+        /// `JoinHandle::cancel` without its statistics (which need a scheduler): T1 claim,
+        /// drop the closure unrun, T2 complete as cancelled. Returns whether it won.
+        ///
+        /// # Safety
+        /// The caller holds the task's `JoinHandle` (which keeps the task alive and has
+        /// `JOIN_INTEREST`) and calls no other `cancel` on it concurrently.
+        pub unsafe fn cancel(self) -> bool {
+            // SAFETY: the handle the caller holds keeps the memory alive; this view is
+            // turned back into a pointer below without dropping a reference.
+            let task = unsafe { TaskRef::from_raw(self.0) };
+            let won = task.claim().is_ok();
+            if won {
+                // SAFETY: we hold RUNNING from the claim.
+                unsafe { task.abandon_claimed(TaskError::Cancelled) };
+                // SAFETY: claimed and output written; the handle still has JOIN_INTEREST, so
+                // nothing is handed back.
+                let payload = unsafe { task.complete(true) };
+                debug_assert!(payload.is_none());
+            }
+            let _ = task.into_raw();
+            won
+        }
+    }
+
+    impl QueuedTask {
+        /// T1; `true` if this call won the closure.
+        pub fn claim(&self) -> bool {
+            self.0.claim().is_ok()
+        }
+        /// # Safety
+        /// `claim` returned `true`.
+        pub unsafe fn run_claimed(&self) -> bool {
+            // SAFETY: forwarded.
+            unsafe { self.0.run_claimed() }
+        }
+        /// # Safety
+        /// `claim` returned `true`.
+        pub unsafe fn abandon_claimed(&self, error: TaskError) {
+            // SAFETY: forwarded.
+            unsafe { self.0.abandon_claimed(error) }
+        }
+        /// T2–T4.
+        ///
+        /// # Safety
+        /// `claim` returned `true` and the output was written (`run_claimed` or
+        /// `abandon_claimed`).
+        pub unsafe fn complete(&self, cancelled: bool) -> Option<Box<dyn Any + Send>> {
+            // SAFETY: forwarded.
+            unsafe { self.0.complete(cancelled) }
+        }
+        /// T5; frees the task and returns `true` if this was the last reference.
+        pub fn release(self) -> bool {
+            match self.0.release() {
+                Some(dead) => {
+                    dead.free_heap();
+                    true
+                }
+                None => false,
+            }
+        }
+    }
+
+    /// The searchers count and sleepers bitmap (`sleep.rs`, K1–K5).
+    pub struct Sleep(crate::sleep::Sleep);
+
+    impl Sleep {
+        pub fn new(workers: usize) -> Sleep {
+            Sleep(crate::sleep::Sleep::new(workers))
+        }
+        pub fn try_start_searching(&self) -> bool {
+            self.0.try_start_searching()
+        }
+        pub fn notify(&self) -> Option<usize> {
+            self.0.notify()
+        }
+        pub fn wake_one(&self) -> Option<usize> {
+            self.0.wake_one()
+        }
+        pub fn prepare_sleep(&self, worker: usize, was_searching: bool) {
+            self.0.prepare_sleep(worker, was_searching)
+        }
+        pub fn cancel_sleep(&self, worker: usize) {
+            self.0.cancel_sleep(worker)
+        }
+        pub fn stop_searching(&self) -> bool {
+            self.0.stop_searching()
+        }
+        pub fn wake_all(&self) -> Vec<usize> {
+            self.0.wake_all().collect()
+        }
+    }
+}
+
 /// Spawns `f` on the current worker's scheduler, or, outside any worker, on a global
 /// default scheduler built lazily with [`Builder`]'s defaults (and never shut down).
 ///
@@ -89,3 +223,8 @@ pub fn yield_now() -> bool {
     }
     ran.is_some()
 }
+
+/// The README's examples, compiled and run as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -32,6 +32,9 @@
 //!   worker's last search or refused. A local spawn checks `SHUTDOWN` with a Relaxed load;
 //!   one that raced past it lands in the spawning worker's own deque, and a worker empties
 //!   its own deque before it can exit.
+//! - **L5**: the external spawner whose give-back (L3, or a refusal's) leaves the word at
+//!   exactly `SHUTDOWN` wakes every sleeper, as L4 does: a worker that went to sleep after
+//!   L4's wake-up because that spawn was still in flight would otherwise sleep forever.
 //!
 //! # Task memory and the orphan protocol
 //!
@@ -59,6 +62,7 @@ use crate::pool::{Pool, SlotId};
 use crate::sleep::Sleep;
 use crate::stats::{Row, Stats};
 use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use crate::sync::mutation::{self, Site};
 use crate::sync::{Arc, CachePadded};
 use crate::task::{fits_inline, Dead, Header, Home, TaskRef, TaskSlot};
 use crate::worker::{self, WorkerCtx};
@@ -108,7 +112,7 @@ impl Shared {
     pub(crate) fn is_closed(&self) -> bool {
         // Acquire: pairs with L3's Release, so every accepted external spawn's push is
         // visible to the search that follows.
-        self.lifecycle.load(Acquire) == SHUTDOWN
+        self.lifecycle.load(mutation::ord(Site::LifecycleClosedAcquire, Acquire)) == SHUTDOWN
     }
 
     pub(crate) fn is_shutting_down(&self) -> bool {
@@ -236,7 +240,8 @@ impl Shared {
         // provides.
         if self.lifecycle.fetch_add(1, AcqRel) & SHUTDOWN != 0 {
             // Relaxed: we never published anything; just give the entry back.
-            self.lifecycle.fetch_sub(1, Relaxed);
+            let prev = self.lifecycle.fetch_sub(1, Relaxed);
+            self.after_leave(prev);
             return Err(SpawnError { kind: SpawnErrorKind::ShutDown, closure: f });
         }
         let task = self.new_task(f, None, allow_heap);
@@ -253,11 +258,39 @@ impl Shared {
         };
         // L3, Release: pairs with the Acquire in `is_closed`: our push happens before a
         // worker's exit check that sees the count at zero.
-        self.lifecycle.fetch_sub(1, Release);
+        let prev = self.lifecycle.fetch_sub(1, mutation::ord(Site::LifecycleLeaveRelease, Release));
+        self.after_leave(prev);
         if result.is_ok() {
             self.notify();
         }
         result
+    }
+
+    /// L5, after an external spawner gave its entry back (L3, or a refusal after L1) from
+    /// the lifecycle word `prev`.
+    ///
+    /// FIX (found by the loom model `sched_shutdown_vs_spawn`): a worker may go to sleep
+    /// *after* `close` woke every sleeper, because this spawn was still in flight (its exit
+    /// check saw `SHUTDOWN + n`, not `SHUTDOWN`). Nothing else would wake it: a refused
+    /// spawn notifies nobody, and an accepted one's K1 wakes at most one worker, which then
+    /// exits alone. So the spawner that leaves the word at exactly `SHUTDOWN` wakes every
+    /// sleeper, as `close` does. No fence is needed for that: a worker whose K3 bit-set comes
+    /// after `wake_all`'s Release swap in the bitmap's modification order reads that swap,
+    /// and K3's `fence(SeqCst)` then acquires it, so its re-check sees our give-back;
+    /// otherwise the swap sees its bit and we unpark it.
+    #[inline]
+    fn after_leave(&self, prev: usize) {
+        if prev == SHUTDOWN + 1 && mutation::keep(Site::LifecycleLastLeaverWakes) {
+            self.wake_all();
+        }
+    }
+
+    /// Clears every sleeper bit and unparks those workers (shutdown).
+    #[cold]
+    fn wake_all(&self) {
+        for i in self.sleep.wake_all() {
+            self.workers[i].parker.unpark();
+        }
     }
 
     /// Frees the memory of a task whose last reference is gone.
@@ -579,9 +612,7 @@ impl Scheduler {
         // L4, AcqRel: Release makes SHUTDOWN visible to L1's Acquire; Acquire pairs with
         // L3 of spawns that completed before.
         s.lifecycle.fetch_or(SHUTDOWN, AcqRel);
-        for i in s.sleep.wake_all() {
-            s.workers[i].parker.unpark();
-        }
+        s.wake_all();
         // Workers may also be spinning or yielding; they check `is_closed` each round.
     }
 

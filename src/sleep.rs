@@ -174,7 +174,7 @@ impl Sleep {
     }
 
     /// Searchers right now (tests).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn searching(&self) -> usize {
         // Relaxed: a snapshot.
         self.searching.load(Relaxed)

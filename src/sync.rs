@@ -206,6 +206,26 @@ pub mod mutation {
         PoolHeadAcquire,
         /// `pool`: the Release CAS that pushes a batch onto the free list.
         PoolPushRelease,
+        /// `task::TaskRef::complete` (T2): the Release half of the AcqRel RMW that sets `COMPLETE`.
+        TaskCompleteRelease,
+        /// `task::TaskRef::complete` (T2): the Acquire half of the AcqRel RMW that sets `COMPLETE`.
+        TaskCompleteAcquire,
+        /// `task::TaskRef::complete` (T3): the completer drops the output only when no handle
+        /// has `JOIN_INTEREST` (the mutant drops it regardless).
+        TaskOwnOutputCheck,
+        /// `task::TaskRef::register_waiter` (T4): the Release CAS that sets `JOIN_WAITER`.
+        TaskWaiterRelease,
+        /// `task::TaskRef::drop_join_interest` (T3): the AcqRel RMW that clears `JOIN_INTEREST`.
+        TaskDropInterestAcqRel,
+        /// `task::TaskRef::release` (T5): the AcqRel decrement of the refcount.
+        TaskReleaseAcqRel,
+        /// `scheduler` (L3): the Release decrement that ends an external spawn.
+        LifecycleLeaveRelease,
+        /// `scheduler::Shared::is_closed` (L4): the Acquire load of the lifecycle word.
+        LifecycleClosedAcquire,
+        /// `scheduler` (L5): the spawner that leaves the word at exactly `SHUTDOWN` wakes
+        /// every sleeper (the mutant does not).
+        LifecycleLastLeaverWakes,
     }
 
     #[cfg(loom)]

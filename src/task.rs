@@ -45,7 +45,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
 
 use crate::park::Parker;
-use crate::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
+use crate::sync::atomic::{AtomicPtr, AtomicUsize, Ordering, Ordering::*};
+use crate::sync::mutation::{self, Site};
 use crate::sync::{Arc, UnsafeCell};
 
 pub(crate) const RUNNING: usize = 1 << 0;
@@ -471,7 +472,7 @@ impl TaskRef {
         // T2, AcqRel: Release publishes the output to the joiner's Acquire of COMPLETE;
         // Acquire pairs with the joiner's Release CAS that set JOIN_WAITER (T4), making
         // `waiter` visible below.
-        let prev = State(h.state.fetch_add(set - RUNNING, AcqRel));
+        let prev = State(h.state.fetch_add(set - RUNNING, complete_ordering()));
         debug_assert!(prev.is_running() && !prev.is_complete());
         if prev.has_join_waiter() {
             // T4: JOIN_WAITER was set before COMPLETE: the waiter is ours to take.
@@ -482,7 +483,7 @@ impl TaskRef {
                 p.unpark();
             }
         }
-        if !prev.has_join_interest() {
+        if !prev.has_join_interest() || !mutation::keep(Site::TaskOwnOutputCheck) {
             // T3: nobody will read the output; it is ours to drop.
             // SAFETY: we own the output (T3).
             return unsafe { (h.vtable.drop_output)(self.0) };
@@ -518,7 +519,8 @@ impl TaskRef {
         // T3, AcqRel: Acquire pairs with T2 so that, if COMPLETE is set, the output is
         // visible for dropping; Release orders our earlier accesses before the completer's
         // own drop if it completes later.
-        let prev = State(h.state.fetch_and(!JOIN_INTEREST, AcqRel));
+        let prev =
+            State(h.state.fetch_and(!JOIN_INTEREST, mutation::ord(Site::TaskDropInterestAcqRel, AcqRel)));
         if prev.is_complete() && prev.has_join_interest() {
             // SAFETY: COMPLETE with our JOIN_INTEREST: the output is ours (T3). A panic
             // payload nobody joined is dropped here, as std's JoinHandle does.
@@ -549,7 +551,8 @@ impl TaskRef {
             }
             // T4, Release: publishes `waiter` to the completer's Acquire in T2. Acquire on
             // failure: a COMPLETE seen here lets us read the output.
-            match h.state.compare_exchange_weak(cur, cur | JOIN_WAITER, Release, Acquire) {
+            let release = mutation::ord(Site::TaskWaiterRelease, Release);
+            match h.state.compare_exchange_weak(cur, cur | JOIN_WAITER, release, Acquire) {
                 Ok(_) => return true,
                 Err(actual) => cur = actual,
             }
@@ -589,13 +592,24 @@ impl TaskRef {
         let h = self.header();
         // T5, AcqRel: Release orders our accesses before the free; Acquire (on the last
         // decrement) orders every other holder's accesses before it.
-        let prev = State(h.state.fetch_sub(REF_ONE, AcqRel));
+        let prev = State(h.state.fetch_sub(REF_ONE, mutation::ord(Site::TaskReleaseAcqRel, AcqRel)));
         debug_assert!(prev.refs() >= 1);
         if prev.refs() == 1 {
             Some(Dead(self.0))
         } else {
             None
         }
+    }
+}
+
+/// T2's ordering: AcqRel, or one half of it when a mutant is active.
+#[inline(always)]
+fn complete_ordering() -> Ordering {
+    match (mutation::keep(Site::TaskCompleteAcquire), mutation::keep(Site::TaskCompleteRelease)) {
+        (true, true) => AcqRel,
+        (true, false) => Acquire,
+        (false, true) => Release,
+        (false, false) => Relaxed,
     }
 }
 

@@ -1,0 +1,217 @@
+//! Loom models of the whole `Scheduler` with one worker.
+//!
+//! The real scheduler, built with the smallest settings the builder accepts
+//! (`pool_capacity(64)`, `deque_capacity(16)`), one unpinned worker and
+//! `Idle::Park { spins: 0, yields: 0 }` (a worker with nothing to do goes straight to the
+//! K3 sleep protocol), runs on loom's threads; its parkers are loom's `Mutex` + `Condvar`.
+//! Every model asserts exactly-once: each closure either ran once or was refused or
+//! cancelled, and is dropped exactly once; each `JoinHandle` joins to the matching result;
+//! and the model ends, so nothing is left queued with the worker asleep (loom reports a
+//! deadlock otherwise) and the `Scheduler`'s drop returns.
+//!
+//! `shutdown_vs_spawn` found a lost wake-up at shutdown: a worker that went to sleep after
+//! `close` had woken every sleeper, because a spawn that was about to be refused still
+//! showed in the lifecycle word, slept forever and `drop` hung. The fix is L5 in
+//! `src/scheduler.rs`; the mutant `LifecycleLastLeaverWakes` removes it again.
+//!
+//! Run times grow 10–40× per preemption here, so each model has a cap on the preemption
+//! bound (`crate::task::model_capped`) that `LOOM_MAX_PREEMPTIONS` cannot raise; the times
+//! are in each model's docs.
+
+use filch::{Idle, Scheduler, TaskError};
+use loom::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use loom::sync::Arc;
+use loom::thread;
+
+use crate::task::{model_capped, mutant_test};
+
+/// One worker: a second makes every execution too long for loom (a worker whose search
+/// finds the injection queue claimed by the other worker retries without a spin hint, so
+/// under a spent preemption bound it loops until loom's branch limit).
+fn build() -> Scheduler {
+    Scheduler::builder()
+        .workers(1)
+        .pin(false)
+        .idle(Idle::Park { spins: 0, yields: 0 })
+        .pool_capacity(filch::MIN_POOL_CAPACITY)
+        .deque_capacity(filch::MIN_DEQUE_CAPACITY)
+        .build()
+        .expect("valid settings")
+}
+
+/// How often the closures ran and were dropped.
+#[derive(Default)]
+struct Counts {
+    ran: AtomicUsize,
+    dropped: AtomicUsize,
+}
+
+impl Counts {
+    fn get(c: &AtomicUsize) -> usize {
+        // Relaxed: read after the threads that count were joined.
+        c.load(Relaxed)
+    }
+}
+
+/// Captured by a task's closure: counts the closure's drop (after it ran, or unrun).
+struct DropCount(Arc<Counts>);
+
+impl Drop for DropCount {
+    fn drop(&mut self) {
+        // Relaxed: a count, read after every counting thread was joined.
+        self.0.dropped.fetch_add(1, Relaxed);
+    }
+}
+
+/// A task returning `value` that counts its run and its closure's drop.
+fn task(counts: &Arc<Counts>, value: usize) -> impl FnOnce() -> usize + Send + 'static {
+    let guard = DropCount(counts.clone());
+    move || {
+        let guard = guard;
+        // Relaxed: a count, read after every counting thread was joined.
+        guard.0.ran.fetch_add(1, Relaxed);
+        value
+    }
+}
+
+/// (a) External injection: the model's thread (not a worker) spawns `n` tasks through the
+/// injection queue (L1–L3, then K1) while the worker may be going to sleep (K3), joins
+/// them, then drops the scheduler. A spawn racing the last worker going to sleep must
+/// still run.
+fn external_injection(n: usize) {
+    let counts = Arc::new(Counts::default());
+    let sched = build();
+    let handles: Vec<_> = (0..n).map(|i| sched.spawn(task(&counts, i))).collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        assert_eq!(h.join().expect("the task ran"), i, "join received the task's value");
+    }
+    drop(sched);
+    assert_eq!(Counts::get(&counts.ran), n, "each task ran exactly once");
+    assert_eq!(Counts::get(&counts.dropped), n, "each closure was dropped exactly once");
+}
+
+/// One task: 1 s at two preemptions, 11 s at three (the cap).
+fn injection_one() {
+    model_capped(2, 3, || external_injection(1));
+}
+
+/// Two tasks (the worker takes a batch; the second join may find it done or wait): 1.5 s at
+/// one preemption (the cap), 39 s at two.
+fn injection_two() {
+    model_capped(1, 1, || external_injection(2));
+}
+
+/// (b) Shutdown racing spawn: another thread spawns through a `Handle` and joins while the
+/// model's thread drops the `Scheduler` (L4). The task either ran exactly once or was
+/// refused (its handle joins to `ShutDown`); its closure is dropped exactly once.
+///
+/// 0.9 s at two preemptions, 26 s at three (the cap).
+fn shutdown_vs_spawn() {
+    model_capped(2, 3, || {
+        let counts = Arc::new(Counts::default());
+        let sched = build();
+        let spawner = {
+            let (handle, counts) = (sched.handle(), counts.clone());
+            thread::spawn(move || handle.spawn(task(&counts, 7)).join())
+        };
+        drop(sched);
+        let joined = spawner.join().unwrap();
+        let ran = Counts::get(&counts.ran);
+        match joined {
+            Ok(v) => assert_eq!((v, ran), (7, 1), "an accepted task runs exactly once"),
+            Err(e) => {
+                assert!(matches!(e, TaskError::ShutDown), "unexpected {e:?}");
+                assert_eq!(ran, 0, "a refused task never runs");
+            }
+        }
+        assert_eq!(Counts::get(&counts.dropped), 1, "the closure was dropped exactly once");
+    });
+}
+
+/// (c) The real `JoinHandle::cancel` racing the worker for a queued task (T1 decides).
+/// 0.8 s at two preemptions, 9 s at three (the cap).
+fn cancel_vs_worker() {
+    model_capped(2, 3, || {
+        let counts = Arc::new(Counts::default());
+        let sched = build();
+        let h = sched.spawn(task(&counts, 3));
+        let cancelled = h.cancel();
+        let joined = h.join();
+        drop(sched);
+        let ran = Counts::get(&counts.ran);
+        if cancelled {
+            assert!(matches!(joined, Err(TaskError::Cancelled)), "a won cancel joins to Cancelled");
+            assert_eq!(ran, 0, "a cancelled task never runs");
+        } else {
+            assert_eq!((joined.expect("ran"), ran), (3, 1), "an uncancelled task runs exactly once");
+        }
+        assert_eq!(Counts::get(&counts.dropped), 1, "the closure was dropped exactly once");
+    });
+}
+
+#[test]
+fn sched_external_injection() {
+    injection_one();
+}
+
+#[test]
+fn sched_external_injection_two_tasks() {
+    injection_two();
+}
+
+#[test]
+fn sched_shutdown_vs_spawn() {
+    shutdown_vs_spawn();
+}
+
+#[test]
+fn sched_cancel_vs_worker() {
+    cancel_vs_worker();
+}
+
+// Mutation evidence: each test weakens one site and runs the model that catches it (in a
+// child process, see `crate::task::in_child`); it passes only if the model fails.
+
+mutant_test!(
+    /// Without L5, a worker that went to sleep after `close`'s wake-up because a refused
+    /// spawn was still in flight (it saw `SHUTDOWN + 1`) is never woken: `drop` hangs. This
+    /// is the bug the model found; L5 is its fix.
+    mutant_lifecycle_last_leaver_wakes_caught_by_shutdown_vs_spawn,
+    LifecycleLastLeaverWakes,
+    shutdown_vs_spawn,
+    "deadlock; threads"
+);
+
+mutant_test!(
+    /// L3 without Release: the worker sees the spawn gone (`SHUTDOWN`) but not its task,
+    /// exits, and the task is never run.
+    mutant_lifecycle_leave_release_caught_by_shutdown_vs_spawn,
+    LifecycleLeaveRelease,
+    shutdown_vs_spawn,
+    "deadlock; threads"
+);
+
+mutant_test!(
+    /// L4's exit check without Acquire: the same lost task, from the worker's side.
+    mutant_lifecycle_closed_acquire_caught_by_shutdown_vs_spawn,
+    LifecycleClosedAcquire,
+    shutdown_vs_spawn,
+    "deadlock; threads"
+);
+
+mutant_test!(
+    /// K1 without its SC fence, in the real scheduler: the injected task is left queued
+    /// while the only worker sleeps.
+    mutant_sleep_notify_fence_caught_by_external_injection,
+    SleepNotifyFence,
+    injection_one,
+    "deadlock; threads"
+);
+
+mutant_test!(
+    /// K3 without its SC fence, in the real scheduler.
+    mutant_sleep_prepare_fence_caught_by_external_injection,
+    SleepPrepareFence,
+    injection_one,
+    "deadlock; threads"
+);
