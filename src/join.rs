@@ -95,8 +95,8 @@ impl<T> JoinHandle<T> {
         }
         // SAFETY: `wait` saw COMPLETE with Acquire; this handle still has JOIN_INTEREST (it
         // is only given up here or in Drop); `T` is the task's output type.
-        let out = unsafe { task.take_output::<T>() };
-        if let Some(dead) = task.release() {
+        let (out, dead) = unsafe { task.take_output_and_release::<T>() };
+        if let Some(dead) = dead {
             Shared::free_task(dead);
         }
         Ok(out)
@@ -196,8 +196,7 @@ fn wait(task: &TaskRef, deadline: Option<Instant>) -> bool {
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
         if let Some(task) = self.task.take() {
-            task.drop_join_interest();
-            if let Some(dead) = task.release() {
+            if let Some(dead) = task.drop_handle() {
                 Shared::free_task(dead);
             }
         }

@@ -134,6 +134,20 @@ pub mod loom_api {
             // SAFETY: forwarded.
             unsafe { self.0.complete(cancelled) }
         }
+        /// A worker's whole turn (`TaskRef::run`: T1, run or abandon, T2–T5, with the F1/F2
+        /// fast paths). Returns (claimed, panicked, detached panic payload, freed).
+        pub fn run(self, abandon: bool) -> (bool, bool, Option<Box<dyn Any + Send>>, bool) {
+            let panicked = std::cell::Cell::new(false);
+            let ran = self.0.run(abandon, |p| panicked.set(p));
+            let freed = match ran.dead {
+                Some(dead) => {
+                    dead.free_heap();
+                    true
+                }
+                None => false,
+            };
+            (ran.claimed, panicked.get(), ran.payload, freed)
+        }
         /// T5; frees the task and returns `true` if this was the last reference.
         pub fn release(self) -> bool {
             match self.0.release() {

@@ -497,22 +497,6 @@ impl TaskRef {
         self.state(Acquire).is_complete()
     }
 
-    /// Moves the output out and gives up `JOIN_INTEREST`.
-    ///
-    /// # Safety
-    /// The task is complete (seen with Acquire), this handle still has `JOIN_INTEREST`,
-    /// and `T` is the task's output type.
-    pub(crate) unsafe fn take_output<T>(&self) -> Result<T, TaskError> {
-        let mut out = MaybeUninit::<Result<T, TaskError>>::uninit();
-        // SAFETY: complete + JOIN_INTEREST held: the output is ours (T3).
-        unsafe { (self.header().vtable.take_output)(self.0, out.as_mut_ptr().cast()) };
-        // Relaxed: the output is already moved out; clearing the bit only tells a later
-        // drop that there is nothing to drop. No other thread reads the output now.
-        self.header().state.fetch_and(!JOIN_INTEREST, Relaxed);
-        // SAFETY: `take_output` initialized it.
-        unsafe { out.assume_init() }
-    }
-
     /// The handle gives up its interest without taking the output (T3).
     pub(crate) fn drop_join_interest(&self) {
         let h = self.header();
@@ -599,6 +583,168 @@ impl TaskRef {
         } else {
             None
         }
+    }
+}
+
+/// What [`TaskRef::run`] did.
+pub(crate) struct Ran {
+    /// This call owned the closure (ran or abandoned it); `false`: it was cancelled before.
+    pub(crate) claimed: bool,
+    /// A detached task's panic payload, for the panic handler.
+    pub(crate) payload: Option<Box<dyn Any + Send>>,
+    /// The task's memory, when this call dropped its last reference.
+    pub(crate) dead: Option<Dead>,
+}
+
+impl TaskRef {
+    /// A worker's whole turn with a task it popped: T1, run (or, with `abandon`, drop the
+    /// closure unrun as `ShutDown`), T2–T4, T5 — with the fewest RMWs the state allows:
+    ///
+    /// - **F1 (detached)**: if the state is exactly one reference and no flags, the handle is
+    ///   gone, so nobody can cancel, join, register a waiter or read the output, and ours is
+    ///   the last reference: run, drop the output and free with no RMW at all.
+    /// - **F2 (fused T2+T5)**: otherwise, after T1 and the run, one CAS sets `COMPLETE` and
+    ///   drops our reference at once — but only if no waiter is registered (T4 needs the
+    ///   memory alive while we unpark it) and either the handle keeps the output or ours is
+    ///   the last reference (after the CAS we may touch the task only if it is ours alone).
+    ///   Else T2, then the output drop, then T5, as separate steps.
+    ///
+    /// `ran(panicked)` is called after the closure ran (or was abandoned) and *before* the
+    /// task completes, so whatever it records (the worker's statistics) happens before a
+    /// joiner returns.
+    pub(crate) fn run(self, abandon: bool, ran: impl FnOnce(bool)) -> Ran {
+        let h = self.header();
+        // F1, Acquire: pairs with the AcqRel RMW by which the handle gave up its interest and
+        // its reference: its accesses happen before our run and our free.
+        if h.state.load(Acquire) == REF_ONE {
+            let panicked = if abandon {
+                // SAFETY: sole reference and no handle: the closure is ours (F1).
+                unsafe { self.abandon_claimed(TaskError::ShutDown) };
+                false
+            } else {
+                // SAFETY: as above.
+                unsafe { self.run_claimed() }
+            };
+            ran(panicked);
+            // SAFETY: nobody else can read the output (F1).
+            let payload = unsafe { (h.vtable.drop_output)(self.0) };
+            return Ran { claimed: true, payload, dead: Some(Dead(self.0)) };
+        }
+        if self.claim().is_err() {
+            return Ran { claimed: false, payload: None, dead: self.release() };
+        }
+        let panicked = if abandon {
+            // SAFETY: we hold RUNNING from the claim.
+            unsafe { self.abandon_claimed(TaskError::ShutDown) };
+            false
+        } else {
+            // SAFETY: we hold RUNNING from the claim.
+            unsafe { self.run_claimed() }
+        };
+        ran(panicked);
+        // SAFETY: claimed, output written.
+        let (payload, dead) = unsafe { self.complete_and_release(abandon) };
+        Ran { claimed: true, payload, dead }
+    }
+
+    /// F2 (see [`TaskRef::run`]).
+    ///
+    /// # Safety
+    /// The caller holds `RUNNING` and has written the output.
+    unsafe fn complete_and_release(self, cancelled: bool) -> (Option<Box<dyn Any + Send>>, Option<Dead>) {
+        let h = self.header();
+        let set = COMPLETE | if cancelled { CANCELLED } else { 0 };
+        // Relaxed: a starting guess for the CAS.
+        let mut cur = h.state.load(Relaxed);
+        loop {
+            let s = State(cur);
+            if s.has_join_waiter() || (!s.has_join_interest() && s.refs() > 1) {
+                // SAFETY: forwarded from the caller.
+                let payload = unsafe { self.complete(cancelled) };
+                return (payload, self.release());
+            }
+            // F2 = T2 + T5 in one RMW. AcqRel: Release publishes the output (T2) and orders
+            // our accesses before a later free (T5); Acquire, when ours is the last
+            // reference, orders every other holder's accesses before our free.
+            match h.state.compare_exchange_weak(
+                cur,
+                cur + set - RUNNING - REF_ONE,
+                complete_ordering(),
+                Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(actual) => cur = actual,
+            }
+        }
+        let prev = State(cur);
+        if prev.has_join_interest() && mutation::keep(Site::TaskOwnOutputCheck) {
+            // The handle owns the output (T3); our reference is gone: touch nothing more.
+            return (None, None);
+        }
+        // Correct code gets here only as the last reference; the `TaskOwnOutputCheck`
+        // mutant also arrives with the handle's reference still live.
+        debug_assert!(prev.refs() == 1 || !mutation::keep(Site::TaskOwnOutputCheck));
+        // SAFETY: no handle and no other reference: the output and the memory are ours.
+        let payload = unsafe { (h.vtable.drop_output)(self.0) };
+        (payload, (prev.refs() == 1).then_some(Dead(self.0)))
+    }
+
+    /// The `JoinHandle` is dropped: gives up `JOIN_INTEREST` and its reference in one RMW
+    /// when it can (T3 + T5), else in two steps.
+    pub(crate) fn drop_handle(self) -> Option<Dead> {
+        let h = self.header();
+        // Relaxed: a starting guess for the CAS.
+        let mut cur = h.state.load(Relaxed);
+        loop {
+            let s = State(cur);
+            if s.is_complete() && s.refs() > 1 {
+                // We own the output and must drop it while our reference keeps the memory.
+                self.drop_join_interest();
+                return self.release();
+            }
+            // T3 + T5, AcqRel: Acquire pairs with T2 (a COMPLETE seen here makes the output
+            // ours to drop) and, on the last reference, with every holder's release;
+            // Release orders our accesses before the completer's drop or free.
+            let ord = mutation::ord(Site::TaskDropInterestAcqRel, AcqRel);
+            match h.state.compare_exchange_weak(cur, cur - JOIN_INTEREST - REF_ONE, ord, Relaxed) {
+                Ok(_) => break,
+                Err(actual) => cur = actual,
+            }
+        }
+        let prev = State(cur);
+        if prev.refs() > 1 {
+            // Not complete (checked above): the completer will drop the output (T3).
+            return None;
+        }
+        if prev.is_complete() {
+            // SAFETY: complete, our interest, last reference: output and memory are ours. A
+            // payload nobody joined is dropped here, as std's JoinHandle does.
+            drop(unsafe { (h.vtable.drop_output)(self.0) });
+        }
+        Some(Dead(self.0))
+    }
+
+    /// `join`'s end: moves the output out, then gives up `JOIN_INTEREST` and the
+    /// handle's reference in one RMW.
+    ///
+    /// # Safety
+    /// The task is complete (seen with Acquire), this handle still has `JOIN_INTEREST`,
+    /// and `T` is the task's output type.
+    pub(crate) unsafe fn take_output_and_release<T>(self) -> (Result<T, TaskError>, Option<Dead>) {
+        let mut out = MaybeUninit::<Result<T, TaskError>>::uninit();
+        // SAFETY: complete + JOIN_INTEREST held: the output is ours (T3); our reference
+        // keeps the memory alive until the RMW below.
+        unsafe { (self.header().vtable.take_output)(self.0, out.as_mut_ptr().cast()) };
+        // T3 + T5, AcqRel: as in `release` (the interest bit only tells nobody else to drop
+        // the output, which is already moved out).
+        let prev = State(
+            self.header()
+                .state
+                .fetch_sub(JOIN_INTEREST + REF_ONE, mutation::ord(Site::TaskReleaseAcqRel, AcqRel)),
+        );
+        // SAFETY: `take_output` initialized it.
+        let out = unsafe { out.assume_init() };
+        (out, (prev.refs() == 1).then_some(Dead(self.0)))
     }
 }
 

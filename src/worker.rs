@@ -43,7 +43,7 @@ use crate::scheduler::Shared;
 use crate::stats::Row;
 use crate::sync::atomic::Ordering::*;
 use crate::sync::{spin_loop, Arc};
-use crate::task::{Header, TaskError, TaskRef, TaskSlot};
+use crate::task::{Header, TaskRef, TaskSlot};
 
 /// Every this many tasks a worker looks at the injection queue and its own oldest task
 /// first (Go uses 61 too: prime, so it does not beat with other periodic behaviour).
@@ -273,35 +273,29 @@ impl<'a> WorkerCtx<'a> {
         }
     }
 
-    /// Runs one task: T1 claim, run or abandon, T2 complete, T5 release.
+    /// Runs one task: T1 claim, run or abandon, T2 complete, T5 release, fused where the
+    /// state allows (`TaskRef::run`).
     pub(crate) fn run_task(&self, t: TaskRef) {
         let row = self.row();
-        if t.claim().is_ok() {
-            // Relaxed: set once by a timed-out shutdown; a task that starts just before it is
-            // seen simply runs, which the shutdown contract allows.
-            if self.shared.abandon.load(Relaxed) {
-                // SAFETY: we hold RUNNING from the claim above.
-                unsafe { t.abandon_claimed(TaskError::ShutDown) };
+        // Relaxed: set once by a timed-out shutdown; a task that starts just before it is
+        // seen simply runs, which the shutdown contract allows.
+        let abandon = self.shared.abandon.load(Relaxed);
+        // Counted before the task completes, so a joiner sees its own task counted.
+        let ran = t.run(abandon, |panicked| {
+            if abandon {
                 Row::bump_owned(&row.abandoned, 1);
-                // SAFETY: claimed and output written.
-                if let Some(p) = unsafe { t.complete(true) } {
-                    self.shared.report_panic(p);
-                }
             } else {
-                // SAFETY: we hold RUNNING from the claim above.
-                let panicked = unsafe { t.run_claimed() };
                 Row::bump_owned(&row.completed, 1);
                 if panicked {
                     Row::bump_owned(&row.panicked, 1);
                 }
-                // SAFETY: claimed and output written by `run_claimed`.
-                if let Some(p) = unsafe { t.complete(false) } {
-                    self.shared.report_panic(p);
-                }
             }
+        });
+        // An unclaimed task was cancelled while queued; only our reference was left.
+        if let Some(p) = ran.payload {
+            self.shared.report_panic(p);
         }
-        // A failed claim: the task was cancelled while queued; only our reference is left.
-        if let Some(dead) = t.release() {
+        if let Some(dead) = ran.dead {
             Shared::free_task(dead);
         }
     }
@@ -444,23 +438,17 @@ pub(crate) fn take_any(shared: &Shared) -> Option<TaskRef> {
 
 /// Drops a queued task unrun as `ShutDown`; returns whether this call abandoned it.
 pub(crate) fn abandon_task(shared: &Shared, row: Option<&Row>, t: TaskRef) -> bool {
-    let won = t.claim().is_ok();
-    if won {
-        // SAFETY: we hold RUNNING from the claim.
-        unsafe { t.abandon_claimed(TaskError::ShutDown) };
-        match row {
-            Some(r) => Row::bump_owned(&r.abandoned, 1),
-            None => Row::bump_shared(&shared.external.abandoned, 1),
-        }
-        // SAFETY: claimed and output written.
-        if let Some(p) = unsafe { t.complete(true) } {
-            shared.report_panic(p);
-        }
+    let ran = t.run(true, |_| match row {
+        Some(r) => Row::bump_owned(&r.abandoned, 1),
+        None => Row::bump_shared(&shared.external.abandoned, 1),
+    });
+    if let Some(p) = ran.payload {
+        shared.report_panic(p);
     }
-    if let Some(dead) = t.release() {
+    if let Some(dead) = ran.dead {
         Shared::free_task(dead);
     }
-    won
+    ran.claimed
 }
 
 fn coprimes(n: usize) -> Vec<usize> {
