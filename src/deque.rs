@@ -539,6 +539,7 @@ impl<T: Word> Owner<T> {
     pub unsafe fn wyn_pop(&self) -> Option<T> {
         let inner = &*self.inner;
         let b = inner.bottom.load(Relaxed).wrapping_sub(1);
+        // As O1 (Release, partner S3), so the model isolates the seed's two real bugs.
         inner.bottom.store(b, Release);
         // The seed's fence; partner: S2.
         crate::sync::atomic::fence(SeqCst);

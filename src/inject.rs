@@ -282,6 +282,7 @@ impl<N: Linked> Injector<N> {
             match self.stack.compare_exchange_weak(
                 head,
                 newest.as_ptr(),
+                // I1's Release, partner C3b (comment above).
                 mutation::ord(site, Release),
                 Relaxed,
             ) {
@@ -386,15 +387,12 @@ struct Claim<'a, N: Linked> {
     len: usize,
 }
 
-/// The ordering of C3b: AcqRel, or a weakened form when a mutant is active.
+/// The ordering of C3b: AcqRel (partners: I1 for the Acquire half, E1 for the Release
+/// half), each half removable by its mutant.
 #[inline(always)]
 fn swap_ordering() -> Ordering {
-    match (mutation::keep(Site::InjectSwapAcquire), mutation::keep(Site::InjectSwapRelease)) {
-        (true, true) => AcqRel,
-        (true, false) => Acquire,
-        (false, true) => Release,
-        (false, false) => Relaxed,
-    }
+    // Partners in the doc comment above.
+    mutation::acq_rel(Site::InjectSwapAcquire, Site::InjectSwapRelease)
 }
 
 impl<N: Linked> Claim<'_, N> {
@@ -467,7 +465,7 @@ impl<N: Linked> Drop for Claim<'_, N> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicBool as StdAtomicBool;
+    use crate::sync::atomic::AtomicBool as StdAtomicBool;
     use std::sync::{Arc, Barrier};
 
     struct Node {
@@ -627,7 +625,7 @@ mod tests {
         let nodes = Arc::new(arena(TOTAL)); // id = producer * PER + sequence
         let q = Arc::new(Injector::<Node>::new());
         let seen: Arc<Vec<StdAtomicBool>> = Arc::new((0..TOTAL).map(|_| StdAtomicBool::new(false)).collect());
-        let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let received = Arc::new(crate::sync::atomic::AtomicUsize::new(0));
         let start = Arc::new(Barrier::new(PRODUCERS + 2));
         let producers: Vec<_> = (0..PRODUCERS)
             .map(|p| {

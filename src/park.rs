@@ -129,11 +129,11 @@ impl Wait for Futex {
             tv_nsec: d.subsec_nanos() as libc::c_long,
         });
         let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
-        // SAFETY: FUTEX_WAIT reads the aligned `u32` behind `word`, which the borrow keeps
-        // alive for the call, and the `timespec` behind `ts_ptr` (null, or `ts`, alive until
-        // the end of this function). It has no other memory effects. Every early return
-        // (EAGAIN: the word changed; EINTR; ETIMEDOUT) is handled by the caller's re-check
-        // of the word (P3), so the result is not needed.
+        // FUTEX_WAIT reads the aligned `u32` behind `word`, which the borrow keeps alive for
+        // the call, and the `timespec` behind `ts_ptr` (null, or `ts`, alive until the end of
+        // this function). Every early return (EAGAIN: the word changed; EINTR; ETIMEDOUT) is
+        // handled by the caller's re-check of the word (P3), so the result is not needed.
+        // SAFETY: both pointers are valid for the call, as above; no other memory effects.
         unsafe {
             libc::syscall(
                 libc::SYS_futex,

@@ -250,6 +250,7 @@ pub mod mutation {
     pub(crate) fn ord(site: Site, ordering: Ordering) -> Ordering {
         #[cfg(loom)]
         if active(site) {
+            // The weakening table of the module docs; no partner: this is the mutant.
             return match ordering {
                 Ordering::SeqCst => Ordering::AcqRel,
                 _ => Ordering::Relaxed,
@@ -265,13 +266,30 @@ pub mod mutation {
     pub(crate) fn fence(site: Site, ordering: Ordering) {
         #[cfg(loom)]
         if active(site) {
+            // The mutant: a SeqCst fence becomes AcqRel, any other fence disappears.
             if ordering == Ordering::SeqCst {
                 super::atomic::fence(Ordering::AcqRel);
             }
             return;
         }
         let _ = site;
+        // The site's own fence; the call site names its partner.
         super::atomic::fence(ordering);
+    }
+
+    /// An RMW's AcqRel whose two halves are separate mutation sites: each half is dropped
+    /// while its site's mutant is active. The caller's comment names both partners.
+    #[inline(always)]
+    pub(crate) fn acq_rel(acquire: Site, release: Site) -> Ordering {
+        match (keep(acquire), keep(release)) {
+            // Both halves kept: the production ordering.
+            (true, true) => Ordering::AcqRel,
+            // Release half removed by its mutant.
+            (true, false) => Ordering::Acquire,
+            // Acquire half removed by its mutant.
+            (false, true) => Ordering::Release,
+            (false, false) => Ordering::Relaxed,
+        }
     }
 
     /// Whether a correctness check at `site` stays in (it is dropped when the mutant is active).

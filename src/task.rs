@@ -735,28 +735,22 @@ impl TaskRef {
         // SAFETY: complete + JOIN_INTEREST held: the output is ours (T3); our reference
         // keeps the memory alive until the RMW below.
         unsafe { (self.header().vtable.take_output)(self.0, out.as_mut_ptr().cast()) };
-        // T3 + T5, AcqRel: as in `release` (the interest bit only tells nobody else to drop
-        // the output, which is already moved out).
-        let prev = State(
-            self.header()
-                .state
-                .fetch_sub(JOIN_INTEREST + REF_ONE, mutation::ord(Site::TaskReleaseAcqRel, AcqRel)),
-        );
+        // T3 + T5, AcqRel as in `release` (partners: the other holder's release; the
+        // interest bit only tells nobody else to drop the output, already moved out).
+        let ord = mutation::ord(Site::TaskReleaseAcqRel, AcqRel);
+        let prev = State(self.header().state.fetch_sub(JOIN_INTEREST + REF_ONE, ord));
         // SAFETY: `take_output` initialized it.
         let out = unsafe { out.assume_init() };
         (out, (prev.refs() == 1).then_some(Dead(self.0)))
     }
 }
 
-/// T2's ordering: AcqRel, or one half of it when a mutant is active.
+/// T2's ordering: AcqRel (partners: the joiner's Acquire of COMPLETE for the Release
+/// half, T4's Release CAS for the Acquire half), each half removable by its mutant.
 #[inline(always)]
 fn complete_ordering() -> Ordering {
-    match (mutation::keep(Site::TaskCompleteAcquire), mutation::keep(Site::TaskCompleteRelease)) {
-        (true, true) => AcqRel,
-        (true, false) => Acquire,
-        (false, true) => Release,
-        (false, false) => Relaxed,
-    }
+    // Partners in the doc comment above.
+    mutation::acq_rel(Site::TaskCompleteAcquire, Site::TaskCompleteRelease)
 }
 
 /// A task whose last reference is gone: its memory must be freed exactly once.
