@@ -109,31 +109,6 @@ pub mod loom_api {
     }
 
     impl QueuedTask {
-        /// T1; `true` if this call won the closure.
-        pub fn claim(&self) -> bool {
-            self.0.claim().is_ok()
-        }
-        /// # Safety
-        /// `claim` returned `true`.
-        pub unsafe fn run_claimed(&self) -> bool {
-            // SAFETY: forwarded.
-            unsafe { self.0.run_claimed() }
-        }
-        /// # Safety
-        /// `claim` returned `true`.
-        pub unsafe fn abandon_claimed(&self, error: TaskError) {
-            // SAFETY: forwarded.
-            unsafe { self.0.abandon_claimed(error) }
-        }
-        /// T2–T4.
-        ///
-        /// # Safety
-        /// `claim` returned `true` and the output was written (`run_claimed` or
-        /// `abandon_claimed`).
-        pub unsafe fn complete(&self, cancelled: bool) -> Option<Box<dyn Any + Send>> {
-            // SAFETY: forwarded.
-            unsafe { self.0.complete(cancelled) }
-        }
         /// A worker's whole turn (`TaskRef::run`: T1, run or abandon, T2–T5, with the F1/F2
         /// fast paths). Returns (claimed, panicked, detached panic payload, freed).
         pub fn run(self, abandon: bool) -> (bool, bool, Option<Box<dyn Any + Send>>, bool) {
@@ -147,16 +122,6 @@ pub mod loom_api {
                 None => false,
             };
             (ran.claimed, panicked.get(), ran.payload, freed)
-        }
-        /// T5; frees the task and returns `true` if this was the last reference.
-        pub fn release(self) -> bool {
-            match self.0.release() {
-                Some(dead) => {
-                    dead.free_heap();
-                    true
-                }
-                None => false,
-            }
         }
     }
 
