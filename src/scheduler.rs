@@ -295,6 +295,12 @@ impl Shared {
 
     /// Frees the memory of a task whose last reference is gone.
     pub(crate) fn free_task(dead: Dead) {
+        worker::with_current(|ctx| Shared::free_task_on(dead, ctx));
+    }
+
+    /// [`Shared::free_task`] for a caller that already knows its worker context (`None`
+    /// outside any worker): the worker loop frees without a second thread-local lookup.
+    pub(crate) fn free_task_on(dead: Dead, ctx: Option<&WorkerCtx<'_>>) {
         let Home::Pool(index) = dead.home() else {
             dead.free_heap();
             return;
@@ -304,15 +310,10 @@ impl Shared {
         // very free has been counted.
         let shared = unsafe { &*dead.owner().cast::<Shared>() };
         let id = SlotId::from_raw(index);
-        let freed_locally = worker::with_current(|ctx| match ctx.filter(|c| c.is_of(shared)) {
-            Some(ctx) => {
-                ctx.free_slot(id);
-                Row::bump_owned(&ctx.row().slot_frees, 1);
-                true
-            }
-            None => false,
-        });
-        if !freed_locally {
+        if let Some(ctx) = ctx.filter(|c| c.is_of(shared)) {
+            ctx.free_slot(id);
+            Row::bump_owned(&ctx.row().slot_frees, 1);
+        } else {
             // SAFETY: the last reference is gone: nobody else uses the slot, freed once.
             unsafe { shared.pool.free(id) };
             shared.count_external_free();

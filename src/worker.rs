@@ -296,7 +296,7 @@ impl<'a> WorkerCtx<'a> {
             self.shared.report_panic(p);
         }
         if let Some(dead) = ran.dead {
-            Shared::free_task(dead);
+            Shared::free_task_on(dead, Some(self));
         }
     }
 
