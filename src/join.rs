@@ -45,6 +45,12 @@ loom::thread_local! {
     static EXTERNAL_PARKER: Arc<Parker> = Arc::new(Parker::new());
 }
 
+/// Runs `f` with this thread's own parker (for threads outside any scheduler). The
+/// parker lives as long as the thread.
+pub(crate) fn with_thread_parker<R>(f: impl FnOnce(&Arc<Parker>) -> R) -> R {
+    EXTERNAL_PARKER.with(f)
+}
+
 impl<T> JoinHandle<T> {
     pub(crate) fn new(task: TaskRef) -> Self {
         JoinHandle { task: Some(task), _output: PhantomData }

@@ -24,13 +24,19 @@
 #![warn(missing_docs)]
 
 mod builder;
+mod cancel;
 pub mod deque;
+mod fork;
+mod group;
 pub(crate) mod inject;
 mod join;
+mod parallel;
 pub(crate) mod park;
 pub mod pool;
 mod scheduler;
+mod scope;
 pub(crate) mod sleep;
+mod stack_job;
 mod stats;
 #[doc(hidden)]
 pub mod sync;
@@ -38,8 +44,12 @@ pub(crate) mod task;
 mod worker;
 
 pub use builder::{BuildError, Builder, Idle, MAX_WORKERS, MIN_DEQUE_CAPACITY, MIN_POOL_CAPACITY};
+pub use cancel::{CancelToken, Cancelled};
+pub use group::TaskGroup;
 pub use join::JoinHandle;
+pub use parallel::ZeroChunkLen;
 pub use scheduler::{Handle, Scheduler, ShutdownTimeout, SpawnError, SpawnErrorKind};
+pub use scope::Scope;
 pub use stats::{Stats, WorkerStats};
 pub use task::{TaskError, INLINE as TASK_INLINE_BYTES};
 
@@ -70,8 +80,9 @@ pub mod loom_api {
         F: FnOnce() -> T + Send,
         T: Send,
     {
-        let (queued, handle) = TaskRef::new_on_heap::<F, T>(f, std::ptr::null());
+        let (queued, handle) = TaskRef::new_on_heap::<F, T>(f, std::ptr::null(), false);
         let addr = TaskAddr(NonNull::from(queued.header()));
+        let Some(handle) = handle else { unreachable!("not detached: the handle is returned") };
         (QueuedTask(queued), JoinHandle::new(handle), addr)
     }
 
@@ -179,6 +190,123 @@ where
         }
         None => global().spawn(f.take().unwrap()),
     }
+}
+
+/// Runs `f` with the scheduler of the current worker, or the global default one.
+fn with_scheduler<R>(f: impl FnOnce(&scheduler::Shared) -> R) -> R {
+    let mut f = Some(f);
+    let local = worker::with_current(|ctx| ctx.map(|c| (f.take().unwrap())(c.shared())));
+    match local {
+        Some(r) => r,
+        None => (f.take().unwrap())(global().shared_state()),
+    }
+}
+
+/// [`Scheduler::join`] on the current worker's scheduler, or on the global default one.
+///
+/// ```
+/// fn sum(v: &[u64]) -> u64 {
+///     if v.len() <= 1024 { return v.iter().sum(); }
+///     let (l, r) = v.split_at(v.len() / 2);
+///     let (a, b) = filch::join(|| sum(l), || sum(r));
+///     a + b
+/// }
+/// let v: Vec<u64> = (0..100_000).collect();
+/// assert_eq!(sum(&v), 4_999_950_000);
+/// ```
+pub fn join<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    // On a worker: straight to the stack-job path (no `Handle`, no second lookup).
+    let mut ab = Some((a, b));
+    let local = worker::with_current(|ctx| {
+        ctx.map(|c| {
+            let (a, b) = ab.take().unwrap();
+            fork::join_on_worker(c, a, b)
+        })
+    });
+    match local {
+        Some(r) => r,
+        None => {
+            let (a, b) = ab.take().unwrap();
+            fork::join(global().shared_state(), a, b)
+        }
+    }
+}
+
+/// [`Scheduler::scope`] on the current worker's scheduler, or on the global default one.
+///
+/// ```
+/// let mut halves = [0u64; 2];
+/// let (lo, hi) = halves.split_at_mut(1);
+/// filch::scope(|s| {
+///     s.spawn(|_| lo[0] = (0..500).sum());
+///     s.spawn(|_| hi[0] = (500..1000).sum());
+/// });
+/// assert_eq!(halves[0] + halves[1], 499_500);
+/// ```
+pub fn scope<'scope, OP, R>(op: OP) -> R
+where
+    OP: FnOnce(&Scope<'scope>) -> R,
+{
+    with_scheduler(|s| scope::scope(s, None, op).0)
+}
+
+/// [`Scheduler::parallel_for`] on the current worker's scheduler, or on the global one.
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+/// let hits = AtomicUsize::new(0);
+/// filch::parallel_for(0..10_000, |_| { hits.fetch_add(1, Relaxed); });
+/// assert_eq!(hits.into_inner(), 10_000);
+/// ```
+pub fn parallel_for<F>(range: std::ops::Range<usize>, f: F)
+where
+    F: Fn(usize) + Sync + Send,
+{
+    with_scheduler(|s| parallel::parallel_for(s, range, None, &f));
+}
+
+/// [`Scheduler::spawn_many`] on the current worker's scheduler, or on the global one.
+///
+/// ```
+/// let group = filch::spawn_many(3, |i| i + 1);
+/// assert_eq!(group.join_all().into_iter().map(Result::unwrap).sum::<usize>(), 6);
+/// ```
+pub fn spawn_many<F, T>(n: usize, f: F) -> TaskGroup<T>
+where
+    F: Fn(usize) -> T + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    let f = std::sync::Arc::new(f);
+    with_scheduler(|s| {
+        group::spawn_group(
+            s,
+            (0..n).map(move |i| {
+                let f = f.clone();
+                move || f(i)
+            }),
+        )
+    })
+}
+
+/// [`Scheduler::spawn_batch`] on the current worker's scheduler, or on the global one.
+///
+/// ```
+/// let group = filch::spawn_batch((0..4u32).map(|i| move || i * 2));
+/// assert_eq!(group.join_all().into_iter().map(Result::unwrap).sum::<u32>(), 12);
+/// ```
+pub fn spawn_batch<I, F, T>(tasks: I) -> TaskGroup<T>
+where
+    I: IntoIterator<Item = F>,
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    with_scheduler(|s| group::spawn_group(s, tasks))
 }
 
 fn global() -> &'static Scheduler {

@@ -162,15 +162,21 @@ impl Shared {
 
     /// Allocates and writes a task; `allow_heap` false makes a full pool (or an oversize
     /// task) hand the closure back. `ctx` is the current worker of this scheduler, if any.
-    fn new_task<F, T>(
+    /// Returns the queue's reference and, unless `detached`, the handle's.
+    ///
+    /// No `'static` bound: the public spawns require it; `scope` instead guarantees that
+    /// its tasks finish (or are dropped) before the borrowed data goes away.
+    #[inline]
+    pub(crate) fn new_task<F, T>(
         &self,
         f: F,
         ctx: Option<&WorkerCtx<'_>>,
         allow_heap: bool,
-    ) -> Result<(TaskRef, TaskRef), (F, SpawnErrorKind)>
+        detached: bool,
+    ) -> Result<(TaskRef, Option<TaskRef>), (F, SpawnErrorKind)>
     where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
+        F: FnOnce() -> T + Send,
+        T: Send,
     {
         let row = ctx.map(|c| c.row());
         if fits_inline::<F, T>() {
@@ -182,7 +188,9 @@ impl Shared {
                 // Counted as `spawned - heap_fallbacks` by the caller's row.
                 let slot = self.pool.slot_ptr(id).cast::<TaskSlot>();
                 // SAFETY: the slot was just allocated to us and `fits_inline` holds.
-                return Ok(unsafe { TaskRef::new_in_slot::<F, T>(slot, id.raw(), f, self.as_owner()) });
+                return Ok(unsafe {
+                    TaskRef::new_in_slot::<F, T>(slot, id.raw(), f, self.as_owner(), detached)
+                });
             }
             if !allow_heap {
                 return Err((f, SpawnErrorKind::PoolFull));
@@ -194,7 +202,7 @@ impl Shared {
             Some(r) => Row::bump_owned(&r.heap_fallbacks, 1),
             None => Row::bump_shared(&self.external.heap_fallbacks, 1),
         }
-        Ok(TaskRef::new_on_heap::<F, T>(f, self.as_owner()))
+        Ok(TaskRef::new_on_heap::<F, T>(f, self.as_owner(), detached))
     }
 
     /// Spawns on this scheduler from any thread.
@@ -203,48 +211,90 @@ impl Shared {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        // SAFETY: `F: 'static`: nothing it borrows can go away.
+        let handle = unsafe { self.spawn_raw::<F, T>(f, allow_heap, false)? };
+        match handle {
+            Some(h) => Ok(JoinHandle::new(h)),
+            None => unreachable!("a spawn that is not detached returns its handle"),
+        }
+    }
+
+    /// A detached spawn without the `'static` bound (scope tasks). Falls back to the heap
+    /// when the pool is full; hands `f` back only when the scheduler is shut down.
+    ///
+    /// # Safety
+    /// Whatever `f` borrows outlives the task: the caller waits until `f` has run or been
+    /// dropped.
+    pub(crate) unsafe fn spawn_detached_unchecked<F>(&self, f: F) -> Result<(), F>
+    where
+        F: FnOnce() + Send,
+    {
+        // SAFETY: forwarded from the caller.
+        match unsafe { self.spawn_raw::<F, ()>(f, true, true) } {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.closure),
+        }
+    }
+
+    /// The one spawn path: local (on a worker of this scheduler) or external.
+    ///
+    /// # Safety
+    /// Whatever `f` borrows outlives the task (trivially so for `F: 'static`).
+    #[inline]
+    unsafe fn spawn_raw<F, T>(
+        &self,
+        f: F,
+        allow_heap: bool,
+        detached: bool,
+    ) -> Result<Option<TaskRef>, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
         worker::with_current(|ctx| match ctx.filter(|c| c.is_of(self)) {
-            Some(ctx) => self.spawn_local(ctx, f, allow_heap),
-            None => self.spawn_external(f, allow_heap),
+            Some(ctx) => self.spawn_local(ctx, f, allow_heap, detached),
+            None => self.spawn_external(f, allow_heap, detached),
         })
     }
 
+    #[inline]
     fn spawn_local<F, T>(
         &self,
         ctx: &WorkerCtx<'_>,
         f: F,
         allow_heap: bool,
-    ) -> Result<JoinHandle<T>, SpawnError<F>>
+        detached: bool,
+    ) -> Result<Option<TaskRef>, SpawnError<F>>
     where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
+        F: FnOnce() -> T + Send,
+        T: Send,
     {
         if self.is_shutting_down() {
             return Err(SpawnError { kind: SpawnErrorKind::ShutDown, closure: f });
         }
-        let (queued, handle) =
-            self.new_task(f, Some(ctx), allow_heap).map_err(|(f, kind)| SpawnError { kind, closure: f })?;
+        let (queued, handle) = self
+            .new_task(f, Some(ctx), allow_heap, detached)
+            .map_err(|(f, kind)| SpawnError { kind, closure: f })?;
         Row::bump_owned(&ctx.row().spawned, 1);
         ctx.push_local(queued);
         self.notify();
-        Ok(JoinHandle::new(handle))
+        Ok(handle)
     }
 
-    fn spawn_external<F, T>(&self, f: F, allow_heap: bool) -> Result<JoinHandle<T>, SpawnError<F>>
+    fn spawn_external<F, T>(
+        &self,
+        f: F,
+        allow_heap: bool,
+        detached: bool,
+    ) -> Result<Option<TaskRef>, SpawnError<F>>
     where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
+        F: FnOnce() -> T + Send,
+        T: Send,
     {
-        // L1, AcqRel: Acquire pairs with L4 (a set SHUTDOWN is seen); Release is not needed
-        // here but the RMW must be ordered before L2's push, which the queue's own Release
-        // provides.
-        if self.lifecycle.fetch_add(1, AcqRel) & SHUTDOWN != 0 {
-            // Relaxed: we never published anything; just give the entry back.
-            let prev = self.lifecycle.fetch_sub(1, Relaxed);
-            self.after_leave(prev);
+        if !self.enter_external() {
             return Err(SpawnError { kind: SpawnErrorKind::ShutDown, closure: f });
         }
-        let task = self.new_task(f, None, allow_heap);
+        let task = self.new_task(f, None, allow_heap, detached);
         let result = match task {
             Ok((queued, handle)) => {
                 // `injected` of the external row is derived from `spawned` (stats.rs).
@@ -252,18 +302,54 @@ impl Shared {
                 // L2. SAFETY: `queued` is a live task reference that we give to the queue;
                 // the worker that pops it rebuilds it with `from_raw`.
                 unsafe { self.injector.push(queued.into_raw()) };
-                Ok(JoinHandle::new(handle))
+                Ok(handle)
             }
             Err((f, kind)) => Err(SpawnError { kind, closure: f }),
         };
-        // L3, Release: pairs with the Acquire in `is_closed`: our push happens before a
-        // worker's exit check that sees the count at zero.
-        let prev = self.lifecycle.fetch_sub(1, mutation::ord(Site::LifecycleLeaveRelease, Release));
-        self.after_leave(prev);
+        self.leave_external();
         if result.is_ok() {
             self.notify();
         }
         result
+    }
+
+    /// L1: takes an external spawner's entry; `false` (entry already given back): the
+    /// scheduler is shut down, refuse.
+    #[inline]
+    pub(crate) fn enter_external(&self) -> bool {
+        // L1, AcqRel: Acquire pairs with L4 (a set SHUTDOWN is seen); Release is not needed
+        // here but the RMW must be ordered before L2's push, which the queue's own Release
+        // provides.
+        if self.lifecycle.fetch_add(1, AcqRel) & SHUTDOWN != 0 {
+            // Relaxed: we never published anything; just give the entry back.
+            let prev = self.lifecycle.fetch_sub(1, Relaxed);
+            self.after_leave(prev);
+            return false;
+        }
+        true
+    }
+
+    /// L3 (+ L5): gives an external spawner's entry back after its push (L2).
+    #[inline]
+    pub(crate) fn leave_external(&self) {
+        // L3, Release: pairs with the Acquire in `is_closed`: our push happens before a
+        // worker's exit check that sees the count at zero.
+        let prev = self.lifecycle.fetch_sub(1, mutation::ord(Site::LifecycleLeaveRelease, Release));
+        self.after_leave(prev);
+    }
+
+    /// Queues a stack job from outside the scheduler (L1–L3, then K1). `Err` gives it back
+    /// when the scheduler is shut down.
+    pub(crate) fn inject_stack_job(&self, job: TaskRef) -> Result<(), TaskRef> {
+        debug_assert!(job.is_stack_job());
+        if !self.enter_external() {
+            return Err(job);
+        }
+        // L2. SAFETY: the stack job stays alive until its latch is set (its creator waits).
+        unsafe { self.injector.push(job.into_raw()) };
+        self.leave_external();
+        self.notify();
+        Ok(())
     }
 
     /// L5, after an external spawner gave its entry back (L3, or a refusal after L1) from
@@ -494,6 +580,232 @@ macro_rules! spawn_methods {
             self.shared().spawn_inner(f, false)
         }
 
+        /// Runs `a` and `b`, potentially in parallel, and returns both results (rayon-style
+        /// fork-join). On a worker, `b` is pushed on the worker's deque as a job on this
+        /// stack frame (no pool slot, no allocation) and `a` runs at once; `b` then runs
+        /// here too unless an idle worker stole it meanwhile. Called from outside the
+        /// scheduler, the whole `join` runs on a worker while this thread waits.
+        ///
+        /// If either closure panics, the panic is re-raised here after both have finished
+        /// (`a`'s if both panic). On a shut-down scheduler both run on the calling thread.
+        ///
+        /// ```
+        /// fn fib(n: u64) -> u64 {
+        ///     if n < 2 { return n; }
+        ///     let (a, b) = filch::join(|| fib(n - 1), || fib(n - 2));
+        ///     a + b
+        /// }
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// assert_eq!(sched.join(|| fib(20), || fib(10)), (6765, 55));
+        /// ```
+        pub fn join<A, B, RA, RB>(&self, a: A, b: B) -> (RA, RB)
+        where
+            A: FnOnce() -> RA + Send,
+            B: FnOnce() -> RB + Send,
+            RA: Send,
+            RB: Send,
+        {
+            crate::fork::join(self.shared(), a, b)
+        }
+
+        /// Runs `op` with a [`Scope`](crate::Scope) whose tasks may borrow from the
+        /// enclosing stack, and returns once every task spawned in it (transitively) has
+        /// finished. `op` runs on the calling thread; while it waits for the tasks, a
+        /// worker thread runs other tasks and any other thread parks.
+        ///
+        /// A panic in `op` or in a task is re-raised after all tasks finished (`op`'s
+        /// first, else the first task's).
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let data = vec![1u64, 2, 3, 4];
+        /// let total = std::sync::atomic::AtomicU64::new(0);
+        /// sched.scope(|s| {
+        ///     for x in &data {
+        ///         let total = &total;
+        ///         s.spawn(move |_| { total.fetch_add(*x, std::sync::atomic::Ordering::Relaxed); });
+        ///     }
+        /// });
+        /// assert_eq!(total.into_inner(), 10);
+        /// ```
+        pub fn scope<'scope, OP, R>(&self, op: OP) -> R
+        where
+            OP: FnOnce(&crate::Scope<'scope>) -> R,
+        {
+            crate::scope::scope(self.shared(), None, op).0
+        }
+
+        /// [`scope`](Self::scope) under a [`CancelToken`](crate::CancelToken): once the token
+        /// is cancelled, `spawn` drops new tasks and queued tasks are dropped unrun. Returns
+        /// `Err` with the number of tasks skipped if any was.
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let token = filch::CancelToken::new();
+        /// let r = sched.scope_with(&token, |s| {
+        ///     s.spawn(|_| ());
+        ///     token.cancel();
+        ///     s.spawn(|_| unreachable!("spawned after the cancel"));
+        /// });
+        /// assert!(r.unwrap_err().skipped() >= 1);
+        /// ```
+        pub fn scope_with<'scope, OP, R>(
+            &self,
+            token: &'scope crate::CancelToken,
+            op: OP,
+        ) -> Result<R, crate::Cancelled>
+        where
+            OP: FnOnce(&crate::Scope<'scope>) -> R,
+        {
+            crate::scope::scope_with(self.shared(), token, op)
+        }
+
+        /// Calls `f(i)` for every `i` in `range`, in parallel, with adaptive splitting: a
+        /// range is split only while other workers are idle (`docs/DESIGN.md`), so tiny and
+        /// huge ranges are both cheap. Returns when every index was visited; a panic in `f`
+        /// is re-raised after the other parts stopped.
+        ///
+        /// ```
+        /// use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let sum = AtomicU64::new(0);
+        /// sched.parallel_for(0..1000, |i| { sum.fetch_add(i as u64, Relaxed); });
+        /// assert_eq!(sum.into_inner(), 499_500);
+        /// ```
+        pub fn parallel_for<F>(&self, range: std::ops::Range<usize>, f: F)
+        where
+            F: Fn(usize) + Sync + Send,
+        {
+            crate::parallel::parallel_for(self.shared(), range, None, &f);
+        }
+
+        /// [`parallel_for`](Self::parallel_for) under a [`CancelToken`](crate::CancelToken):
+        /// once cancelled, no new block starts. `Err` reports how many indices were
+        /// skipped.
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let token = filch::CancelToken::new();
+        /// token.cancel();
+        /// let r = sched.parallel_for_with(&token, 0..100, |_| unreachable!());
+        /// assert_eq!(r.unwrap_err().skipped(), 100);
+        /// ```
+        pub fn parallel_for_with<F>(
+            &self,
+            token: &crate::CancelToken,
+            range: std::ops::Range<usize>,
+            f: F,
+        ) -> Result<(), crate::Cancelled>
+        where
+            F: Fn(usize) + Sync + Send,
+        {
+            crate::parallel::outcome(crate::parallel::parallel_for(self.shared(), range, Some(token), &f))
+        }
+
+        /// Calls `f(chunk_index, chunk)` for every `chunk_len`-element chunk of `slice` (the
+        /// last may be shorter), in parallel, splitting like
+        /// [`parallel_for`](Self::parallel_for). `Err` if `chunk_len` is zero.
+        ///
+        /// ```
+        /// use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let data: Vec<u64> = (1..=10).collect();
+        /// let sum = AtomicU64::new(0);
+        /// sched.for_each_chunk(&data, 3, |_, c| { sum.fetch_add(c.iter().sum::<u64>(), Relaxed); }).unwrap();
+        /// assert_eq!(sum.into_inner(), 55);
+        /// ```
+        pub fn for_each_chunk<T, F>(
+            &self,
+            slice: &[T],
+            chunk_len: usize,
+            f: F,
+        ) -> Result<(), crate::ZeroChunkLen>
+        where
+            T: Sync,
+            F: Fn(usize, &[T]) + Sync + Send,
+        {
+            let n = crate::parallel::chunk_count(slice.len(), chunk_len)?;
+            crate::parallel::parallel_for(self.shared(), 0..n, None, &|i| {
+                let start = i * chunk_len;
+                f(i, &slice[start..(start + chunk_len).min(slice.len())]);
+            });
+            Ok(())
+        }
+
+        /// Calls `f(chunk_index, chunk)` for every `chunk_len`-element chunk of `slice`,
+        /// mutably, in parallel (the swarm pattern: update every agent). `Err` if
+        /// `chunk_len` is zero.
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let mut agents = vec![1u32; 1000];
+        /// sched.for_each_chunk_mut(&mut agents, 64, |_, c| c.iter_mut().for_each(|a| *a *= 3)).unwrap();
+        /// assert!(agents.iter().all(|&a| a == 3));
+        /// ```
+        pub fn for_each_chunk_mut<T, F>(
+            &self,
+            slice: &mut [T],
+            chunk_len: usize,
+            f: F,
+        ) -> Result<(), crate::ZeroChunkLen>
+        where
+            T: Send,
+            F: Fn(usize, &mut [T]) + Sync + Send,
+        {
+            let len = slice.len();
+            let n = crate::parallel::chunk_count(len, chunk_len)?;
+            let base = crate::parallel::SendPtr(slice.as_mut_ptr());
+            crate::parallel::parallel_for(self.shared(), 0..n, None, &|i| {
+                // SAFETY: `slice` is borrowed mutably for this call; `parallel_for` visits
+                // each `i < n` exactly once, so the chunks are disjoint.
+                f(i, unsafe { base.chunk(i, chunk_len, len) });
+            });
+            Ok(())
+        }
+
+        /// Spawns `n` tasks, task `i` running `f(i)`, as one batch: one publish on the
+        /// injection queue and at most one wake-up for the whole batch. `f` is shared by
+        /// the tasks (one `Arc` for the batch); each task lives in a pool slot.
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let squares = sched.spawn_many(5, |i| i * i).join_all();
+        /// assert_eq!(squares.into_iter().map(Result::unwrap).collect::<Vec<_>>(), [0, 1, 4, 9, 16]);
+        /// ```
+        pub fn spawn_many<F, T>(&self, n: usize, f: F) -> crate::TaskGroup<T>
+        where
+            F: Fn(usize) -> T + Send + Sync + 'static,
+            T: Send + 'static,
+        {
+            let f = std::sync::Arc::new(f);
+            crate::group::spawn_group(
+                self.shared(),
+                (0..n).map(move |i| {
+                    let f = f.clone();
+                    move || f(i)
+                }),
+            )
+        }
+
+        /// Spawns every closure of `tasks` as one batch (see
+        /// [`spawn_many`](Self::spawn_many)); handles in iteration order.
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let words = ["a", "bb", "ccc"];
+        /// let group = sched.spawn_batch(words.map(|w| move || w.len()));
+        /// let lens: Vec<usize> = group.join_all().into_iter().map(Result::unwrap).collect();
+        /// assert_eq!(lens, [1, 2, 3]);
+        /// ```
+        pub fn spawn_batch<I, F, T>(&self, tasks: I) -> crate::TaskGroup<T>
+        where
+            I: IntoIterator<Item = F>,
+            F: FnOnce() -> T + Send + 'static,
+            T: Send + 'static,
+        {
+            crate::group::spawn_group(self.shared(), tasks)
+        }
+
         /// The number of worker threads.
         pub fn num_workers(&self) -> usize {
             self.shared().workers.len()
@@ -539,6 +851,10 @@ impl Scheduler {
     }
 
     fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    pub(crate) fn shared_state(&self) -> &Shared {
         &self.shared
     }
 

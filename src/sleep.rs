@@ -82,6 +82,14 @@ impl Sleep {
         self.searching.fetch_add(1, Relaxed);
     }
 
+    /// Whether some worker is idle: searching, or asleep (a hint for splitting work; any
+    /// staleness only makes a split come one block early or late).
+    #[inline]
+    pub(crate) fn any_idle(&self) -> bool {
+        // Relaxed: a heuristic read; nothing is published or consumed through it.
+        self.searching.load(Relaxed) != 0 || self.sleepers.iter().any(|w| w.load(Relaxed) != 0)
+    }
+
     /// K1: called after a task was made visible. Returns the worker to unpark, if any.
     #[inline]
     pub(crate) fn notify(&self) -> Option<usize> {

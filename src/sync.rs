@@ -226,6 +226,11 @@ pub mod mutation {
         /// `scheduler` (L5): the spawner that leaves the word at exactly `SHUTDOWN` wakes
         /// every sleeper (the mutant does not).
         LifecycleLastLeaverWakes,
+        /// `stack_job::Latch::set` (J2): the Release swap to `SET` that publishes the result.
+        LatchSetRelease,
+        /// `stack_job::Latch::set` (J2): the parker is cloned before the swap (the mutant
+        /// reads it after, when the waiter may already have returned).
+        LatchParkerBeforeSet,
     }
 
     #[cfg(loom)]

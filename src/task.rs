@@ -177,6 +177,29 @@ pub(crate) struct Vtable {
     dealloc_heap: unsafe fn(NonNull<Header>),
 }
 
+impl Vtable {
+    /// The vtable of a stack job: `run` executes it; the other entries are never called
+    /// for a stack job (nothing joins, cancels, abandons or frees one) and abort if they
+    /// are.
+    pub(crate) const fn stack(run: unsafe fn(NonNull<Header>) -> bool) -> Vtable {
+        Vtable {
+            run,
+            abandon: |_, _| not_a_task(),
+            take_output: |_, _| not_a_task(),
+            drop_output: |_| not_a_task(),
+            dealloc_heap: |_| not_a_task(),
+        }
+    }
+}
+
+/// A stack job reached a task-only operation: scheduler state is inconsistent; stop.
+#[cold]
+#[inline(never)]
+fn not_a_task() -> ! {
+    eprintln!("filch: internal error: a task operation was applied to a stack job; aborting");
+    std::process::abort();
+}
+
 /// Where a task's memory came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Home {
@@ -184,6 +207,9 @@ pub(crate) enum Home {
     Pool(u32),
     /// A `Box<HeapTask<F, T>>`.
     Heap,
+    /// A job on its creator's stack (`stack_job.rs`): not counted, never freed; its
+    /// vtable's `run` executes it and sets its latch. Only `run` of its vtable is used.
+    Stack,
 }
 
 /// The part of a task the scheduler sees. `repr(C, align(16))` so its size is a multiple
@@ -201,6 +227,20 @@ pub(crate) struct Header {
     /// after clearing it; taken by the completer only after seeing `JOIN_WAITER` (T4).
     waiter: UnsafeCell<Option<Arc<Parker>>>,
     pub(crate) home: Home,
+}
+
+impl Header {
+    /// The header of a stack job (`stack_job.rs`): `state` is its latch, starting at 0.
+    pub(crate) fn for_stack_job(vtable: &'static Vtable, owner: *const ()) -> Header {
+        Header {
+            state: AtomicUsize::new(0),
+            next: AtomicPtr::new(ptr::null_mut()),
+            vtable,
+            owner,
+            waiter: UnsafeCell::new(None),
+            home: Home::Stack,
+        }
+    }
 }
 
 /// Bytes of inline stage storage in a pool slot (closure, then output).
@@ -340,6 +380,10 @@ impl crate::deque::Word for TaskRef {
 /// Initial state: not claimed, a handle alive, two references (queue + handle).
 const INITIAL: usize = JOIN_INTEREST | (2 * REF_ONE);
 
+/// Initial state of a task spawned without a handle (scope tasks): only the queue's
+/// reference, so the worker runs it on the F1 path with no RMW at all.
+const INITIAL_DETACHED: usize = REF_ONE;
+
 impl TaskRef {
     /// Writes a new task into `mem` (a pool slot or a fresh heap task) and returns the
     /// queue's reference and the handle's reference.
@@ -347,13 +391,19 @@ impl TaskRef {
     /// # Safety
     /// `mem` is writable, exclusively ours, and sized/aligned for the `(F, T)` layout of
     /// `home` (a `TaskSlot` with `fits_inline::<F, T>()`, or a `HeapTask<F, T>`).
-    unsafe fn init<F, T>(mem: NonNull<Header>, f: F, owner: *const (), home: Home) -> (TaskRef, TaskRef)
+    unsafe fn init<F, T>(
+        mem: NonNull<Header>,
+        f: F,
+        owner: *const (),
+        home: Home,
+        detached: bool,
+    ) -> (TaskRef, Option<TaskRef>)
     where
         F: FnOnce() -> T + Send,
         T: Send,
     {
         let header = Header {
-            state: AtomicUsize::new(INITIAL),
+            state: AtomicUsize::new(if detached { INITIAL_DETACHED } else { INITIAL }),
             next: AtomicPtr::new(ptr::null_mut()),
             vtable: &VtableOf::<F, T>::VTABLE,
             owner,
@@ -365,10 +415,11 @@ impl TaskRef {
             ptr::write(mem.as_ptr(), header);
             ptr::write(stage::<F, T>(mem), Stage { closure: ManuallyDrop::new(f) });
         }
-        (TaskRef(mem), TaskRef(mem))
+        (TaskRef(mem), (!detached).then_some(TaskRef(mem)))
     }
 
-    /// Builds a task in pool slot memory `slot`.
+    /// Builds a task in pool slot memory `slot`. Returns the queue's reference and, unless
+    /// `detached`, the handle's.
     ///
     /// # Safety
     /// `slot` is an allocated, unused `TaskSlot` of the owner's pool with index `index`,
@@ -378,18 +429,19 @@ impl TaskRef {
         index: u32,
         f: F,
         owner: *const (),
-    ) -> (TaskRef, TaskRef)
+        detached: bool,
+    ) -> (TaskRef, Option<TaskRef>)
     where
         F: FnOnce() -> T + Send,
         T: Send,
     {
         debug_assert!(fits_inline::<F, T>());
         // SAFETY: forwarded from the caller; a TaskSlot is 16-aligned and holds the stage.
-        unsafe { Self::init::<F, T>(slot.cast(), f, owner, Home::Pool(index)) }
+        unsafe { Self::init::<F, T>(slot.cast(), f, owner, Home::Pool(index), detached) }
     }
 
-    /// Builds a task on the heap.
-    pub(crate) fn new_on_heap<F, T>(f: F, owner: *const ()) -> (TaskRef, TaskRef)
+    /// Builds a task on the heap (see [`TaskRef::new_in_slot`] for `detached`).
+    pub(crate) fn new_on_heap<F, T>(f: F, owner: *const (), detached: bool) -> (TaskRef, Option<TaskRef>)
     where
         F: FnOnce() -> T + Send,
         T: Send,
@@ -397,7 +449,24 @@ impl TaskRef {
         let mem: Box<MaybeUninit<HeapTask<F, T>>> = Box::new_uninit();
         let mem = NonNull::from(Box::leak(mem)).cast::<Header>();
         // SAFETY: fresh, exclusive memory of the `HeapTask<F, T>` layout.
-        unsafe { Self::init::<F, T>(mem, f, owner, Home::Heap) }
+        unsafe { Self::init::<F, T>(mem, f, owner, Home::Heap, detached) }
+    }
+
+    /// Whether this is a stack job rather than a counted task.
+    #[inline]
+    pub(crate) fn is_stack_job(&self) -> bool {
+        self.header().home == Home::Stack
+    }
+
+    /// Executes a stack job (its vtable's `run`): runs its closure and sets its latch.
+    ///
+    /// # Safety
+    /// `self` is a stack job (`is_stack_job`) taken from a queue, so this is the one
+    /// execution it gets (a queue hands each item out once).
+    pub(crate) unsafe fn execute_stack_job(self) {
+        debug_assert!(self.is_stack_job());
+        // SAFETY: forwarded from the caller; a stack job's `run` is `stack_job::execute`.
+        unsafe { (self.header().vtable.run)(self.0) };
     }
 
     pub(crate) fn header(&self) -> &Header {

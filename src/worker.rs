@@ -125,6 +125,18 @@ impl<'a> WorkerCtx<'a> {
         unsafe { self.cache.borrow_mut().free(id) }
     }
 
+    /// Pops the newest task of the own deque.
+    #[inline]
+    pub(crate) fn pop_local(&self) -> Option<TaskRef> {
+        self.deque.pop()
+    }
+
+    /// Whether the own deque is empty (thieves may be taking from it meanwhile).
+    #[inline]
+    pub(crate) fn local_is_empty(&self) -> bool {
+        self.deque.is_empty()
+    }
+
     /// Pushes a task on the own deque; a full deque first spills half to the injector.
     #[inline]
     pub(crate) fn push_local(&self, t: TaskRef) {
@@ -276,6 +288,11 @@ impl<'a> WorkerCtx<'a> {
     /// Runs one task: T1 claim, run or abandon, T2 complete, T5 release, fused where the
     /// state allows (`TaskRef::run`).
     pub(crate) fn run_task(&self, t: TaskRef) {
+        if t.is_stack_job() {
+            // SAFETY: taken from a queue, which hands each entry out once.
+            unsafe { t.execute_stack_job() };
+            return;
+        }
         let row = self.row();
         // Relaxed: set once by a timed-out shutdown; a task that starts just before it is
         // seen simply runs, which the shutdown contract allows.
@@ -438,6 +455,13 @@ pub(crate) fn take_any(shared: &Shared) -> Option<TaskRef> {
 
 /// Drops a queued task unrun as `ShutDown`; returns whether this call abandoned it.
 pub(crate) fn abandon_task(shared: &Shared, row: Option<&Row>, t: TaskRef) -> bool {
+    if t.is_stack_job() {
+        // A stack job belongs to a computation whose creator is running and waits for it
+        // (`join`, or an injected `scope`/`join` body): it is executed, never dropped.
+        // SAFETY: taken from a queue, which hands each entry out once.
+        unsafe { t.execute_stack_job() };
+        return false;
+    }
     let ran = t.run(true, |_| match row {
         Some(r) => Row::bump_owned(&r.abandoned, 1),
         None => Row::bump_shared(&shared.external.abandoned, 1),

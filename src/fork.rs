@@ -1,0 +1,170 @@
+//! `join`: rayon-style fork-join on a stack job, and `in_pool`: running a blocking
+//! construct's body on a worker when it is called from outside the scheduler.
+//!
+//! # `join(a, b)` on a worker
+//!
+//! 1. `b` becomes a [`StackJob`] in `join`'s own frame (no pool slot, no allocation) and
+//!    is pushed on the worker's deque, then K1 (`sleep.rs`) lets an idle worker know.
+//! 2. `a` runs inline, under `catch_unwind`.
+//! 3. The worker pops its deque until `b` comes back: tasks above `b` (pushed by `a` and
+//!    not yet run) are run on the way. If `b` comes back, nobody else can reach it: it
+//!    runs inline, with no latch and no atomic RMW beyond the deque's own.
+//! 4. If the deque runs dry first, `b` was stolen (or spilled to the injection queue): the
+//!    worker waits on `b`'s latch running other tasks (`run_until`, as a `JoinHandle` join
+//!    does), and parks only when there is nothing to run (J3 in `stack_job.rs`).
+//! 5. A panic in `a` is held until `b` has finished (b borrows this frame, so `join`
+//!    cannot unwind past it earlier), then re-raised; `b`'s own panic is re-raised if `a`
+//!    did not panic.
+//!
+//! # Outside the scheduler
+//!
+//! `in_pool` wraps the whole construct (here `join(a, b)`) in a stack job, queues it on
+//! the injection queue (L1–L3, K1), and waits on its latch: a plain thread parks; a worker
+//! of another scheduler keeps running its own scheduler's tasks. On a shut-down scheduler
+//! the construct runs on the calling thread instead (sequentially for `join`), so nothing
+//! is lost and nothing blocks forever.
+
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+
+use crate::join::with_thread_parker;
+use crate::park::Parker;
+use crate::scheduler::Shared;
+use crate::stack_job::StackJob;
+use crate::sync::Arc;
+use crate::worker::{self, WorkerCtx};
+
+/// `join` on the scheduler `shared`, from any thread.
+pub(crate) fn join<A, B, RA, RB>(shared: &Shared, a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    worker::with_current(|ctx| match ctx.filter(|c| c.is_of(shared)) {
+        Some(c) => join_on_worker(c, a, b),
+        None => in_pool(shared, move |ctx| match ctx {
+            Some(c) => join_on_worker(c, a, b),
+            None => join_sequential(a, b),
+        }),
+    })
+}
+
+/// Steps 1–5 of the module docs.
+#[inline]
+pub(crate) fn join_on_worker<A, B, RA, RB>(ctx: &WorkerCtx<'_>, a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    let job_b = StackJob::new(b, ctx.shared().as_owner(), ctx.parker());
+    // Step 1. SAFETY: `job_b` stays in this frame, which is not left (by return or unwind)
+    // before the job is popped back (step 3) or its latch is set (steps 4–5); it is
+    // queued once.
+    ctx.push_local(unsafe { job_b.as_task_ref() });
+    ctx.shared().notify();
+    // Step 2.
+    let ra = match catch_unwind(AssertUnwindSafe(a)) {
+        Ok(v) => v,
+        Err(payload) => {
+            // Step 5: `b` finishes first; its own panic gives way to `a`'s.
+            if pop_back(ctx, &job_b) {
+                let _ = catch_unwind(AssertUnwindSafe(|| job_b.run_inline()));
+            } else {
+                job_b.latch().wait(Some(ctx), ctx.parker());
+                let _ = job_b.into_result_caught();
+            }
+            resume_unwind(payload)
+        }
+    };
+    // Step 3.
+    if pop_back(ctx, &job_b) {
+        return (ra, job_b.run_inline());
+    }
+    // Step 4.
+    job_b.latch().wait(Some(ctx), ctx.parker());
+    (ra, job_b.into_result())
+}
+
+/// Pops the own deque, running what is above `job`, until `job` comes back (`true`) or
+/// the deque is empty (`false`: it was stolen or spilled).
+#[inline]
+fn pop_back<F: FnOnce() -> R + Send, R: Send>(ctx: &WorkerCtx<'_>, job: &StackJob<F, R>) -> bool {
+    while let Some(t) = ctx.pop_local() {
+        if job.is(&t) {
+            // Our own job, back in our hands: it is not a counted reference.
+            let _ = t.into_raw();
+            return true;
+        }
+        ctx.run_task(t);
+    }
+    false
+}
+
+/// Both closures on the calling thread; `a`'s panic waits for `b` as in step 5.
+fn join_sequential<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA,
+    B: FnOnce() -> RB,
+{
+    let ra = catch_unwind(AssertUnwindSafe(a));
+    let rb = catch_unwind(AssertUnwindSafe(b));
+    match (ra, rb) {
+        (Ok(ra), Ok(rb)) => (ra, rb),
+        (Err(p), _) | (Ok(_), Err(p)) => resume_unwind(p),
+    }
+}
+
+/// The scheduler, carried into a stack job as an address (module docs of `scope.rs`
+/// and here: the job runs while its creator waits, so the scheduler is alive).
+#[derive(Clone, Copy)]
+pub(crate) struct SharedPtr(pub(crate) *const Shared);
+
+// SAFETY: `Shared` is `Sync`; the pointer is only dereferenced while the scheduler is
+// alive (its user is blocked in a call that borrows it).
+unsafe impl Send for SharedPtr {}
+
+/// Runs `f` on a worker of `shared` and returns its result (module docs): `f` gets that
+/// worker's context, or `None` when the scheduler is shut down (`f` then runs here) or
+/// when a timed-out shutdown's caller executed the job.
+pub(crate) fn in_pool<F, R>(shared: &Shared, f: F) -> R
+where
+    F: FnOnce(Option<&WorkerCtx<'_>>) -> R + Send,
+    R: Send,
+{
+    let sp = SharedPtr(shared);
+    let body = move || {
+        let sp = sp;
+        // SAFETY: the caller of `in_pool` borrows the scheduler until the job is done.
+        let shared = unsafe { &*sp.0 };
+        worker::with_current(|ctx| f(ctx.filter(|c| c.is_of(shared))))
+    };
+    worker::with_current(|ctx| {
+        with_parker(ctx, |parker| {
+            let job = StackJob::new(body, shared.as_owner(), parker);
+            // SAFETY: `job` stays in this frame until its latch is set (waited for below) or
+            // it is handed back unqueued.
+            match shared.inject_stack_job(unsafe { job.as_task_ref() }) {
+                Ok(()) => {
+                    job.latch().wait(ctx, parker);
+                    job.into_result()
+                }
+                Err(t) => {
+                    // Shut down: never queued; run it here.
+                    let _ = t.into_raw();
+                    job.run_inline()
+                }
+            }
+        })
+    })
+}
+
+/// Runs `f` with the parker the current thread waits on: its worker's, or its own.
+pub(crate) fn with_parker<R>(ctx: Option<&WorkerCtx<'_>>, f: impl FnOnce(&Arc<Parker>) -> R) -> R {
+    match ctx {
+        Some(c) => f(c.parker()),
+        None => with_thread_parker(f),
+    }
+}

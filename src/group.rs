@@ -1,0 +1,177 @@
+//! Batch spawning (`spawn_many`, `spawn_batch`) and [`TaskGroup`].
+//!
+//! A batch is built as one chain of tasks linked through their headers' `next` fields and
+//! published with a single `Injector::push_chain` (one Release CAS), followed by one K1
+//! (`sleep.rs`: at most one wake-up). Workers take it from the injection queue in batches
+//! of up to `INJECT_BATCH` into their deques, and each worker that finds work while
+//! others sleep hands off by K4, so a large batch spreads without a wake-up per task.
+//! From outside the scheduler the whole batch takes one lifecycle entry (L1…L3).
+//!
+//! If the iterator of `spawn_batch` panics part-way, the tasks already built are still
+//! published (a guard does it on unwind) and run detached; nothing is leaked and the
+//! lifecycle entry is given back.
+
+use std::fmt;
+use std::ptr::{self, NonNull};
+
+use crate::join::JoinHandle;
+use crate::scheduler::Shared;
+use crate::stats::Row;
+use crate::task::{Header, TaskError, TaskRef};
+use crate::worker::{self, WorkerCtx};
+
+/// The handles of a batch of tasks, in spawn order.
+///
+/// ```
+/// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+/// let group = sched.spawn_many(4, |i| i * 10);
+/// assert_eq!(group.len(), 4);
+/// let out: Vec<usize> = group.join_all().into_iter().map(Result::unwrap).collect();
+/// assert_eq!(out, vec![0, 10, 20, 30]);
+/// ```
+pub struct TaskGroup<T> {
+    handles: Vec<JoinHandle<T>>,
+}
+
+impl<T> TaskGroup<T> {
+    /// Waits for every task; results in spawn order. On a worker thread it runs other
+    /// tasks while it waits.
+    pub fn join_all(self) -> Vec<Result<T, TaskError>> {
+        self.handles.into_iter().map(JoinHandle::join).collect()
+    }
+
+    /// Cancels every task that has not started; returns how many will never run (their
+    /// results are [`TaskError::Cancelled`]).
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(1).build().unwrap();
+    /// let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
+    /// let g = gate.clone();
+    /// let busy = sched.spawn(move || { g.wait(); }); // holds the only worker
+    /// let group = sched.spawn_many(3, |i| i);
+    /// let cancelled = group.cancel();
+    /// gate.wait();
+    /// busy.join().unwrap();
+    /// let results = group.join_all();
+    /// let errors = results.iter().filter(|r| r.is_err()).count();
+    /// assert_eq!(errors, cancelled);
+    /// ```
+    pub fn cancel(&self) -> usize {
+        self.handles.iter().filter(|h| h.cancel()).count()
+    }
+
+    /// The number of tasks in the group.
+    pub fn len(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// Whether the group has no tasks.
+    pub fn is_empty(&self) -> bool {
+        self.handles.is_empty()
+    }
+
+    /// Whether every task has finished.
+    pub fn is_finished(&self) -> bool {
+        self.handles.iter().all(JoinHandle::is_finished)
+    }
+
+    /// The individual handles, in spawn order.
+    pub fn into_handles(self) -> Vec<JoinHandle<T>> {
+        self.handles
+    }
+}
+
+impl<T> fmt::Debug for TaskGroup<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskGroup").field("len", &self.len()).field("finished", &self.is_finished()).finish()
+    }
+}
+
+/// A chain under construction; publishes itself when dropped (also on unwind).
+struct Chain<'a> {
+    shared: &'a Shared,
+    row: &'a Row,
+    external: bool,
+    first: *mut Header,
+    last: *mut Header,
+    n: u64,
+}
+
+impl Chain<'_> {
+    fn append(&mut self, t: TaskRef) {
+        let p = t.into_raw().as_ptr();
+        if self.last.is_null() {
+            self.first = p;
+        } else {
+            // SAFETY: `last` is a task reference this chain owns and has not published; its
+            // `next` is free while it is in no queue. Relaxed: published by `push_chain`'s
+            // Release CAS.
+            unsafe { (*self.last).next.store(p, crate::sync::atomic::Ordering::Relaxed) };
+        }
+        self.last = p;
+        self.n += 1;
+    }
+}
+
+impl Drop for Chain<'_> {
+    fn drop(&mut self) {
+        if let (Some(f), Some(l)) = (NonNull::new(self.first), NonNull::new(self.last)) {
+            // SAFETY: `f..=l` is a chain of task references we own, linked through `next`.
+            unsafe { self.shared.injector.push_chain(f, l) };
+            if self.external {
+                Row::bump_shared(&self.row.spawned, self.n);
+            } else {
+                Row::bump_owned(&self.row.spawned, self.n);
+                Row::bump_owned(&self.row.injected, self.n);
+            }
+        }
+        if self.external {
+            self.shared.leave_external();
+        }
+        if self.n > 0 {
+            self.shared.notify();
+        }
+    }
+}
+
+/// Spawns every closure of `iter` as one batch (module docs).
+pub(crate) fn spawn_group<I, F, T>(shared: &Shared, iter: I) -> TaskGroup<T>
+where
+    I: IntoIterator<Item = F>,
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let iter = iter.into_iter();
+    let mut handles = Vec::with_capacity(iter.size_hint().0);
+    worker::with_current(|ctx| {
+        let ctx: Option<&WorkerCtx<'_>> = ctx.filter(|c| c.is_of(shared));
+        let accepted = match ctx {
+            Some(_) => !shared.is_shutting_down(),
+            None => shared.enter_external(),
+        };
+        if !accepted {
+            for f in iter {
+                drop(f);
+                handles.push(JoinHandle::refused());
+            }
+            return;
+        }
+        let mut chain = Chain {
+            shared,
+            row: ctx.map_or(&*shared.external, |c| c.row()),
+            external: ctx.is_none(),
+            first: ptr::null_mut(),
+            last: ptr::null_mut(),
+            n: 0,
+        };
+        for f in iter {
+            let Ok((queued, Some(handle))) = shared.new_task(f, ctx, true, false) else {
+                unreachable!("a spawn with heap fallback and a handle always succeeds")
+            };
+            chain.append(queued);
+            handles.push(JoinHandle::new(handle));
+        }
+        drop(chain);
+    });
+    TaskGroup { handles }
+}

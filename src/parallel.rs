@@ -1,0 +1,194 @@
+//! Data parallelism: `parallel_for` and `for_each_chunk(_mut)`, with adaptive splitting.
+//!
+//! # The splitting rule
+//!
+//! A call starts as one *leaf* on one worker. A leaf walks its range in blocks and, before
+//! each block, splits the rest of its range in two with [`join`](crate::fork) when both
+//! hold:
+//!
+//! - some worker is idle (searching, or asleep: `Sleep::any_idle`), and
+//! - the leaf's own deque is empty: if it still holds work, the idle workers can take
+//!   that, and splitting more would only add jobs.
+//!
+//! The half pushed by `join` is what an idle worker steals; the other half continues here
+//! as a new leaf. So splitting follows hunger: a range never splits on one worker, splits
+//! once per idle worker as they arrive (each wake-up takes one half), and re-splits when
+//! a worker that finished its part goes looking for more. One call serves a 10-element
+//! range (no split, no allocation, one block) and a 10M-element range alike.
+//!
+//! The block length adapts to the work: it doubles while a block takes under
+//! [`BLOCK_FAST`] and halves above [`BLOCK_SLOW`], so the idle check (two relaxed loads)
+//! and the clock read cost a fraction of a percent, yet a hungry worker waits at most
+//! about one block. Halves inherit their parent's block length.
+//!
+//! # Cancellation
+//!
+//! With a token, each block first checks it; once cancelled, a leaf adds the rest of its
+//! range to the skip count and stops. Indices already visited stay visited.
+//!
+//! # Panics
+//!
+//! A panic in `f` unwinds the leaf; `join` holds it until the other half has finished and
+//! re-raises it, so the panic reaches the caller after every running part has stopped.
+
+use std::fmt;
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use crate::cancel::{CancelToken, Cancelled};
+use crate::fork::{in_pool, join_on_worker};
+use crate::scheduler::Shared;
+use crate::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use crate::worker::{self, WorkerCtx};
+
+/// A block faster than this doubles the next block's length.
+pub(crate) const BLOCK_FAST: Duration = Duration::from_micros(5);
+/// A block slower than this halves the next block's length.
+pub(crate) const BLOCK_SLOW: Duration = Duration::from_micros(50);
+/// The longest block, in indices.
+const BLOCK_MAX: usize = 1 << 20;
+
+/// The state shared by every leaf of one call.
+struct Job<'a, F> {
+    f: &'a F,
+    token: Option<&'a CancelToken>,
+    skipped: AtomicUsize,
+}
+
+/// `parallel_for` on `shared` from any thread; returns how many indices were skipped.
+pub(crate) fn parallel_for<F>(
+    shared: &Shared,
+    range: Range<usize>,
+    token: Option<&CancelToken>,
+    f: &F,
+) -> usize
+where
+    F: Fn(usize) + Sync,
+{
+    if range.is_empty() {
+        return 0;
+    }
+    let job = Job { f, token, skipped: AtomicUsize::new(0) };
+    let job = &job;
+    worker::with_current(|ctx| match ctx.filter(|c| c.is_of(shared)) {
+        Some(c) => leaf(c, range, 1, job),
+        None => in_pool(shared, move |ctx| match ctx {
+            Some(c) => leaf(c, range, 1, job),
+            None => sequential(range, job),
+        }),
+    });
+    // Relaxed: every leaf finished before `join`/`in_pool` returned (their latches order
+    // the leaves' increments before this load).
+    job.skipped.load(Relaxed)
+}
+
+/// One leaf: blocks, and splits when the rule says so (module docs).
+fn leaf<F: Fn(usize) + Sync>(
+    ctx: &WorkerCtx<'_>,
+    mut range: Range<usize>,
+    mut block: usize,
+    job: &Job<'_, F>,
+) {
+    let sleep = &ctx.shared().sleep;
+    while !range.is_empty() {
+        if job.token.is_some_and(CancelToken::is_cancelled) {
+            // Relaxed: a count read after the call's end (see `parallel_for`).
+            job.skipped.fetch_add(range.len(), Relaxed);
+            return;
+        }
+        let len = range.len();
+        if len > block && sleep.any_idle() && ctx.local_is_empty() {
+            let mid = range.start + len / 2;
+            let (lo, hi) = (range.start..mid, mid..range.end);
+            join_on_worker(
+                ctx,
+                move || on_this_worker(lo, block, job),
+                move || on_this_worker(hi, block, job),
+            );
+            return;
+        }
+        let end = range.start + block.min(len);
+        let t0 = Instant::now();
+        for i in range.start..end {
+            (job.f)(i);
+        }
+        range.start = end;
+        let took = t0.elapsed();
+        if took < BLOCK_FAST {
+            block = (block * 2).min(BLOCK_MAX);
+        } else if took > BLOCK_SLOW {
+            block = (block / 2).max(1);
+        }
+    }
+}
+
+/// A half, wherever `join` runs it: a worker of the same scheduler, or (a timed-out
+/// shutdown's caller executing queued jobs) a plain thread.
+fn on_this_worker<F: Fn(usize) + Sync>(range: Range<usize>, block: usize, job: &Job<'_, F>) {
+    worker::with_current(|ctx| match ctx {
+        Some(c) => leaf(c, range, block, job),
+        None => sequential(range, job),
+    })
+}
+
+fn sequential<F: Fn(usize) + Sync>(range: Range<usize>, job: &Job<'_, F>) {
+    for i in range.clone() {
+        if job.token.is_some_and(CancelToken::is_cancelled) {
+            // Relaxed: as in `leaf`.
+            job.skipped.fetch_add(range.end - i, Relaxed);
+            return;
+        }
+        (job.f)(i);
+    }
+}
+
+/// `chunk_len` was zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZeroChunkLen;
+
+impl fmt::Display for ZeroChunkLen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("chunk_len must be at least 1")
+    }
+}
+
+impl std::error::Error for ZeroChunkLen {}
+
+/// The number of chunks of `chunk_len` in `len` elements (the last may be shorter).
+pub(crate) fn chunk_count(len: usize, chunk_len: usize) -> Result<usize, ZeroChunkLen> {
+    if chunk_len == 0 {
+        return Err(ZeroChunkLen);
+    }
+    Ok(len.div_ceil(chunk_len))
+}
+
+/// `for_each_chunk_mut`'s base pointer, shared by the leaves.
+pub(crate) struct SendPtr<T>(pub(crate) *mut T);
+
+// SAFETY: used only to rebuild disjoint `&mut [T]` chunks (`T: Send`), one per index.
+unsafe impl<T: Send> Send for SendPtr<T> {}
+// SAFETY: as above: each leaf derives a different chunk from the shared base.
+unsafe impl<T: Send> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// Chunk `i` of a slice of `len` elements starting at `self`.
+    ///
+    /// # Safety
+    /// `self` is the start of a live slice of `len` elements borrowed mutably for the
+    /// call; every `i` is used at most once at a time, so the chunks never alias.
+    pub(crate) unsafe fn chunk<'a>(&self, i: usize, chunk_len: usize, len: usize) -> &'a mut [T] {
+        let start = i * chunk_len;
+        let n = chunk_len.min(len - start);
+        // SAFETY: `start + n <= len` (i < chunk_count); disjoint per `i` (caller).
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), n) }
+    }
+}
+
+/// The outcome of a cancellable loop: `Err` when it skipped any index.
+pub(crate) fn outcome(skipped: usize) -> Result<(), Cancelled> {
+    if skipped == 0 {
+        Ok(())
+    } else {
+        Err(Cancelled::new(skipped))
+    }
+}

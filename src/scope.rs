@@ -1,0 +1,261 @@
+//! `scope`: tasks that may borrow from the enclosing stack.
+//!
+//! # Protocol
+//!
+//! - **S1 (count)**: `pending` starts at 1, the body's own count. Each `Scope::spawn` adds
+//!   one *before* the task can run (Relaxed: the RMWs on `pending` are totally ordered,
+//!   and the add precedes the push in program order, so no decrement can overtake it).
+//! - **S2 (task)**: a scope task is a detached pool task (no handle, so it runs on the F1
+//!   path) owning a [`ScopeTask`]: the closure plus a guard. Run or dropped unrun (a
+//!   timed-out shutdown), the guard drops the closure *first* and then does S3, so
+//!   nothing the closure borrows is touched after S3.
+//! - **S3 (done)**: one AcqRel decrement. Release: the task's effects (its writes through
+//!   borrows) happen before the scope returns; Acquire (by the last decrementer): every
+//!   earlier decrementer's effects do too. The last one sets the latch (`stack_job.rs`,
+//!   J2), whose Release passes all of it to the waiting body (J4).
+//! - **S4 (wait)**: after the body returns (or panics) it does its own S3 and waits on
+//!   the latch, running other tasks on a worker, parking elsewhere. Only then does
+//!   `scope` return or re-raise, so every borrow outlives every task that uses it.
+//!
+//! # The lifetime argument
+//!
+//! A task spawned on `Scope<'scope>` must be `'scope`: it may borrow only what outlives the
+//! `scope` call (the caller chose `'scope` and it is fixed for the call: `Scope` is
+//! invariant in it). S4 makes the call outlast every task, so the borrows are valid for
+//! the tasks' whole life even though the pool slots holding them are `'static` memory.
+//! Borrowing a value created inside the body, or a non-`Send` capture, does not compile
+//! (see `tests/compile-fail/`).
+//!
+//! # Panics and cancellation
+//!
+//! A panicking task is caught; the first payload is kept and re-raised by `scope` after
+//! every task finished (the body's own panic wins over a task's). With a [`CancelToken`],
+//! a cancelled scope starts no new task: `spawn` drops the closure, a queued task whose
+//! turn comes is dropped unrun, and both are counted; [`Scope::skipped`] and
+//! `scope_with` report them.
+
+use std::any::Any;
+use std::fmt;
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+
+use crate::cancel::{CancelToken, Cancelled};
+use crate::fork::{with_parker, SharedPtr};
+use crate::scheduler::Shared;
+use crate::stack_job::Latch;
+use crate::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
+use crate::worker;
+
+/// A scope for spawning tasks that borrow from the enclosing stack; see
+/// [`Scheduler::scope`](crate::Scheduler::scope).
+pub struct Scope<'scope> {
+    shared: SharedPtr,
+    pending: AtomicUsize,
+    latch: Latch,
+    /// The first panic payload of a task (a leaked `Box<Box<dyn Any>>`), or null.
+    panic: AtomicPtr<Box<dyn Any + Send>>,
+    token: Option<&'scope CancelToken>,
+    skipped: AtomicUsize,
+    /// Invariant in `'scope` (as rayon's and std's scopes are): the caller's choice of
+    /// `'scope` cannot be shrunk to let a task borrow something shorter-lived.
+    _invariant: PhantomData<&'scope mut &'scope ()>,
+}
+
+// SAFETY: every field shared between the body and the tasks is an atomic; `shared` is a
+// `Sync` scheduler; the latch's parker handle is only read by the setter (J2); the token
+// is `Sync`.
+unsafe impl Sync for Scope<'_> {}
+// SAFETY: as above; a `Scope` is only ever used by reference, but nothing in it is tied to
+// the creating thread.
+unsafe impl Send for Scope<'_> {}
+
+impl fmt::Debug for Scope<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scope")
+            .field("cancelled", &self.is_cancelled())
+            .field("skipped", &self.skipped())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A scope's address, carried by its tasks.
+struct ScopePtr(*const Scope<'static>);
+
+// SAFETY: `Scope` is `Sync`; the pointer is dereferenced only before S3 (module docs).
+unsafe impl Send for ScopePtr {}
+
+/// What a scope task's pool slot holds: the closure, and the obligation to do S3.
+struct ScopeTask<B> {
+    body: Option<B>,
+    scope: ScopePtr,
+}
+
+impl<B> Drop for ScopeTask<B> {
+    fn drop(&mut self) {
+        if let Some(body) = self.body.take() {
+            // Dropped unrun (cancelled, or a timed-out shutdown): count it, drop the closure
+            // (a panicking destructor is contained: the scope must still hear S3).
+            // SAFETY: before S3 the scope is alive (S4).
+            unsafe { (*self.scope.0).skipped.fetch_add(1, Relaxed) };
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(body)));
+        }
+        // S2 → S3: the closure is gone; now the count.
+        // SAFETY: alive until this very S3 (S4); we touch nothing after it.
+        unsafe { Scope::done(self.scope.0) };
+    }
+}
+
+impl<'scope> Scope<'scope> {
+    fn new(shared: &Shared, latch: Latch, token: Option<&'scope CancelToken>) -> Self {
+        Scope {
+            shared: SharedPtr(shared),
+            pending: AtomicUsize::new(1),
+            latch,
+            panic: AtomicPtr::new(std::ptr::null_mut()),
+            token,
+            skipped: AtomicUsize::new(0),
+            _invariant: PhantomData,
+        }
+    }
+
+    /// Spawns `body` into the scope. It may borrow anything that outlives the `scope`
+    /// call; `scope` returns only after it has finished.
+    ///
+    /// Spawned from a worker of the scope's scheduler, the task goes to that worker's
+    /// deque; from elsewhere, to the injection queue. It lives in a pool slot (a heap task
+    /// if the pool is full). On a shut-down scheduler it runs inline, right here. In a
+    /// cancelled scope it is dropped unrun and counted in [`Scope::skipped`].
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+    /// let mut left = vec![1, 2, 3];
+    /// let mut right = vec![4, 5, 6];
+    /// sched.scope(|s| {
+    ///     s.spawn(|_| left.iter_mut().for_each(|x| *x *= 10));
+    ///     s.spawn(|_| right.iter_mut().for_each(|x| *x += 1));
+    /// });
+    /// assert_eq!((left, right), (vec![10, 20, 30], vec![5, 6, 7]));
+    /// ```
+    pub fn spawn<B>(&self, body: B)
+    where
+        B: FnOnce(&Scope<'scope>) + Send + 'scope,
+    {
+        // S1, Relaxed: module docs.
+        self.pending.fetch_add(1, Relaxed);
+        let task = ScopeTask {
+            body: Some(body),
+            scope: ScopePtr((self as *const Scope<'scope>).cast::<Scope<'static>>()),
+        };
+        if self.is_cancelled() {
+            drop(task); // counted as skipped, then S3
+            return;
+        }
+        let run = move || {
+            let mut task = task;
+            // SAFETY: before this task's S3 the scope is alive (S4); `'scope` is the
+            // lifetime the task was spawned with.
+            let scope = unsafe { &*task.scope.0.cast::<Scope<'scope>>() };
+            if scope.is_cancelled() {
+                return; // `task` drops: skipped, S3
+            }
+            if let Some(body) = task.body.take() {
+                if let Err(p) = catch_unwind(AssertUnwindSafe(|| body(scope))) {
+                    scope.record_panic(p);
+                }
+            }
+            // `task` drops here: S3.
+        };
+        // SAFETY: the closure borrows only `'scope` data, and the scope waits for its S3
+        // (run or dropped) before `scope` returns (S4).
+        let shared = unsafe { &*self.shared.0 };
+        // SAFETY: as above.
+        if let Err(run) = unsafe { shared.spawn_detached_unchecked(run) } {
+            run(); // shut down: run it here
+        }
+    }
+
+    /// Whether the scope's cancel token (if any) is cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.token.is_some_and(CancelToken::is_cancelled)
+    }
+
+    /// How many tasks of this scope were dropped unrun so far (cancelled scope, or a
+    /// scheduler that shut down with a timeout).
+    pub fn skipped(&self) -> usize {
+        // Relaxed: a statistic; the final count is read after S4.
+        self.skipped.load(Relaxed)
+    }
+
+    fn record_panic(&self, payload: Box<dyn Any + Send>) {
+        let boxed = Box::into_raw(Box::new(payload));
+        // AcqRel: Release publishes the box to the Acquire swap in `take_panic`; a failed
+        // CAS reads nothing.
+        if self.panic.compare_exchange(std::ptr::null_mut(), boxed, AcqRel, Relaxed).is_err() {
+            // SAFETY: `boxed` came from `Box::into_raw` above and was not published.
+            drop(unsafe { Box::from_raw(boxed) });
+        }
+    }
+
+    fn take_panic(&self) -> Option<Box<dyn Any + Send>> {
+        // Acquire: pairs with the Release CAS in `record_panic`.
+        let p = self.panic.swap(std::ptr::null_mut(), Acquire);
+        // SAFETY: non-null means a box published by `record_panic`, taken once (swap).
+        (!p.is_null()).then(|| *unsafe { Box::from_raw(p) })
+    }
+
+    /// S3.
+    ///
+    /// # Safety
+    /// `this` is a live scope with a count we own; we touch nothing after this call.
+    unsafe fn done(this: *const Scope<'_>) {
+        // S3, AcqRel: module docs (partners: the other decrements; the latch's J4).
+        // SAFETY: live until the count reaches zero and the latch is set (caller).
+        if unsafe { (*this).pending.fetch_sub(1, AcqRel) } == 1 {
+            // SAFETY: the last count: the latch is unset and alive until set.
+            unsafe { Latch::set(std::ptr::addr_of!((*this).latch)) };
+        }
+    }
+}
+
+/// `scope` on `shared` from the current thread: the body runs here, and S4 waits here
+/// (helping this thread's own scheduler if it is a worker of any, parking otherwise).
+/// Returns the body's value and how many tasks were skipped.
+pub(crate) fn scope<'scope, OP, R>(shared: &Shared, token: Option<&'scope CancelToken>, op: OP) -> (R, usize)
+where
+    OP: FnOnce(&Scope<'scope>) -> R,
+{
+    worker::with_current(|ctx| {
+        with_parker(ctx, |parker| {
+            let scope = Scope::new(shared, Latch::new(parker), token);
+            let r = catch_unwind(AssertUnwindSafe(|| op(&scope)));
+            // S4: the body's own S3, then the wait.
+            // SAFETY: the body's count is ours; `scope` lives on in this frame.
+            unsafe { Scope::done(&scope) };
+            scope.latch.wait(ctx, parker);
+            let task_panic = scope.take_panic();
+            let v = match r {
+                Err(p) => resume_unwind(p),
+                Ok(v) => v,
+            };
+            if let Some(p) = task_panic {
+                resume_unwind(p);
+            }
+            (v, scope.skipped())
+        })
+    })
+}
+
+/// `scope_with`: `Err` when the token was cancelled and at least one task was skipped.
+pub(crate) fn scope_with<'scope, OP, R>(
+    shared: &Shared,
+    token: &'scope CancelToken,
+    op: OP,
+) -> Result<R, Cancelled>
+where
+    OP: FnOnce(&Scope<'scope>) -> R,
+{
+    match scope(shared, Some(token), op) {
+        (v, 0) => Ok(v),
+        (_, skipped) => Err(Cancelled::new(skipped)),
+    }
+}

@@ -1,0 +1,377 @@
+//! Structured concurrency: join, scope, parallel_for, for_each_chunk(_mut), spawn_many,
+//! spawn_batch, TaskGroup and CancelToken. Every test checks exactly-once by counting;
+//! none waits on time.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::{Arc, Barrier};
+
+use filch::{CancelToken, Scheduler, TaskError, ZeroChunkLen};
+
+fn sched(workers: usize) -> Scheduler {
+    Scheduler::builder().workers(workers).build().unwrap()
+}
+
+fn fib(n: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    let (a, b) = filch::join(|| fib(n - 1), || fib(n - 2));
+    a + b
+}
+
+#[test]
+fn join_computes_fib_from_outside_and_inside() {
+    for workers in [1, 2, 4] {
+        let s = sched(workers);
+        assert_eq!(s.join(|| fib(20), || fib(15)), (6765, 610));
+        assert_eq!(s.spawn(|| fib(22)).join().unwrap(), 17711);
+    }
+}
+
+#[test]
+fn join_borrows_from_the_stack() {
+    let s = sched(2);
+    let mut v: Vec<u64> = (0..10_000).collect();
+    let (l, r) = v.split_at_mut(5_000);
+    s.join(|| l.iter_mut().for_each(|x| *x += 1), || r.iter_mut().for_each(|x| *x *= 2));
+    assert_eq!(v[0], 1);
+    assert_eq!(v[9_999], 19_998);
+}
+
+#[test]
+fn join_runs_b_after_a_panics_and_reraises_a() {
+    let s = sched(2);
+    let b_ran = AtomicBool::new(false);
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        s.join(|| panic!("a failed"), || b_ran.store(true, SeqCst));
+    }));
+    let p = r.unwrap_err();
+    assert_eq!(p.downcast_ref::<&str>(), Some(&"a failed"));
+    assert!(b_ran.load(SeqCst), "b must finish before the panic propagates");
+    // The same on a worker, nested.
+    let b_ran = Arc::new(AtomicBool::new(false));
+    let b2 = b_ran.clone();
+    let h = s.spawn(move || {
+        filch::join(|| -> u8 { panic!("inner") }, move || b2.store(true, SeqCst));
+    });
+    assert_eq!(h.join().unwrap_err().panic_message(), Some("inner"));
+    assert!(b_ran.load(SeqCst));
+}
+
+#[test]
+fn join_reraises_b_panic() {
+    let s = sched(2);
+    let r = catch_unwind(AssertUnwindSafe(|| s.join(|| 1, || -> u8 { panic!("b failed") })));
+    assert_eq!(r.unwrap_err().downcast_ref::<&str>(), Some(&"b failed"));
+    // The scheduler is still healthy.
+    assert_eq!(s.join(|| fib(10), || 2), (55, 2));
+}
+
+#[test]
+fn join_on_a_shut_down_scheduler_runs_inline() {
+    let s = sched(2);
+    let h = s.handle();
+    s.shutdown_timeout(std::time::Duration::from_secs(10)).unwrap();
+    assert_eq!(h.join(|| 1, || 2), (1, 2));
+    let n = AtomicUsize::new(0);
+    h.scope(|sc| {
+        for _ in 0..10 {
+            sc.spawn(|_| {
+                n.fetch_add(1, Relaxed);
+            });
+        }
+    });
+    assert_eq!(n.into_inner(), 10);
+    let hits = AtomicUsize::new(0);
+    h.parallel_for(0..100, |_| {
+        hits.fetch_add(1, Relaxed);
+    });
+    assert_eq!(hits.into_inner(), 100);
+    let g = h.spawn_many(3, |i| i);
+    assert!(g.join_all().into_iter().all(|r| matches!(r, Err(TaskError::ShutDown))));
+}
+
+/// A join from a worker of another scheduler waits helping its own scheduler.
+#[test]
+fn join_across_schedulers() {
+    let a = sched(2);
+    let b = Arc::new(sched(2));
+    let b2 = b.clone();
+    let h = a.spawn(move || b2.join(|| fib(15), || fib(16)));
+    assert_eq!(h.join().unwrap(), (610, 987));
+}
+
+fn skynet<'a>(s: &filch::Scope<'a>, out: &'a AtomicU64, num: u64, size: u64) {
+    if size == 1 {
+        out.fetch_add(num, Relaxed);
+        return;
+    }
+    let sub = size / 10;
+    for i in 0..10 {
+        s.spawn(move |s| skynet(s, out, num + i * sub, sub));
+    }
+}
+
+#[test]
+fn scope_skynet_counts_every_leaf_once() {
+    for workers in [1, 2, 3] {
+        let s = sched(workers);
+        let out = AtomicU64::new(0);
+        s.scope(|sc| skynet(sc, &out, 0, 100_000));
+        assert_eq!(out.into_inner(), 4_999_950_000);
+    }
+}
+
+#[test]
+fn scope_more_tasks_than_pool_slots() {
+    let s = Scheduler::builder().workers(2).pool_capacity(64).build().unwrap();
+    let n = AtomicUsize::new(0);
+    s.scope(|sc| {
+        for _ in 0..10_000 {
+            sc.spawn(|_| {
+                n.fetch_add(1, Relaxed);
+            });
+        }
+    });
+    assert_eq!(n.into_inner(), 10_000);
+    assert!(s.stats().total.heap_fallbacks > 0);
+}
+
+#[test]
+fn scope_reraises_a_task_panic_after_the_others_finish() {
+    let s = sched(2);
+    let done = AtomicUsize::new(0);
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        s.scope(|sc| {
+            for i in 0..100 {
+                let done = &done;
+                sc.spawn(move |_| {
+                    if i == 50 {
+                        panic!("task 50");
+                    }
+                    done.fetch_add(1, Relaxed);
+                });
+            }
+        })
+    }));
+    assert_eq!(r.unwrap_err().downcast_ref::<&str>(), Some(&"task 50"));
+    assert_eq!(done.into_inner(), 99);
+}
+
+#[test]
+fn scope_body_panic_waits_for_tasks() {
+    let s = sched(2);
+    let done = AtomicUsize::new(0);
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        s.scope(|sc| {
+            for _ in 0..100 {
+                sc.spawn(|_| {
+                    done.fetch_add(1, Relaxed);
+                });
+            }
+            panic!("body");
+        })
+    }));
+    assert_eq!(r.unwrap_err().downcast_ref::<&str>(), Some(&"body"));
+    assert_eq!(done.into_inner(), 100);
+}
+
+#[test]
+fn cancelled_scope_skips_and_reports() {
+    let s = sched(2);
+    let token = CancelToken::new();
+    let ran = AtomicUsize::new(0);
+    let (started, gate) = (Barrier::new(2), Barrier::new(2));
+    let r = s.scope_with(&token, |sc| {
+        // One task holds a worker until the cancel is in; the rest queue up behind.
+        sc.spawn(|_| {
+            started.wait();
+            gate.wait();
+        });
+        started.wait();
+        for _ in 0..1000 {
+            sc.spawn(|_| {
+                ran.fetch_add(1, Relaxed);
+            });
+        }
+        token.cancel();
+        gate.wait();
+        for _ in 0..10 {
+            sc.spawn(|_| unreachable!("spawned after cancel"));
+        }
+    });
+    let skipped = r.unwrap_err().skipped();
+    assert!(skipped >= 10);
+    assert_eq!(ran.into_inner() + skipped, 1010);
+}
+
+#[test]
+fn child_token_cancels_with_parent() {
+    let parent = CancelToken::new();
+    let child = parent.child();
+    let grandchild = child.child();
+    child.cancel();
+    assert!(grandchild.is_cancelled() && !parent.is_cancelled());
+    let other = parent.child();
+    parent.cancel();
+    assert!(other.is_cancelled());
+}
+
+#[test]
+fn parallel_for_visits_each_index_once() {
+    for workers in [1, 2, 4] {
+        let s = sched(workers);
+        for n in [0usize, 1, 7, 1000, 1 << 20] {
+            let hits: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
+            s.parallel_for(0..n, |i| {
+                hits[i].fetch_add(1, Relaxed);
+            });
+            assert!(hits.iter().all(|h| h.load(Relaxed) == 1), "n = {n}");
+        }
+        // Inside a task, nested.
+        let total = Arc::new(AtomicU64::new(0));
+        let t = total.clone();
+        s.spawn(move || {
+            filch::parallel_for(0..100, |_| {
+                filch::parallel_for(0..100, |j| {
+                    t.fetch_add(j as u64, Relaxed);
+                });
+            });
+        })
+        .join()
+        .unwrap();
+        assert_eq!(total.load(Relaxed), 100 * 4950);
+    }
+}
+
+#[test]
+fn parallel_for_reraises_panic() {
+    let s = sched(2);
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        s.parallel_for(0..100_000, |i| {
+            if i == 77_777 {
+                panic!("index");
+            }
+        })
+    }));
+    assert_eq!(r.unwrap_err().downcast_ref::<&str>(), Some(&"index"));
+    assert_eq!(s.join(|| 1, || 2), (1, 2));
+}
+
+#[test]
+fn parallel_for_with_cancel_reports_skips_exactly() {
+    let s = sched(2);
+    let token = CancelToken::new();
+    let visited = AtomicUsize::new(0);
+    let r = s.parallel_for_with(&token, 0..1_000_000, |i| {
+        if i == 1000 {
+            token.cancel();
+        }
+        visited.fetch_add(1, Relaxed);
+    });
+    let skipped = r.unwrap_err().skipped();
+    assert_eq!(visited.into_inner() + skipped, 1_000_000);
+    let uncancelled = CancelToken::new();
+    assert_eq!(s.parallel_for_with(&uncancelled, 0..10, |_| ()), Ok(()));
+}
+
+#[test]
+fn for_each_chunk_covers_the_slice() {
+    let s = sched(2);
+    let data: Vec<u64> = (0..100_003).collect();
+    let sum = AtomicU64::new(0);
+    let chunks = AtomicUsize::new(0);
+    s.for_each_chunk(&data, 1000, |i, c| {
+        assert_eq!(c[0], i as u64 * 1000);
+        sum.fetch_add(c.iter().sum::<u64>(), Relaxed);
+        chunks.fetch_add(1, Relaxed);
+    })
+    .unwrap();
+    assert_eq!(sum.into_inner(), 100_002 * 100_003 / 2);
+    assert_eq!(chunks.into_inner(), 101);
+    assert_eq!(s.for_each_chunk(&data, 0, |_, _| ()), Err(ZeroChunkLen));
+    assert_eq!(s.for_each_chunk(&data[..0], 5, |_, _| unreachable!()), Ok(()));
+}
+
+#[test]
+fn for_each_chunk_mut_updates_every_element_once() {
+    let s = sched(2);
+    let mut agents = vec![0u32; 100_001];
+    for step in 1..=5u32 {
+        s.for_each_chunk_mut(&mut agents, 333, |_, c| c.iter_mut().for_each(|a| *a += 1)).unwrap();
+        assert!(agents.iter().all(|&a| a == step));
+    }
+    let mut empty: [u8; 0] = [];
+    assert_eq!(s.for_each_chunk_mut(&mut empty, 0, |_, _| ()), Err(ZeroChunkLen));
+}
+
+#[test]
+fn spawn_many_results_in_order_from_outside_and_inside() {
+    let s = sched(2);
+    let out = s.spawn_many(10_000, |i| i * 2).join_all();
+    assert!(out.into_iter().enumerate().all(|(i, r)| r.unwrap() == i * 2));
+    let inner =
+        s.spawn(|| filch::spawn_many(1000, |i| i).join_all().into_iter().map(Result::unwrap).sum::<usize>());
+    assert_eq!(inner.join().unwrap(), 499_500);
+    let stats = s.stats();
+    assert_eq!(stats.total.spawned, 11_001);
+}
+
+#[test]
+fn spawn_batch_with_panics_and_cancel() {
+    let s = sched(1);
+    let gate = Arc::new(Barrier::new(2));
+    let g = gate.clone();
+    let busy = s.spawn(move || {
+        g.wait();
+    });
+    let group = s.spawn_batch((0..100).map(|i| {
+        move || {
+            if i % 10 == 0 {
+                panic!("p{i}");
+            }
+            i
+        }
+    }));
+    let cancelled = group.cancel();
+    gate.wait();
+    busy.join().unwrap();
+    let results = group.join_all();
+    let (mut ok, mut panicked, mut cancels) = (0, 0, 0);
+    for (i, r) in results.into_iter().enumerate() {
+        match r {
+            Ok(v) => {
+                assert_eq!(v, i);
+                ok += 1
+            }
+            Err(TaskError::Panicked(_)) => panicked += 1,
+            Err(TaskError::Cancelled) => cancels += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(cancels, cancelled);
+    assert_eq!(ok + panicked + cancels, 100);
+}
+
+#[test]
+fn spawn_batch_iterator_panic_publishes_what_was_built() {
+    let s = sched(2);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r2 = ran.clone();
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        s.spawn_batch((0..10).map(move |i| {
+            if i == 5 {
+                panic!("iterator");
+            }
+            let r = r2.clone();
+            move || {
+                r.fetch_add(1, Relaxed);
+            }
+        }))
+    }));
+    assert!(r.is_err());
+    // Graceful shutdown runs everything queued; the five built tasks ran exactly once.
+    s.shutdown_timeout(std::time::Duration::from_secs(30)).unwrap();
+    assert_eq!(ran.load(Relaxed), 5);
+}
