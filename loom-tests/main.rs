@@ -13,6 +13,7 @@ mod park;
 mod pool;
 mod sched;
 mod sleep;
+mod stack_job;
 mod task;
 
 /// Runs `f` under loom with the preemption bound given by `LOOM_MAX_PREEMPTIONS`, or

@@ -149,6 +149,70 @@ fn cancel_vs_worker() {
     });
 }
 
+/// A value written by a task through a borrow and read by the thread that waited for it:
+/// a `loom::cell::UnsafeCell`, so a missing happens-before edge is a causality violation.
+struct Slot(loom::cell::UnsafeCell<usize>);
+
+// SAFETY: test code; every access is checked by loom for ordering.
+unsafe impl Sync for Slot {}
+
+impl Slot {
+    fn write(&self, v: usize) {
+        // SAFETY: one writer per slot; loom checks the reader is ordered after it.
+        self.0.with_mut(|p| unsafe { *p = v });
+    }
+    fn read(&self) -> usize {
+        // SAFETY: as above.
+        self.0.with(|p| unsafe { *p })
+    }
+}
+
+/// (d) `scope` from a plain thread: two tasks write borrowed slots; `scope` returns only
+/// after both ran (S1–S4), and their writes are visible (S3's AcqRel chain, then J2/J4).
+/// The tasks go through the injection queue; the only worker may be asleep (K1/K3).
+fn external_scope() {
+    model_capped(1, 2, || {
+        let sched = build();
+        let slots = [Slot(loom::cell::UnsafeCell::new(0)), Slot(loom::cell::UnsafeCell::new(0))];
+        sched.scope(|s| {
+            for (i, slot) in slots.iter().enumerate() {
+                s.spawn(move |_| slot.write(i + 1));
+            }
+        });
+        assert_eq!(
+            (slots[0].read(), slots[1].read()),
+            (1, 2),
+            "each scope task ran once, before scope returned"
+        );
+        drop(sched);
+    });
+}
+
+/// (e) `join` from a plain thread: the whole join is one injected stack job (`in_pool`);
+/// on the worker `b` is pushed as a second stack job and popped back. Both results come
+/// back exactly once.
+fn external_join() {
+    model_capped(2, 2, || {
+        let sched = build();
+        let counts = Arc::new(Counts::default());
+        let (a, b) = sched.join(task(&counts, 1), task(&counts, 2));
+        assert_eq!((a, b), (1, 2));
+        drop(sched);
+        assert_eq!(Counts::get(&counts.ran), 2, "each half ran exactly once");
+        assert_eq!(Counts::get(&counts.dropped), 2, "each closure was dropped exactly once");
+    });
+}
+
+#[test]
+fn sched_external_scope() {
+    external_scope();
+}
+
+#[test]
+fn sched_external_join() {
+    external_join();
+}
+
 #[test]
 fn sched_external_injection() {
     injection_one();
@@ -214,4 +278,22 @@ mutant_test!(
     SleepPrepareFence,
     injection_one,
     "deadlock; threads"
+);
+
+mutant_test!(
+    /// J2 without Release, in the real scheduler: the scope's latch no longer carries the
+    /// tasks' writes to the thread that waited, which reads them.
+    mutant_latch_set_release_caught_by_external_scope,
+    LatchSetRelease,
+    external_scope,
+    "Causality violation"
+);
+
+mutant_test!(
+    /// S3 without AcqRel: the first task's write is not carried by the last decrement, so
+    /// the thread that waited reads it unordered.
+    mutant_scope_done_acq_rel_caught_by_external_scope,
+    ScopeDoneAcqRel,
+    external_scope,
+    "Causality violation"
 );

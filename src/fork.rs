@@ -4,7 +4,12 @@
 //! # `join(a, b)` on a worker
 //!
 //! 1. `b` becomes a [`StackJob`] in `join`'s own frame (no pool slot, no allocation) and
-//!    is pushed on the worker's deque, then K1 (`sleep.rs`) lets an idle worker know.
+//!    is pushed on the worker's deque. Then a *hint* of K1 (`Sleep::notify_hint`): the
+//!    fenced K1 runs only when a plain look finds a sleeper and no searcher. `b` does not
+//!    need a wake-up to make progress — step 3 runs it here if nobody stole it — so a
+//!    stale look costs parallelism at worst, and the common case (every worker busy, or
+//!    one already searching) pays no fence. Hence, as in rayon, `a` must not wait for
+//!    something only `b` does: `b` may run after `a`, on the same thread.
 //! 2. `a` runs inline, under `catch_unwind`.
 //! 3. The worker pops its deque until `b` comes back: tasks above `b` (pushed by `a` and
 //!    not yet run) are run on the way. If `b` comes back, nobody else can reach it: it
@@ -64,7 +69,7 @@ where
     // before the job is popped back (step 3) or its latch is set (steps 4–5); it is
     // queued once.
     ctx.push_local(unsafe { job_b.as_task_ref() });
-    ctx.shared().notify();
+    ctx.shared().notify_hint();
     // Step 2.
     let ra = match catch_unwind(AssertUnwindSafe(a)) {
         Ok(v) => v,

@@ -136,6 +136,53 @@ pub mod loom_api {
         }
     }
 
+    /// A stack job (`stack_job.rs`) in a box, standing for its creator's frame.
+    pub struct StackJob<F: FnOnce() -> R + Send, R: Send>(Box<crate::stack_job::StackJob<F, R>>);
+
+    /// A stack job's queue entry, to execute on another thread.
+    pub struct StackEntry(usize);
+
+    // SAFETY: stands for a `TaskRef` in a queue, which is `Send`.
+    unsafe impl Send for StackEntry {}
+
+    impl<F: FnOnce() -> R + Send, R: Send> StackJob<F, R> {
+        pub fn new(f: F, parker: &crate::sync::Arc<crate::park::Parker>) -> Self {
+            StackJob(Box::new(crate::stack_job::StackJob::new(f, std::ptr::null(), parker)))
+        }
+
+        /// # Safety
+        /// Once; the job outlives the execution (the caller waits on the latch).
+        pub unsafe fn entry(&self) -> StackEntry {
+            // SAFETY: forwarded from the caller.
+            StackEntry(unsafe { self.0.as_task_ref() }.into_raw().as_ptr() as usize)
+        }
+
+        /// J3/J4 on a plain thread parking on `parker` (the one given to `new`).
+        pub fn wait(&self, parker: &crate::park::Parker) {
+            self.0.latch().wait(None, parker);
+        }
+
+        /// After `wait`: the result, then the memory is reused (`Latch::scribble`).
+        pub fn into_result(self) -> R {
+            self.0.latch().scribble();
+            let job = *self.0;
+            job.into_result()
+        }
+    }
+
+    impl StackEntry {
+        /// J1 + J2 on this thread.
+        ///
+        /// # Safety
+        /// The job is alive and this entry is executed once.
+        pub unsafe fn execute(self) {
+            // SAFETY: `self.0` came from `as_task_ref` of a live stack job (caller).
+            let t = unsafe { TaskRef::from_raw(NonNull::new_unchecked(self.0 as *mut Header)) };
+            // SAFETY: executed once (caller).
+            unsafe { t.execute_stack_job() };
+        }
+    }
+
     /// The searchers count and sleepers bitmap (`sleep.rs`, K1–K5).
     pub struct Sleep(crate::sleep::Sleep);
 

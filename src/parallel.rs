@@ -48,7 +48,9 @@ pub(crate) const BLOCK_SLOW: Duration = Duration::from_micros(50);
 /// The longest block, in indices.
 const BLOCK_MAX: usize = 1 << 20;
 
-/// The state shared by every leaf of one call.
+/// The state shared by every leaf of one call. `f` takes a block: a sub-range of the
+/// call's range (so the chunked forms slice once per block, and a per-index loop is
+/// the caller's own, where the compiler can vectorize it).
 struct Job<'a, F> {
     f: &'a F,
     token: Option<&'a CancelToken>,
@@ -64,6 +66,15 @@ pub(crate) fn parallel_for<F>(
 ) -> usize
 where
     F: Fn(usize) + Sync,
+{
+    for_blocks(shared, range, token, &|r: Range<usize>| r.for_each(f))
+}
+
+/// The engine: calls `f` on disjoint blocks covering `range` (minus what a cancel skips);
+/// returns how many indices were skipped.
+pub(crate) fn for_blocks<F>(shared: &Shared, range: Range<usize>, token: Option<&CancelToken>, f: &F) -> usize
+where
+    F: Fn(Range<usize>) + Sync,
 {
     if range.is_empty() {
         return 0;
@@ -83,7 +94,7 @@ where
 }
 
 /// One leaf: blocks, and splits when the rule says so (module docs).
-fn leaf<F: Fn(usize) + Sync>(
+fn leaf<F: Fn(Range<usize>) + Sync>(
     ctx: &WorkerCtx<'_>,
     mut range: Range<usize>,
     mut block: usize,
@@ -109,9 +120,7 @@ fn leaf<F: Fn(usize) + Sync>(
         }
         let end = range.start + block.min(len);
         let t0 = Instant::now();
-        for i in range.start..end {
-            (job.f)(i);
-        }
+        (job.f)(range.start..end);
         range.start = end;
         let took = t0.elapsed();
         if took < BLOCK_FAST {
@@ -124,22 +133,20 @@ fn leaf<F: Fn(usize) + Sync>(
 
 /// A half, wherever `join` runs it: a worker of the same scheduler, or (a timed-out
 /// shutdown's caller executing queued jobs) a plain thread.
-fn on_this_worker<F: Fn(usize) + Sync>(range: Range<usize>, block: usize, job: &Job<'_, F>) {
+fn on_this_worker<F: Fn(Range<usize>) + Sync>(range: Range<usize>, block: usize, job: &Job<'_, F>) {
     worker::with_current(|ctx| match ctx {
         Some(c) => leaf(c, range, block, job),
         None => sequential(range, job),
     })
 }
 
-fn sequential<F: Fn(usize) + Sync>(range: Range<usize>, job: &Job<'_, F>) {
-    for i in range.clone() {
-        if job.token.is_some_and(CancelToken::is_cancelled) {
-            // Relaxed: as in `leaf`.
-            job.skipped.fetch_add(range.end - i, Relaxed);
-            return;
-        }
-        (job.f)(i);
+fn sequential<F: Fn(Range<usize>) + Sync>(range: Range<usize>, job: &Job<'_, F>) {
+    if job.token.is_some_and(CancelToken::is_cancelled) {
+        // Relaxed: as in `leaf`.
+        job.skipped.fetch_add(range.len(), Relaxed);
+        return;
     }
+    (job.f)(range);
 }
 
 /// `chunk_len` was zero.
@@ -171,16 +178,23 @@ unsafe impl<T: Send> Send for SendPtr<T> {}
 unsafe impl<T: Send> Sync for SendPtr<T> {}
 
 impl<T> SendPtr<T> {
-    /// Chunk `i` of a slice of `len` elements starting at `self`.
+    /// The elements of chunks `chunks` (of `chunk_len` each, the last possibly shorter)
+    /// of a slice of `len` elements starting at `self`.
     ///
     /// # Safety
     /// `self` is the start of a live slice of `len` elements borrowed mutably for the
-    /// call; every `i` is used at most once at a time, so the chunks never alias.
-    pub(crate) unsafe fn chunk<'a>(&self, i: usize, chunk_len: usize, len: usize) -> &'a mut [T] {
-        let start = i * chunk_len;
-        let n = chunk_len.min(len - start);
-        // SAFETY: `start + n <= len` (i < chunk_count); disjoint per `i` (caller).
-        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), n) }
+    /// call; the chunk ranges passed at the same time are disjoint.
+    pub(crate) unsafe fn chunks<'a>(
+        &self,
+        chunks: Range<usize>,
+        chunk_len: usize,
+        len: usize,
+    ) -> &'a mut [T] {
+        let start = chunks.start * chunk_len;
+        let end = chunks.end.saturating_mul(chunk_len).min(len);
+        // SAFETY: `start <= end <= len` (chunks.start < chunks.end <= chunk_count);
+        // disjoint per call (caller).
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), end - start) }
     }
 }
 

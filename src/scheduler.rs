@@ -133,6 +133,15 @@ impl Shared {
         }
     }
 
+    /// [`Sleep::notify_hint`]: K1 for a `join` half (wakes only when a plain look finds
+    /// sleepers and no searcher).
+    #[inline]
+    pub(crate) fn notify_hint(&self) {
+        if let Some(i) = self.sleep.notify_hint() {
+            self.workers[i].parker.unpark();
+        }
+    }
+
     pub(crate) fn wake_one(&self) {
         if let Some(i) = self.sleep.wake_one() {
             self.workers[i].parker.unpark();
@@ -725,9 +734,11 @@ macro_rules! spawn_methods {
             F: Fn(usize, &[T]) + Sync + Send,
         {
             let n = crate::parallel::chunk_count(slice.len(), chunk_len)?;
-            crate::parallel::parallel_for(self.shared(), 0..n, None, &|i| {
-                let start = i * chunk_len;
-                f(i, &slice[start..(start + chunk_len).min(slice.len())]);
+            crate::parallel::for_blocks(self.shared(), 0..n, None, &|r: std::ops::Range<usize>| {
+                let block = &slice[r.start * chunk_len..r.end.saturating_mul(chunk_len).min(slice.len())];
+                for (k, c) in block.chunks(chunk_len).enumerate() {
+                    f(r.start + k, c);
+                }
             });
             Ok(())
         }
@@ -755,10 +766,14 @@ macro_rules! spawn_methods {
             let len = slice.len();
             let n = crate::parallel::chunk_count(len, chunk_len)?;
             let base = crate::parallel::SendPtr(slice.as_mut_ptr());
-            crate::parallel::parallel_for(self.shared(), 0..n, None, &|i| {
-                // SAFETY: `slice` is borrowed mutably for this call; `parallel_for` visits
-                // each `i < n` exactly once, so the chunks are disjoint.
-                f(i, unsafe { base.chunk(i, chunk_len, len) });
+            crate::parallel::for_blocks(self.shared(), 0..n, None, &|r: std::ops::Range<usize>| {
+                let start = r.start;
+                // SAFETY: `slice` is borrowed mutably for this call; `for_blocks` hands out
+                // disjoint blocks of `0..n`, each once, so the chunks never alias.
+                let block = unsafe { base.chunks(r, chunk_len, len) };
+                for (k, c) in block.chunks_mut(chunk_len).enumerate() {
+                    f(start + k, c);
+                }
             });
             Ok(())
         }

@@ -44,6 +44,7 @@ use crate::fork::{with_parker, SharedPtr};
 use crate::scheduler::Shared;
 use crate::stack_job::Latch;
 use crate::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
+use crate::sync::mutation::{self, Site};
 use crate::worker;
 
 /// A scope for spawning tasks that borrow from the enclosing stack; see
@@ -210,7 +211,7 @@ impl<'scope> Scope<'scope> {
     unsafe fn done(this: *const Scope<'_>) {
         // S3, AcqRel: module docs (partners: the other decrements; the latch's J4).
         // SAFETY: live until the count reaches zero and the latch is set (caller).
-        if unsafe { (*this).pending.fetch_sub(1, AcqRel) } == 1 {
+        if unsafe { (*this).pending.fetch_sub(1, mutation::ord(Site::ScopeDoneAcqRel, AcqRel)) } == 1 {
             // SAFETY: the last count: the latch is unset and alive until set.
             unsafe { Latch::set(std::ptr::addr_of!((*this).latch)) };
         }

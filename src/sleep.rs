@@ -90,6 +90,19 @@ impl Sleep {
         self.searching.load(Relaxed) != 0 || self.sleepers.iter().any(|w| w.load(Relaxed) != 0)
     }
 
+    /// K1 for work whose progress does not depend on a wake-up — a `join` half, which
+    /// its creator runs itself if nobody steals it: the full K1 (with its fence) only
+    /// when a plain look says nobody searches and somebody sleeps. A stale look can miss
+    /// a worker that is just going to sleep; that costs parallelism, never the task.
+    #[inline]
+    pub(crate) fn notify_hint(&self) -> Option<usize> {
+        // Relaxed: a hint (doc comment); the full K1 below carries the protocol's orderings.
+        if self.searching.load(Relaxed) != 0 || self.sleepers.iter().all(|w| w.load(Relaxed) == 0) {
+            return None;
+        }
+        self.notify()
+    }
+
     /// K1: called after a task was made visible. Returns the worker to unpark, if any.
     #[inline]
     pub(crate) fn notify(&self) -> Option<usize> {

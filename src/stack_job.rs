@@ -54,14 +54,16 @@ const SET: usize = 2;
 /// A one-shot signal from an executor to one waiting thread (module docs, J2–J4).
 pub(crate) struct Latch {
     state: AtomicUsize,
-    /// The waiter's parker. Written at creation, read by the setter before J2's swap.
-    parker: *const Arc<Parker>,
+    /// The waiter's parker. Written at creation, read by the setter before J2's swap. A
+    /// cell so that loom sees the read, and can see it race with the waiter's reuse of
+    /// the memory when the mutant moves it after the swap.
+    parker: UnsafeCell<*const Arc<Parker>>,
 }
 
 impl Latch {
     /// A latch whose waiter parks on `parker` (which must outlive the wait).
     pub(crate) fn new(parker: &Arc<Parker>) -> Latch {
-        Latch { state: AtomicUsize::new(PENDING), parker }
+        Latch { state: AtomicUsize::new(PENDING), parker: UnsafeCell::new(parker) }
     }
 
     /// J4: whether the latch is set.
@@ -90,7 +92,7 @@ impl Latch {
         let mutant = !mutation::keep(Site::LatchParkerBeforeSet);
         // SAFETY: the latch is live and unset (caller), so the waiter is still waiting and
         // its parker handle is alive.
-        let parker = (!mutant).then(|| unsafe { (*(*this).parker).clone() });
+        let parker = (!mutant).then(|| unsafe { (*this).parker.with(|p| (**p).clone()) });
         // J2, Release: publishes the result written before this call; pairs with J4.
         // SAFETY: as above; this is our last access in correct code.
         let prev = unsafe { (*this).state.swap(SET, mutation::ord(Site::LatchSetRelease, Release)) };
@@ -100,9 +102,18 @@ impl Latch {
                 // The mutant: reads the parker handle after the swap. A model sees the read
                 // race with the waiter reusing the memory.
                 // SAFETY: none — this is the deliberate bug the model must catch.
-                None => unsafe { (*(*this).parker).unpark() },
+                None => unsafe { (*this).parker.with(|p| (**p).unpark()) },
             }
         }
+    }
+
+    /// The waiter reuses the latch's memory (loom models: stands for the stack frame
+    /// being reused after the waiter returned).
+    #[cfg(loom)]
+    pub(crate) fn scribble(&self) {
+        debug_assert!(self.probe());
+        // SAFETY: set (J4): the setter touches the latch no more.
+        self.parker.with_mut(|p| unsafe { *p = std::ptr::null() });
     }
 
     /// Waits until the latch is set. `ctx`: the current thread's worker context, whose

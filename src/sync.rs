@@ -231,6 +231,8 @@ pub mod mutation {
         /// `stack_job::Latch::set` (J2): the parker is cloned before the swap (the mutant
         /// reads it after, when the waiter may already have returned).
         LatchParkerBeforeSet,
+        /// `scope::Scope::done` (S3): the AcqRel decrement of the pending count.
+        ScopeDoneAcqRel,
     }
 
     #[cfg(loom)]
