@@ -306,10 +306,9 @@ where
 /// [`Scheduler::parallel_for`] on the current worker's scheduler, or on the global one.
 ///
 /// ```
-/// use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-/// let hits = AtomicUsize::new(0);
-/// filch::parallel_for(0..10_000, |_| { hits.fetch_add(1, Relaxed); });
-/// assert_eq!(hits.into_inner(), 10_000);
+/// let hits = std::sync::Mutex::new(0);
+/// filch::parallel_for(0..10_000, |_| *hits.lock().unwrap() += 1);
+/// assert_eq!(hits.into_inner().unwrap(), 10_000);
 /// ```
 pub fn parallel_for<F>(range: std::ops::Range<usize>, f: F)
 where

@@ -628,14 +628,13 @@ macro_rules! spawn_methods {
         /// ```
         /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
         /// let data = vec![1u64, 2, 3, 4];
-        /// let total = std::sync::atomic::AtomicU64::new(0);
+        /// let mut sums = [0u64; 2];
+        /// let (lo, hi) = sums.split_at_mut(1);
         /// sched.scope(|s| {
-        ///     for x in &data {
-        ///         let total = &total;
-        ///         s.spawn(move |_| { total.fetch_add(*x, std::sync::atomic::Ordering::Relaxed); });
-        ///     }
+        ///     s.spawn(|_| lo[0] = data[..2].iter().sum());
+        ///     s.spawn(|_| hi[0] = data[2..].iter().sum());
         /// });
-        /// assert_eq!(total.into_inner(), 10);
+        /// assert_eq!(sums, [3, 7]);
         /// ```
         pub fn scope<'scope, OP, R>(&self, op: OP) -> R
         where
@@ -675,11 +674,10 @@ macro_rules! spawn_methods {
         /// is re-raised after the other parts stopped.
         ///
         /// ```
-        /// use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
         /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
-        /// let sum = AtomicU64::new(0);
-        /// sched.parallel_for(0..1000, |i| { sum.fetch_add(i as u64, Relaxed); });
-        /// assert_eq!(sum.into_inner(), 499_500);
+        /// let sum = std::sync::Mutex::new(0u64);
+        /// sched.parallel_for(0..1000, |i| *sum.lock().unwrap() += i as u64);
+        /// assert_eq!(sum.into_inner().unwrap(), 499_500);
         /// ```
         pub fn parallel_for<F>(&self, range: std::ops::Range<usize>, f: F)
         where
@@ -716,12 +714,11 @@ macro_rules! spawn_methods {
         /// [`parallel_for`](Self::parallel_for). `Err` if `chunk_len` is zero.
         ///
         /// ```
-        /// use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
         /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
         /// let data: Vec<u64> = (1..=10).collect();
-        /// let sum = AtomicU64::new(0);
-        /// sched.for_each_chunk(&data, 3, |_, c| { sum.fetch_add(c.iter().sum::<u64>(), Relaxed); }).unwrap();
-        /// assert_eq!(sum.into_inner(), 55);
+        /// let sum = std::sync::Mutex::new(0u64);
+        /// sched.for_each_chunk(&data, 3, |_, c| *sum.lock().unwrap() += c.iter().sum::<u64>()).unwrap();
+        /// assert_eq!(sum.into_inner().unwrap(), 55);
         /// ```
         pub fn for_each_chunk<T, F>(
             &self,
