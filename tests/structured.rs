@@ -375,3 +375,42 @@ fn spawn_batch_iterator_panic_publishes_what_was_built() {
     s.shutdown_timeout(std::time::Duration::from_secs(30)).unwrap();
     assert_eq!(ran.load(Relaxed), 5);
 }
+
+/// A scope whose scheduler shuts down with a timeout mid-way: every task either ran once
+/// or was dropped unrun and counted as skipped, and the scope still returns.
+#[test]
+fn scope_survives_timed_out_shutdown() {
+    for _ in 0..20 {
+        let s = Scheduler::builder().workers(2).build().unwrap();
+        let h = s.handle();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let r2 = ran.clone();
+        let started = Arc::new(Barrier::new(2));
+        let st = started.clone();
+        let body = std::thread::spawn(move || {
+            let token = CancelToken::new();
+            h.scope_with(&token, |sc| {
+                for i in 0..2000u64 {
+                    let ran = &r2;
+                    sc.spawn(move |_| {
+                        let mut x = i;
+                        for _ in 0..2000 {
+                            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                        }
+                        ran.fetch_add(1, Relaxed);
+                    });
+                    if i == 100 {
+                        st.wait();
+                    }
+                }
+            })
+        });
+        started.wait();
+        let _ = s.shutdown_timeout(std::time::Duration::from_micros(100));
+        let skipped = match body.join().unwrap() {
+            Ok(()) => 0,
+            Err(c) => c.skipped(),
+        };
+        assert_eq!(ran.load(Relaxed) + skipped, 2000);
+    }
+}
