@@ -14,6 +14,7 @@ mod pool;
 mod sched;
 mod sleep;
 mod stack_job;
+mod sync_prims;
 mod task;
 
 /// Runs `f` under loom with the preemption bound given by `LOOM_MAX_PREEMPTIONS`, or

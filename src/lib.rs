@@ -35,12 +35,15 @@ pub(crate) mod park;
 pub mod pool;
 mod scheduler;
 mod scope;
+mod semaphore;
 pub(crate) mod sleep;
 mod stack_job;
 mod stats;
 #[doc(hidden)]
 pub mod sync;
 pub(crate) mod task;
+mod wait_group;
+mod waitlist;
 mod worker;
 
 pub use builder::{BuildError, Builder, Idle, MAX_WORKERS, MIN_DEQUE_CAPACITY, MIN_POOL_CAPACITY};
@@ -50,8 +53,10 @@ pub use join::JoinHandle;
 pub use parallel::ZeroChunkLen;
 pub use scheduler::{Handle, Scheduler, ShutdownTimeout, SpawnError, SpawnErrorKind};
 pub use scope::Scope;
+pub use semaphore::{OwnedPermit, Permit, Semaphore};
 pub use stats::{Stats, WorkerStats};
 pub use task::{TaskError, INLINE as TASK_INLINE_BYTES};
+pub use wait_group::{WaitGroup, WaitGroupError};
 
 /// Crate-private internals wrapped for the loom suite in `loom-tests/` (a separate crate):
 /// the task state machine (`task.rs`) and the sleep protocol (`sleep.rs`). Built only under

@@ -23,14 +23,15 @@ pub(crate) use std::{sync::Arc, thread};
 #[cfg(loom)]
 pub(crate) use loom::{sync::Arc, thread};
 
-/// A blocking mutex and condition variable: only for the parker's fallback backend
-/// (`park::CondvarFutex`, used off Linux and under loom), never on a hot path.
+/// A blocking mutex and condition variable: for the parker's fallback backend
+/// (`park::CondvarFutex`, used off Linux and under loom) and the wait lists of
+/// `WaitGroup`/`Semaphore` (`waitlist.rs`, slow path only), never on a hot path.
 #[cfg(not(loom))]
-#[allow(unused_imports)] // on Linux only the unit tests of `park` use them
-pub(crate) use std::sync::{Condvar, Mutex};
+#[allow(unused_imports)] // on Linux only the unit tests of `park` use `Condvar`
+pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::{Condvar, Mutex};
+pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
 
 /// Scheduler-internal structures, re-exported (hidden) only so that the loom suite in
 /// `loom-tests/` — a separate crate — can model them directly. Not part of filch's API.
@@ -233,6 +234,14 @@ pub mod mutation {
         LatchParkerBeforeSet,
         /// `scope::Scope::done` (S3): the AcqRel decrement of the pending count.
         ScopeDoneAcqRel,
+        /// `wait_group` (W2): the AcqRel CAS of `done`.
+        WaitGroupDoneAcqRel,
+        /// `wait_group` (W4): the waiter sets `WAITERS` before parking (the mutant skips it).
+        WaitGroupSetWaiters,
+        /// `semaphore` (M2): the Release CAS that gives a permit back.
+        SemaphoreReleaseRelease,
+        /// `semaphore` (M4): registration re-checks the permits (the mutant parks anyway).
+        SemaphoreRegisterCheck,
     }
 
     #[cfg(loom)]

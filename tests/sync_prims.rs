@@ -1,0 +1,182 @@
+//! WaitGroup and Semaphore: waiting from workers and plain threads, reuse, many waiters,
+//! misuse errors, and the concurrency limit — all checked by counting, never by time.
+
+use std::sync::atomic::{AtomicUsize, Ordering::*};
+use std::sync::Arc;
+
+use filch::{Scheduler, Semaphore, WaitGroup, WaitGroupError};
+
+fn sched(workers: usize) -> Scheduler {
+    Scheduler::builder().workers(workers).build().unwrap()
+}
+
+#[test]
+fn wait_group_from_outside_and_inside_with_reuse() {
+    let s = sched(2);
+    let wg = WaitGroup::new();
+    let hits = Arc::new(AtomicUsize::new(0));
+    for round in 1..=3 {
+        for _ in 0..1000 {
+            wg.add(1).unwrap();
+            let (wg, hits) = (wg.clone(), hits.clone());
+            s.spawn(move || {
+                hits.fetch_add(1, Relaxed);
+                wg.done().unwrap();
+            });
+        }
+        wg.wait();
+        assert_eq!(hits.load(Relaxed), round * 1000);
+    }
+    // A task waits on a group whose members are other tasks (the waiter helps).
+    let one = sched(1);
+    let inner_hits = Arc::new(AtomicUsize::new(0));
+    let ih = inner_hits.clone();
+    one.spawn(move || {
+        let wg = WaitGroup::new();
+        for _ in 0..100 {
+            wg.add(1).unwrap();
+            let (wg, ih) = (wg.clone(), ih.clone());
+            filch::spawn(move || {
+                ih.fetch_add(1, Relaxed);
+                wg.done().unwrap();
+            });
+        }
+        wg.wait(); // on the only worker: must run the tasks itself
+    })
+    .join()
+    .unwrap();
+    assert_eq!(inner_hits.load(Relaxed), 100);
+}
+
+#[test]
+fn wait_group_many_waiters_all_wake() {
+    for _ in 0..50 {
+        let wg = WaitGroup::new();
+        wg.add(1).unwrap();
+        let woke = Arc::new(AtomicUsize::new(0));
+        let waiters: Vec<_> = (0..4)
+            .map(|_| {
+                let (wg, woke) = (wg.clone(), woke.clone());
+                std::thread::spawn(move || {
+                    wg.wait();
+                    woke.fetch_add(1, Relaxed);
+                })
+            })
+            .collect();
+        wg.done().unwrap();
+        for w in waiters {
+            w.join().unwrap();
+        }
+        assert_eq!(woke.load(Relaxed), 4);
+    }
+}
+
+#[test]
+fn wait_group_misuse_is_an_error() {
+    let wg = WaitGroup::new();
+    assert_eq!(wg.done(), Err(WaitGroupError::NegativeCount));
+    assert_eq!(wg.count(), 0);
+    wg.add(2).unwrap();
+    assert_eq!(wg.add(u64::MAX), Err(WaitGroupError::Overflow));
+    assert_eq!(wg.count(), 2);
+    assert!(!wg.wait_timeout(std::time::Duration::from_millis(1)));
+    wg.done().unwrap();
+    wg.done().unwrap();
+    assert!(wg.wait_timeout(std::time::Duration::ZERO));
+    assert_eq!(WaitGroupError::NegativeCount.to_string(), "WaitGroup::done called more times than add");
+}
+
+/// Tracks how many holders are inside at once.
+struct Gauge {
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+impl Gauge {
+    fn enter(&self) {
+        let n = self.now.fetch_add(1, SeqCst) + 1;
+        self.max.fetch_max(n, SeqCst);
+    }
+    fn leave(&self) {
+        self.now.fetch_sub(1, SeqCst);
+    }
+}
+
+#[test]
+fn semaphore_limits_concurrency_on_workers_and_threads() {
+    for (workers, limit) in [(1, 1), (2, 1), (4, 2), (4, 3)] {
+        let s = sched(workers);
+        let sem = Arc::new(Semaphore::new(limit));
+        let gauge = Arc::new(Gauge { now: AtomicUsize::new(0), max: AtomicUsize::new(0) });
+        let group = s.spawn_many(2000, {
+            let (sem, gauge) = (sem.clone(), gauge.clone());
+            move |i| {
+                let _p = sem.acquire();
+                gauge.enter();
+                let mut x = i as u64;
+                for _ in 0..200 {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+                gauge.leave();
+                x
+            }
+        });
+        // Plain threads compete too (they park).
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let (sem, gauge) = (sem.clone(), gauge.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..200 {
+                        let _p = sem.acquire_owned();
+                        gauge.enter();
+                        gauge.leave();
+                    }
+                })
+            })
+            .collect();
+        assert!(group.join_all().into_iter().all(|r| r.is_ok()));
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(gauge.max.load(SeqCst) <= limit as usize, "max {} > limit {limit}", gauge.max.load(SeqCst));
+        assert_eq!(sem.available_permits(), limit);
+    }
+}
+
+#[test]
+fn semaphore_try_timeout_and_add() {
+    let sem = Semaphore::new(1);
+    let p = sem.try_acquire().unwrap();
+    assert!(sem.try_acquire().is_none());
+    assert!(sem.acquire_timeout(std::time::Duration::from_millis(1)).is_none());
+    drop(p);
+    assert!(sem.acquire_timeout(std::time::Duration::from_millis(1)).is_some());
+    sem.add_permits(u64::MAX);
+    assert_eq!(sem.available_permits(), (1 << 63) - 1);
+}
+
+/// A released permit wakes a parked acquirer (no lost wake-up), many times over.
+#[test]
+fn semaphore_hand_off_between_threads() {
+    let sem = Arc::new(Semaphore::new(0));
+    let got = Arc::new(AtomicUsize::new(0));
+    let takers: Vec<_> = (0..3)
+        .map(|_| {
+            let (sem, got) = (sem.clone(), got.clone());
+            std::thread::spawn(move || {
+                for _ in 0..1000 {
+                    std::mem::forget(sem.acquire());
+                    got.fetch_add(1, Relaxed);
+                }
+            })
+        })
+        .collect();
+    for _ in 0..3000 {
+        sem.add_permits(1);
+    }
+    for t in takers {
+        t.join().unwrap();
+    }
+    assert_eq!(got.load(Relaxed), 3000);
+    assert_eq!(sem.available_permits(), 0);
+}
