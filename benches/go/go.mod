@@ -1,0 +1,3 @@
+module filch.dev/compare
+
+go 1.21

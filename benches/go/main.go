@@ -1,0 +1,243 @@
+// Command compare is the Go side of filch's head-to-head harness (`make compare`).
+//
+// It runs one workload with GOMAXPROCS = -workers and prints one JSON line per
+// repetition: {"workload": ..., "ns": ..., "result": ...}. The Rust runner
+// (examples/compare) starts it once per round and checks every result.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+func emit(workload string, ns int64, result uint64) {
+	fmt.Printf("{\"workload\":%q,\"ns\":%d,\"result\":%d}\n", workload, ns, result)
+}
+
+// spawnOutside: the main goroutine starts n empty goroutines and waits for all.
+func spawnOutside(n int) uint64 {
+	var wg sync.WaitGroup
+	var ran atomic.Uint64
+	wg.Add(n)
+	for i := 0; i < n; i++ {
+		go func() {
+			ran.Add(1)
+			wg.Done()
+		}()
+	}
+	wg.Wait()
+	return ran.Load()
+}
+
+// spawnInside: one goroutine starts n empty goroutines; the main goroutine waits for all.
+func spawnInside(n int) uint64 {
+	var wg sync.WaitGroup
+	var ran atomic.Uint64
+	wg.Add(n)
+	go func() {
+		for i := 0; i < n; i++ {
+			go func() {
+				ran.Add(1)
+				wg.Done()
+			}()
+		}
+	}()
+	wg.Wait()
+	return ran.Load()
+}
+
+// skynet as in the classic benchmark: one goroutine per node, one unbuffered channel per
+// parent.
+func skynet(c chan<- uint64, num, size, div uint64) {
+	if size == 1 {
+		c <- num
+		return
+	}
+	rc := make(chan uint64)
+	var sum uint64
+	for i := uint64(0); i < div; i++ {
+		sub := num + i*(size/div)
+		go skynet(rc, sub, size/div, div)
+	}
+	for i := uint64(0); i < div; i++ {
+		sum += <-rc
+	}
+	c <- sum
+}
+
+// fib with one goroutine and one channel per split.
+func fib(n uint64) uint64 {
+	if n < 2 {
+		return n
+	}
+	c := make(chan uint64)
+	go func() { c <- fib(n - 1) }()
+	b := fib(n - 2)
+	return <-c + b
+}
+
+func splitmix64(x uint64) uint64 {
+	x += 0x9E3779B97F4A7C15
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EB
+	return x ^ (x >> 31)
+}
+
+// The UTS-style binomial tree: the root has utsRoot children; every other node has utsM
+// children when its hash falls under utsQ (per million), else none. Same as the Rust side.
+const (
+	utsM = 4
+	utsQ = 247500 // q·m = 0.99: subcritical, expected size utsRoot / 0.01
+)
+
+func utsChild(h uint64, i uint64) uint64 { return splitmix64(h ^ ((i + 1) * 0x9E3779B97F4A7C15)) }
+
+func utsChildren(h uint64, isRoot bool, root uint64) uint64 {
+	if isRoot {
+		return root
+	}
+	if h%1000000 < utsQ {
+		return utsM
+	}
+	return 0
+}
+
+func utsVisit(h uint64, isRoot bool, root uint64, wg *sync.WaitGroup, count *atomic.Uint64) {
+	count.Add(1)
+	k := utsChildren(h, isRoot, root)
+	for i := uint64(0); i < k; i++ {
+		c := utsChild(h, i)
+		wg.Add(1)
+		go func() {
+			utsVisit(c, false, root, wg, count)
+			wg.Done()
+		}()
+	}
+}
+
+func uts(root uint64) uint64 {
+	var wg sync.WaitGroup
+	var count atomic.Uint64
+	utsVisit(splitmix64(42), true, root, &wg, &count)
+	wg.Wait()
+	return count.Load()
+}
+
+func work(x uint64) uint64 {
+	x ^= 0x9E3779B97F4A7C15
+	x ^= x << 13
+	x ^= x >> 7
+	x ^= x << 17
+	return x
+}
+
+// parfor: out[i] = work(i) over GOMAXPROCS goroutines, one contiguous chunk each (as the
+// swarm seed does); returns the wrapping sum.
+func parfor(data []uint64, workers int) uint64 {
+	n := len(data)
+	var wg sync.WaitGroup
+	chunk := (n + workers - 1) / workers
+	for w := 0; w < workers; w++ {
+		lo, hi := w*chunk, (w+1)*chunk
+		if hi > n {
+			hi = n
+		}
+		if lo >= hi {
+			continue
+		}
+		wg.Add(1)
+		go func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				data[i] = work(uint64(i))
+			}
+			wg.Done()
+		}(lo, hi)
+	}
+	wg.Wait()
+	var sum uint64
+	for _, v := range data {
+		sum += v
+	}
+	return sum
+}
+
+func cpuNanos() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		fmt.Fprintln(os.Stderr, "getrusage:", err)
+		os.Exit(1)
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+func main() {
+	workload := flag.String("workload", "", "spawn-outside | spawn-inside | skynet | fib | uts | parfor | idle | wake")
+	n := flag.Int("n", 0, "size parameter of the workload")
+	workers := flag.Int("workers", runtime.NumCPU(), "GOMAXPROCS")
+	reps := flag.Int("reps", 1, "repetitions after one warm-up")
+	flag.Parse()
+	if *workers < 1 || *reps < 1 || *n < 0 {
+		fmt.Fprintln(os.Stderr, "error: -workers and -reps must be at least 1, -n non-negative")
+		os.Exit(2)
+	}
+	runtime.GOMAXPROCS(*workers)
+
+	var body func() uint64
+	switch *workload {
+	case "spawn-outside":
+		body = func() uint64 { return spawnOutside(*n) }
+	case "spawn-inside":
+		body = func() uint64 { return spawnInside(*n) }
+	case "skynet":
+		body = func() uint64 {
+			c := make(chan uint64)
+			go skynet(c, 0, uint64(*n), 10)
+			return <-c
+		}
+	case "fib":
+		body = func() uint64 { return fib(uint64(*n)) }
+	case "uts":
+		body = func() uint64 { return uts(uint64(*n)) }
+	case "parfor":
+		data := make([]uint64, *n)
+		body = func() uint64 { return parfor(data, *workers) }
+	case "idle":
+		// CPU time burned during an idle window of n ms right after a burst.
+		spawnOutside(10000)
+		t0 := cpuNanos()
+		time.Sleep(time.Duration(*n) * time.Millisecond)
+		emit("idle", cpuNanos()-t0, 0)
+		return
+	case "wake":
+		// n trials: let everything go idle, then start one goroutine and time until it runs.
+		samples := make([]int64, 0, *n)
+		for t := 0; t < *n; t++ {
+			spawnOutside(1000)
+			time.Sleep(20 * time.Millisecond)
+			c := make(chan int64)
+			t0 := time.Now()
+			go func() { c <- int64(time.Since(t0)) }()
+			samples = append(samples, <-c)
+		}
+		sort.Slice(samples, func(i, j int) bool { return samples[i] < samples[j] })
+		emit("wake-p50", samples[len(samples)/2], 0)
+		emit("wake-p99", samples[(len(samples)*99)/100], 0)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "error: unknown -workload %q\n", *workload)
+		os.Exit(2)
+	}
+	body() // warm-up
+	for r := 0; r < *reps; r++ {
+		t0 := time.Now()
+		res := body()
+		emit(*workload, int64(time.Since(t0)), res)
+	}
+}

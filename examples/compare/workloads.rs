@@ -1,0 +1,414 @@
+//! The workloads, one function per (system, workload). Each returns the value its run
+//! computed, which the runner checks against the expected one; timing is done by the
+//! caller around the call.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+/// A countdown latch for the peers that have no wait group of their own.
+pub struct Latch {
+    left: AtomicUsize,
+    done: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Latch {
+    pub fn new(n: usize) -> Arc<Latch> {
+        Arc::new(Latch { left: AtomicUsize::new(n), done: Mutex::new(n == 0), cv: Condvar::new() })
+    }
+    pub fn count_down(&self) {
+        if self.left.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+            *self.done.lock().unwrap() = true;
+            self.cv.notify_all();
+        }
+    }
+    pub fn wait(&self) {
+        let mut d = self.done.lock().unwrap();
+        while !*d {
+            d = self.cv.wait(d).unwrap();
+        }
+    }
+}
+
+pub fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// UTS-style binomial tree, the same as `benches/go/main.go`: the root has `root`
+/// children; any other node has `UTS_M` children when its hash falls under `UTS_Q` (per
+/// million), else none (q·m = 0.99).
+const UTS_M: u64 = 4;
+const UTS_Q: u64 = 247_500;
+pub const UTS_SEED: u64 = 42;
+
+pub fn uts_child(h: u64, i: u64) -> u64 {
+    splitmix64(h ^ (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+pub fn uts_children(h: u64, root: Option<u64>) -> u64 {
+    match root {
+        Some(r) => r,
+        None if h % 1_000_000 < UTS_Q => UTS_M,
+        None => 0,
+    }
+}
+
+/// The tree's size, counted sequentially (the expected value).
+pub fn uts_sequential(root: u64) -> u64 {
+    let mut stack = vec![(splitmix64(UTS_SEED), true)];
+    let mut count = 0;
+    while let Some((h, is_root)) = stack.pop() {
+        count += 1;
+        for i in 0..uts_children(h, is_root.then_some(root)) {
+            stack.push((uts_child(h, i), false));
+        }
+    }
+    count
+}
+
+#[inline]
+pub fn work(x: u64) -> u64 {
+    let mut x = x ^ 0x9E37_79B9_7F4A_7C15;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    x
+}
+
+pub fn checksum(data: &[u64]) -> u64 {
+    data.iter().fold(0u64, |a, &b| a.wrapping_add(b))
+}
+
+pub fn fib_sequential(n: u64) -> u64 {
+    let (mut a, mut b) = (0u64, 1u64);
+    for _ in 0..n {
+        (a, b) = (b, a + b);
+    }
+    a
+}
+
+/// CPU time (user + system) this process has used, in ns.
+pub fn cpu_nanos() -> u64 {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `ru` is a valid, writable `rusage`; getrusage fills it and touches nothing else.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) };
+    assert_eq!(rc, 0, "getrusage failed");
+    // SAFETY: getrusage succeeded and initialized it (and it was zeroed anyway).
+    let ru = unsafe { ru.assume_init() };
+    let t = |tv: libc::timeval| tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1000;
+    t(ru.ru_utime) + t(ru.ru_stime)
+}
+
+/// A system under test: builds its runtime once, then runs workloads on it.
+pub trait System {
+    fn spawn_outside(&self, n: usize) -> u64;
+    fn spawn_inside(&self, n: usize) -> u64;
+    fn skynet(&self, n: u64) -> Option<u64>;
+    fn fib(&self, n: u64) -> Option<u64>;
+    fn uts(&self, root: u64) -> Option<u64>;
+    fn parfor(&self, data: &mut [u64]) -> Option<u64>;
+    /// Runs `f` as one task and waits for it (wake-latency probe).
+    fn run_one(&self, f: Box<dyn FnOnce() + Send>);
+}
+
+// ---------------------------------------------------------------------------- filch
+
+pub struct Filch(pub filch::Scheduler);
+
+fn skynet_filch<'a>(s: &filch::Scope<'a>, out: &'a AtomicU64, num: u64, size: u64) {
+    if size == 1 {
+        out.fetch_add(num, Relaxed);
+        return;
+    }
+    let sub = size / 10;
+    for i in 0..10 {
+        s.spawn(move |s| skynet_filch(s, out, num + i * sub, sub));
+    }
+}
+
+fn fib_filch(n: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    let (a, b) = filch::join(|| fib_filch(n - 1), || fib_filch(n - 2));
+    a + b
+}
+
+fn uts_filch<'a>(s: &filch::Scope<'a>, count: &'a AtomicU64, h: u64, root: Option<u64>) {
+    count.fetch_add(1, Relaxed);
+    for i in 0..uts_children(h, root) {
+        let c = uts_child(h, i);
+        s.spawn(move |s| uts_filch(s, count, c, None));
+    }
+}
+
+impl System for Filch {
+    fn spawn_outside(&self, n: usize) -> u64 {
+        let wg = filch::WaitGroup::new();
+        let ran = Arc::new(AtomicU64::new(0));
+        wg.add(n as u64).unwrap();
+        for _ in 0..n {
+            let (wg, ran) = (wg.clone(), ran.clone());
+            drop(self.0.spawn(move || {
+                ran.fetch_add(1, Relaxed);
+                wg.done().unwrap();
+            }));
+        }
+        wg.wait();
+        ran.load(Relaxed)
+    }
+    fn spawn_inside(&self, n: usize) -> u64 {
+        let wg = filch::WaitGroup::new();
+        let ran = Arc::new(AtomicU64::new(0));
+        wg.add(n as u64).unwrap();
+        let (wg2, ran2) = (wg.clone(), ran.clone());
+        drop(self.0.spawn(move || {
+            for _ in 0..n {
+                let (wg, ran) = (wg2.clone(), ran2.clone());
+                drop(filch::spawn(move || {
+                    ran.fetch_add(1, Relaxed);
+                    wg.done().unwrap();
+                }));
+            }
+        }));
+        wg.wait();
+        ran.load(Relaxed)
+    }
+    fn skynet(&self, n: u64) -> Option<u64> {
+        let out = AtomicU64::new(0);
+        self.0.scope(|s| skynet_filch(s, &out, 0, n));
+        Some(out.into_inner())
+    }
+    fn fib(&self, n: u64) -> Option<u64> {
+        Some(self.0.spawn(move || fib_filch(n)).join().unwrap())
+    }
+    fn uts(&self, root: u64) -> Option<u64> {
+        let count = AtomicU64::new(0);
+        self.0.scope(|s| uts_filch(s, &count, splitmix64(UTS_SEED), Some(root)));
+        Some(count.into_inner())
+    }
+    fn parfor(&self, data: &mut [u64]) -> Option<u64> {
+        self.0.for_each_chunk_mut(data, 1, |i, c| c[0] = work(i as u64)).unwrap();
+        Some(checksum(data))
+    }
+    fn run_one(&self, f: Box<dyn FnOnce() + Send>) {
+        self.0.spawn(f).join().unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------- rayon
+
+pub struct Rayon(pub rayon::ThreadPool);
+
+fn skynet_rayon<'a>(s: &rayon::Scope<'a>, out: &'a AtomicU64, num: u64, size: u64) {
+    if size == 1 {
+        out.fetch_add(num, Relaxed);
+        return;
+    }
+    let sub = size / 10;
+    for i in 0..10 {
+        s.spawn(move |s| skynet_rayon(s, out, num + i * sub, sub));
+    }
+}
+
+fn fib_rayon(n: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    let (a, b) = rayon::join(|| fib_rayon(n - 1), || fib_rayon(n - 2));
+    a + b
+}
+
+fn uts_rayon<'a>(s: &rayon::Scope<'a>, count: &'a AtomicU64, h: u64, root: Option<u64>) {
+    count.fetch_add(1, Relaxed);
+    for i in 0..uts_children(h, root) {
+        let c = uts_child(h, i);
+        s.spawn(move |s| uts_rayon(s, count, c, None));
+    }
+}
+
+impl System for Rayon {
+    fn spawn_outside(&self, n: usize) -> u64 {
+        let latch = Latch::new(n);
+        let ran = Arc::new(AtomicU64::new(0));
+        for _ in 0..n {
+            let (latch, ran) = (latch.clone(), ran.clone());
+            self.0.spawn(move || {
+                ran.fetch_add(1, Relaxed);
+                latch.count_down();
+            });
+        }
+        latch.wait();
+        ran.load(Relaxed)
+    }
+    fn spawn_inside(&self, n: usize) -> u64 {
+        let latch = Latch::new(n);
+        let ran = Arc::new(AtomicU64::new(0));
+        let (l2, r2) = (latch.clone(), ran.clone());
+        self.0.spawn(move || {
+            for _ in 0..n {
+                let (latch, ran) = (l2.clone(), r2.clone());
+                rayon::spawn(move || {
+                    ran.fetch_add(1, Relaxed);
+                    latch.count_down();
+                });
+            }
+        });
+        latch.wait();
+        ran.load(Relaxed)
+    }
+    fn skynet(&self, n: u64) -> Option<u64> {
+        let out = AtomicU64::new(0);
+        self.0.scope(|s| skynet_rayon(s, &out, 0, n));
+        Some(out.into_inner())
+    }
+    fn fib(&self, n: u64) -> Option<u64> {
+        Some(self.0.install(|| fib_rayon(n)))
+    }
+    fn uts(&self, root: u64) -> Option<u64> {
+        let count = AtomicU64::new(0);
+        self.0.scope(|s| uts_rayon(s, &count, splitmix64(UTS_SEED), Some(root)));
+        Some(count.into_inner())
+    }
+    fn parfor(&self, data: &mut [u64]) -> Option<u64> {
+        self.0.install(|| data.par_iter_mut().enumerate().for_each(|(i, x)| *x = work(i as u64)));
+        Some(checksum(data))
+    }
+    fn run_one(&self, f: Box<dyn FnOnce() + Send>) {
+        let latch = Latch::new(1);
+        let l = latch.clone();
+        self.0.spawn(move || {
+            f();
+            l.count_down();
+        });
+        latch.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------- tokio
+
+pub struct Tokio(pub tokio::runtime::Runtime);
+
+fn skynet_tokio(num: u64, size: u64) -> Pin<Box<dyn Future<Output = u64> + Send>> {
+    Box::pin(async move {
+        if size == 1 {
+            return num;
+        }
+        let sub = size / 10;
+        let handles: Vec<_> = (0..10).map(|i| tokio::spawn(skynet_tokio(num + i * sub, sub))).collect();
+        let mut sum = 0;
+        for h in handles {
+            sum += h.await.unwrap();
+        }
+        sum
+    })
+}
+
+fn uts_tokio(count: Arc<AtomicU64>, latch: Arc<Latch>, pending: Arc<AtomicUsize>, h: u64, root: Option<u64>) {
+    count.fetch_add(1, Relaxed);
+    let k = uts_children(h, root);
+    pending.fetch_add(k as usize, Relaxed);
+    for i in 0..k {
+        let c = uts_child(h, i);
+        let (count, latch, pending) = (count.clone(), latch.clone(), pending.clone());
+        tokio::spawn(async move { uts_tokio(count, latch, pending, c, None) });
+    }
+    if pending.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+        latch.count_down();
+    }
+}
+
+impl System for Tokio {
+    fn spawn_outside(&self, n: usize) -> u64 {
+        let ran = Arc::new(AtomicU64::new(0));
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                let ran = ran.clone();
+                self.0.spawn(async move {
+                    ran.fetch_add(1, Relaxed);
+                })
+            })
+            .collect();
+        self.0.block_on(async {
+            for h in handles {
+                h.await.unwrap();
+            }
+        });
+        ran.load(Relaxed)
+    }
+    fn spawn_inside(&self, n: usize) -> u64 {
+        let ran = Arc::new(AtomicU64::new(0));
+        let r2 = ran.clone();
+        let outer = self.0.spawn(async move {
+            let handles: Vec<_> = (0..n)
+                .map(|_| {
+                    let ran = r2.clone();
+                    tokio::spawn(async move {
+                        ran.fetch_add(1, Relaxed);
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.await.unwrap();
+            }
+        });
+        self.0.block_on(outer).unwrap();
+        ran.load(Relaxed)
+    }
+    fn skynet(&self, n: u64) -> Option<u64> {
+        Some(self.0.block_on(self.0.spawn(skynet_tokio(0, n))).unwrap())
+    }
+    fn fib(&self, _n: u64) -> Option<u64> {
+        None
+    }
+    fn uts(&self, root: u64) -> Option<u64> {
+        let count = Arc::new(AtomicU64::new(0));
+        let latch = Latch::new(1);
+        let pending = Arc::new(AtomicUsize::new(1));
+        let (c, l, p) = (count.clone(), latch.clone(), pending.clone());
+        self.0.spawn(async move { uts_tokio(c, l, p, splitmix64(UTS_SEED), Some(root)) });
+        latch.wait();
+        Some(count.load(Relaxed))
+    }
+    fn parfor(&self, _data: &mut [u64]) -> Option<u64> {
+        None
+    }
+    fn run_one(&self, f: Box<dyn FnOnce() + Send>) {
+        let h = self.0.spawn(async move { f() });
+        self.0.block_on(h).unwrap();
+    }
+}
+
+/// Idle cost: CPU ns burned during `window` right after a burst of spawns.
+pub fn idle(sys: &dyn System, window: Duration) -> u64 {
+    sys.spawn_outside(10_000);
+    let t0 = cpu_nanos();
+    std::thread::sleep(window);
+    cpu_nanos() - t0
+}
+
+/// Wake latency: `trials` times, let every worker go idle, then run one task from
+/// outside and time until it starts. Returns (p50, p99) in ns.
+pub fn wake(sys: &dyn System, trials: usize) -> (u64, u64) {
+    let mut samples = Vec::with_capacity(trials);
+    for _ in 0..trials {
+        sys.spawn_outside(1000);
+        std::thread::sleep(Duration::from_millis(20));
+        let started = Arc::new(Mutex::new(None));
+        let s = started.clone();
+        let t0 = Instant::now();
+        sys.run_one(Box::new(move || *s.lock().unwrap() = Some(Instant::now())));
+        let t1 = started.lock().unwrap().expect("the probe task ran");
+        samples.push(t1.duration_since(t0).as_nanos() as u64);
+    }
+    samples.sort_unstable();
+    (samples[samples.len() / 2], samples[samples.len() * 99 / 100])
+}
