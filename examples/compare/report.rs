@@ -145,9 +145,9 @@ fn svg(rows: &[Row]) -> String {
     let group = bar * 4.0 + gap;
     let height = 60.0 + group * rows.len() as f64 + 40.0;
     let mut s = String::new();
-    let _ = write!(
+    let _ = writeln!(
         s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"11\">\n",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"11\">",
         left + width + 60.0
     );
     let _ = writeln!(s, "<text x=\"10\" y=\"20\" font-size=\"14\">Time relative to filch (1.0 = filch; shorter is faster; capped at {CAP}×)</text>");
