@@ -1,7 +1,8 @@
 # filch — every target installs what it needs; a fresh machine needs nothing by hand.
 #
 #   make test     what CI runs: fmt check, lint, clippy, unit/integration/doc tests,
-#                 proptests, loom models (bounded) with their mutation checks
+#                 proptests, the seed examples, `make compare --quick`, loom models
+#                 (bounded) with their mutation checks
 #   make loom     the loom suite with deeper preemption bounds
 #   make bench    criterion benchmarks (filch beside its peers, same run), then the
 #                 idle-CPU / wake-latency measurement (examples/idle.rs)
@@ -24,9 +25,12 @@ GO_BENCH    := $(COMPARE_DIR)/go-bench
 GO_ENV      := GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod GOCACHE=$(CURDIR)/.tools/go-cache \
                GOPATH=$(CURDIR)/.tools/gopath GOTELEMETRY=off
 
-.PHONY: test fmt-check lint clippy unit loom-quick loom bench compare compare-quick go-bench
+.PHONY: test fmt-check lint clippy unit examples loom-quick loom bench compare compare-quick go-bench
 
-test: fmt-check lint unit compare-quick loom-quick
+# The seeds' patterns, each asserting its own results at a small size.
+EXAMPLES := worker_pool goroutines swarm pipeline
+
+test: fmt-check lint unit examples compare-quick loom-quick
 	@echo "make test: all checks passed"
 
 fmt-check:
@@ -42,6 +46,12 @@ clippy:
 # tests do real work, and the optimizer is where reorderings would show.
 unit:
 	$(CARGO) test --release
+
+examples:
+	@for e in $(EXAMPLES); do \
+		echo "== example $$e"; \
+		$(CARGO) run --release --quiet --example $$e || exit 1; \
+	done
 
 loom-quick:
 	LOOM_MAX_PREEMPTIONS=$(LOOM_TEST_PREEMPTIONS) RUSTFLAGS="$(LOOM_FLAGS)" CARGO_TARGET_DIR=$(LOOM_TARGET) \
