@@ -150,37 +150,40 @@ fn uts_filch<'a>(s: &filch::Scope<'a>, count: &'a AtomicU64, h: u64, root: Optio
     }
 }
 
+/// State shared by the tasks of one spawn-N run, leaked so the tasks capture a plain
+/// `&'static` (as Go's closures capture pointers) instead of cloning `Arc`s: the harness
+/// should not add two contended reference-count RMWs per task. One small box per run, in
+/// a short-lived child process.
+fn leak<T>(v: T) -> &'static T {
+    Box::leak(Box::new(v))
+}
+
 impl System for Filch {
     fn spawn_outside(&self, n: usize) -> u64 {
-        let wg = filch::WaitGroup::new();
-        let ran = Arc::new(AtomicU64::new(0));
-        wg.add(n as u64).unwrap();
+        let st = leak((filch::WaitGroup::new(), AtomicU64::new(0)));
+        st.0.add(n as u64).unwrap();
         for _ in 0..n {
-            let (wg, ran) = (wg.clone(), ran.clone());
             drop(self.0.spawn(move || {
-                ran.fetch_add(1, Relaxed);
-                wg.done().unwrap();
+                st.1.fetch_add(1, Relaxed);
+                st.0.done().unwrap();
             }));
         }
-        wg.wait();
-        ran.load(Relaxed)
+        st.0.wait();
+        st.1.load(Relaxed)
     }
     fn spawn_inside(&self, n: usize) -> u64 {
-        let wg = filch::WaitGroup::new();
-        let ran = Arc::new(AtomicU64::new(0));
-        wg.add(n as u64).unwrap();
-        let (wg2, ran2) = (wg.clone(), ran.clone());
+        let st = leak((filch::WaitGroup::new(), AtomicU64::new(0)));
+        st.0.add(n as u64).unwrap();
         drop(self.0.spawn(move || {
             for _ in 0..n {
-                let (wg, ran) = (wg2.clone(), ran2.clone());
                 drop(filch::spawn(move || {
-                    ran.fetch_add(1, Relaxed);
-                    wg.done().unwrap();
+                    st.1.fetch_add(1, Relaxed);
+                    st.0.done().unwrap();
                 }));
             }
         }));
-        wg.wait();
-        ran.load(Relaxed)
+        st.0.wait();
+        st.1.load(Relaxed)
     }
     fn skynet(&self, n: u64) -> Option<u64> {
         let out = AtomicU64::new(0);
@@ -237,33 +240,28 @@ fn uts_rayon<'a>(s: &rayon::Scope<'a>, count: &'a AtomicU64, h: u64, root: Optio
 
 impl System for Rayon {
     fn spawn_outside(&self, n: usize) -> u64 {
-        let latch = Latch::new(n);
-        let ran = Arc::new(AtomicU64::new(0));
+        let st: &'static (Arc<Latch>, AtomicU64) = leak((Latch::new(n), AtomicU64::new(0)));
         for _ in 0..n {
-            let (latch, ran) = (latch.clone(), ran.clone());
             self.0.spawn(move || {
-                ran.fetch_add(1, Relaxed);
-                latch.count_down();
+                st.1.fetch_add(1, Relaxed);
+                st.0.count_down();
             });
         }
-        latch.wait();
-        ran.load(Relaxed)
+        st.0.wait();
+        st.1.load(Relaxed)
     }
     fn spawn_inside(&self, n: usize) -> u64 {
-        let latch = Latch::new(n);
-        let ran = Arc::new(AtomicU64::new(0));
-        let (l2, r2) = (latch.clone(), ran.clone());
+        let st: &'static (Arc<Latch>, AtomicU64) = leak((Latch::new(n), AtomicU64::new(0)));
         self.0.spawn(move || {
             for _ in 0..n {
-                let (latch, ran) = (l2.clone(), r2.clone());
                 rayon::spawn(move || {
-                    ran.fetch_add(1, Relaxed);
-                    latch.count_down();
+                    st.1.fetch_add(1, Relaxed);
+                    st.0.count_down();
                 });
             }
         });
-        latch.wait();
-        ran.load(Relaxed)
+        st.0.wait();
+        st.1.load(Relaxed)
     }
     fn skynet(&self, n: u64) -> Option<u64> {
         let out = AtomicU64::new(0);
@@ -328,10 +326,9 @@ fn uts_tokio(count: Arc<AtomicU64>, latch: Arc<Latch>, pending: Arc<AtomicUsize>
 
 impl System for Tokio {
     fn spawn_outside(&self, n: usize) -> u64 {
-        let ran = Arc::new(AtomicU64::new(0));
+        let ran = leak(AtomicU64::new(0));
         let handles: Vec<_> = (0..n)
             .map(|_| {
-                let ran = ran.clone();
                 self.0.spawn(async move {
                     ran.fetch_add(1, Relaxed);
                 })
@@ -345,12 +342,10 @@ impl System for Tokio {
         ran.load(Relaxed)
     }
     fn spawn_inside(&self, n: usize) -> u64 {
-        let ran = Arc::new(AtomicU64::new(0));
-        let r2 = ran.clone();
+        let ran = leak(AtomicU64::new(0));
         let outer = self.0.spawn(async move {
             let handles: Vec<_> = (0..n)
                 .map(|_| {
-                    let ran = r2.clone();
                     tokio::spawn(async move {
                         ran.fetch_add(1, Relaxed);
                     })
