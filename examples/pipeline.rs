@@ -5,22 +5,26 @@
 //! cargo run --release --example pipeline [ITEMS] [MAX_CONCURRENCY]   (default 500, 3)
 //! ```
 //!
-//! The seed acquires a slot of a buffered channel before each goroutine and waits for all
-//! with a `sync.WaitGroup`. Here: fan-out is a `scope` that spawns one task per item (the
-//! scope's end is the wait group), each task holds a `filch::Semaphore` permit while it
-//! works (on a worker, waiting for a permit runs other tasks instead of blocking), and
-//! results fan in through a channel to a collector. Each item passes three stages
-//! (parse → transform → checksum).
+//! The seed takes a slot of a buffered channel *before* it starts each goroutine, releases
+//! it when the goroutine ends, and waits for all with a `sync.WaitGroup`. Here: fan-out is
+//! a `scope` whose body takes a `filch::Semaphore` permit and then spawns one task per
+//! item, moving the permit into it (the permit is released when the task ends); the
+//! scope's end is the wait group; results fan in through a channel to a collector. Each
+//! item passes the seed's stages (validate → transform → enrich → store), here small
+//! computations.
 //!
-//! Checked: the number of tasks inside the limited section never exceeds the limit
-//! (counted with atomics); every item's result arrives exactly once and the total matches
-//! a sequential run.
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+//! Taking the permit on the spawning side bounds the tasks in flight, queued ones
+//! included, so the limit binds even with fewer workers than permits. The body runs on
+//! the calling thread (not a worker), so waiting for a permit parks it.
+//!
+//! Checked: the permits held and the tasks running never exceed the limit (counted with
+//! atomics); every item's result arrives exactly once; the total matches a sequential run.
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc;
 
 use filch::{Scheduler, Semaphore};
 
-fn parse(item: u64) -> u64 {
+fn validate(item: u64) -> u64 {
     item.wrapping_mul(2_654_435_761) % 1_000_003
 }
 
@@ -34,12 +38,40 @@ fn transform(x: u64) -> u64 {
     x
 }
 
-fn checksum(x: u64) -> u64 {
+fn enrich(x: u64) -> u64 {
+    x ^ (x >> 29)
+}
+
+fn store(x: u64) -> u64 {
     x.count_ones() as u64 + (x >> 60)
 }
 
 fn process(item: u64) -> u64 {
-    checksum(transform(parse(item)))
+    store(enrich(transform(validate(item))))
+}
+
+/// A counter that remembers its highest value.
+#[derive(Default)]
+struct Gauge {
+    now: AtomicU64,
+    peak: AtomicU64,
+}
+
+impl Gauge {
+    // Relaxed: the RMWs on `now` are totally ordered (its modification order), so each
+    // sees the exact count at its turn; nothing else is published through the gauge.
+    fn enter(&self) {
+        let now = self.now.fetch_add(1, Relaxed) + 1;
+        self.peak.fetch_max(now, Relaxed);
+    }
+
+    fn leave(&self) {
+        self.now.fetch_sub(1, Relaxed);
+    }
+
+    fn peak(&self) -> u64 {
+        self.peak.load(Relaxed)
+    }
 }
 
 fn main() {
@@ -48,7 +80,8 @@ fn main() {
     let limit = args.next().flatten().filter(|&n| n >= 1).unwrap_or(3);
     let sched = Scheduler::builder().thread_name("pipeline").build().expect("valid settings");
     let sem = Semaphore::new(limit);
-    let (inside, peak) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    // `held`: permits taken and not yet given back; `running`: tasks inside `process`.
+    let (held, running) = (Gauge::default(), Gauge::default());
     let (tx, rx) = mpsc::channel::<(u64, u64)>();
 
     let started = std::time::Instant::now();
@@ -63,17 +96,19 @@ fn main() {
         assert!(seen.iter().all(|&s| s), "an item never arrived");
         total
     });
-    // Fan-out: one task per item, at most `limit` inside the limited section at once.
+    // Fan-out: a permit first (waits while `limit` tasks are in flight), then the task.
     sched.scope(|s| {
         for item in 0..items {
-            let (sem, inside, peak, tx) = (&sem, &inside, &peak, tx.clone());
+            let permit = sem.acquire();
+            held.enter();
+            let (held, running, tx) = (&held, &running, tx.clone());
             s.spawn(move |_| {
-                let _permit = sem.acquire();
-                let now = inside.fetch_add(1, SeqCst) + 1;
-                peak.fetch_max(now, SeqCst);
+                running.enter();
                 let r = process(item);
-                inside.fetch_sub(1, SeqCst);
+                running.leave();
                 tx.send((item, r)).expect("the collector outlives the scope");
+                held.leave();
+                drop(permit); // the seed's deferred `<-semaphore`
             });
         }
     });
@@ -83,8 +118,12 @@ fn main() {
 
     let expected: u64 = (0..items).map(process).sum();
     assert_eq!(total, expected, "fan-in total matches a sequential run");
-    let peak = peak.load(SeqCst);
-    assert!(peak as u64 <= limit, "{peak} tasks inside a section limited to {limit}");
+    let (peak_held, peak_running) = (held.peak(), running.peak());
+    assert!(peak_held <= limit, "{peak_held} permits held at once, limit {limit}");
+    assert!(peak_running <= limit, "{peak_running} tasks running at once, limit {limit}");
     assert_eq!(sem.available_permits(), limit, "every permit was given back");
-    println!("pipeline: {items} items, max concurrency {limit} (peak {peak}), total {total}, {elapsed:?}");
+    println!(
+        "pipeline: {items} items, limit {limit} (peak {peak_held} in flight, {peak_running} running), \
+         total {total}, {elapsed:?}"
+    );
 }

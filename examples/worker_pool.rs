@@ -9,12 +9,15 @@
 //! The seed's pool is a buffered channel feeding N goroutines. Here the pool *is* the
 //! scheduler: a task is a pool slot, not a channel message; a callback is called by the
 //! worker that ran the task; the metrics are a few atomics. A per-task timeout is
-//! `join_timeout`; a task that timed out before it started is cancelled (it never runs),
-//! one already running is waited for and reported late (a closure cannot be interrupted).
+//! `join_timeout`; a task that timed out before it started is cancelled (it never runs)
+//! and booked as failed, as the seed books a context deadline; one already running is
+//! waited for and reported late (a closure cannot be interrupted). Graceful shutdown
+//! (`shutdown_timeout`) runs what is still queued before the workers exit.
 //!
-//! Checked: submitted = completed + failed; every callback ran exactly once; the failing
-//! and panicking tasks are the ones counted as failed; the queued task behind a blocked
-//! worker times out and is cancelled; the scheduler's own statistics agree.
+//! Checked: submitted = completed + failed; every callback ran exactly once; the failing,
+//! panicking and timed-out tasks are the ones counted as failed; the queued task behind a
+//! blocked worker times out and is cancelled; the scheduler's own statistics agree; a
+//! batch left unjoined at shutdown still runs to completion.
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -80,6 +83,16 @@ impl WorkerPool {
             metrics.callbacks.fetch_add(1, Relaxed);
             r
         }
+    }
+
+    /// Books a task that timed out and was cancelled before it started: failed, with
+    /// its callback called by the submitter (the task itself never runs).
+    fn record_timeout(&self, id: u64, waited: Duration, callback: &Callback) {
+        let r = TaskResult { id, result: Err(format!("task {id} timed out")), duration: waited };
+        self.metrics.failed.fetch_add(1, Relaxed);
+        self.metrics.total_ns.fetch_add(r.duration.as_nanos() as u64, Relaxed);
+        callback(&r);
+        self.metrics.callbacks.fetch_add(1, Relaxed);
     }
 
     fn submit<F>(&self, id: u64, job: F, callback: Callback) -> JoinHandle<TaskResult>
@@ -163,38 +176,49 @@ fn main() {
         })
         .collect();
     gate.wait();
+    let timeout = Duration::from_millis(20);
     let slow = pool.submit(n + 1, job(1), cb.clone());
-    let outcome = match slow.join_timeout(Duration::from_millis(20)) {
+    let outcome = match slow.join_timeout(timeout) {
         Ok(_) => unreachable!("both workers are held: the task cannot have run"),
         Err(handle) => {
-            // Timed out before starting: cancel it, so it never runs.
+            // Timed out before starting: cancel it, so it never runs, and book it.
             assert!(handle.cancel(), "a task that has not started can be cancelled");
+            pool.record_timeout(n + 1, timeout, &cb);
             handle.join()
         }
     };
     assert!(matches!(outcome, Err(TaskError::Cancelled)));
-    pool.metrics.submitted.fetch_sub(1, Relaxed); // never ran: not part of the books
     gate.wait();
     for b in blockers {
         b.join().unwrap();
     }
 
-    // 4. Metrics, then graceful shutdown with a timeout.
-    let m = &pool.metrics;
+    // 4. Metrics so far, and the scheduler's own view of the same tasks.
+    let m = pool.metrics.clone();
     let (submitted, completed, failed) =
         (m.submitted.load(Relaxed), m.completed.load(Relaxed), m.failed.load(Relaxed));
-    assert_eq!(submitted, n + 1);
+    assert_eq!(submitted, n + 2, "the jobs, the panicking task, the timed-out one");
     assert_eq!(completed + failed, submitted, "every submitted task is accounted for");
-    assert_eq!(failed, expected_failures.len() as u64 + 1, "the failing jobs and the panic");
+    assert_eq!(failed, expected_failures.len() as u64 + 2, "the failing jobs, the panic, the timeout");
     assert_eq!(seen.load(Relaxed), submitted, "one callback per task");
     assert_eq!(m.callbacks.load(Relaxed), submitted);
-    println!(
-        "worker_pool: submitted {submitted}, completed {completed}, failed {failed}, average {:?}",
-        m.average()
-    );
     let stats = pool.sched.stats();
     println!("{stats}");
     assert_eq!(stats.total.cancelled, 1);
     assert_eq!(stats.total.spawned, n + 2 + 2, "tasks, the panicking one, the cancelled one, two blockers");
-    pool.sched.shutdown_timeout(Duration::from_secs(10)).expect("an idle pool shuts down at once");
+
+    // 5. Graceful shutdown with a timeout: a last batch is submitted and never joined;
+    // shutdown runs it before the workers exit (joining them publishes their writes).
+    let tail = 100;
+    drop(pool.submit_batch((0..tail).map(|i| (n + 2 + i, job(i))).collect(), cb.clone()));
+    pool.sched.shutdown_timeout(Duration::from_secs(10)).expect("the queued batch finishes in time");
+    let (submitted, completed, failed) =
+        (m.submitted.load(Relaxed), m.completed.load(Relaxed), m.failed.load(Relaxed));
+    assert_eq!(submitted, n + 2 + tail);
+    assert_eq!(completed + failed, submitted, "shutdown drained the queued batch");
+    assert_eq!(seen.load(Relaxed), submitted, "one callback per task");
+    println!(
+        "worker_pool: submitted {submitted}, completed {completed}, failed {failed}, average {:?}",
+        m.average()
+    );
 }
