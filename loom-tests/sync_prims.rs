@@ -1,4 +1,4 @@
-//! Loom models of `WaitGroup` (W1–W4) and `Semaphore` (M1–M5) on the plain-thread path
+//! Loom models of `WaitGroup` (W1–W4) and `Semaphore` (M1–M6) on the plain-thread path
 //! (park on the thread's parker), which shares its protocol with the worker path (help
 //! through `run_until`, then park on the worker's parker). Each model checks liveness (a
 //! lost wake-up is loom's deadlock) and publication: the thread that finishes writes a
@@ -102,6 +102,32 @@ fn semaphore_two_acquirers() {
     });
 }
 
+/// M6: B and A wait for a permit; C wakes both spuriously (as the scheduler wakes a
+/// worker's parker) and then releases one permit, which M3 hands to one of them. The
+/// other may barge in and take it while still listed; it must leave the list on the way
+/// out, or its stale entry absorbs the unpark of its own release and the waiter M3 picked,
+/// who re-registered after losing the race, sleeps beside a free permit.
+fn semaphore_spurious_wake_barges() {
+    model_capped(2, 2, || {
+        let sem = std::sync::Arc::new(Semaphore::new(0));
+        let b = {
+            let sem = sem.clone();
+            thread::spawn(move || drop(sem.acquire()))
+        };
+        let c = {
+            let sem = sem.clone();
+            thread::spawn(move || {
+                sem.loom_wake_listed();
+                sem.add_permits(1);
+            })
+        };
+        drop(sem.acquire());
+        b.join().unwrap();
+        c.join().unwrap();
+        assert_eq!(sem.available_permits(), 1);
+    });
+}
+
 #[test]
 fn wait_group_done_vs_wait_model() {
     wait_group_done_vs_wait();
@@ -115,6 +141,11 @@ fn semaphore_release_vs_acquire_model() {
 #[test]
 fn semaphore_two_acquirers_model() {
     semaphore_two_acquirers();
+}
+
+#[test]
+fn semaphore_spurious_wake_barges_model() {
+    semaphore_spurious_wake_barges();
 }
 
 mutant_test!(
@@ -148,5 +179,14 @@ mutant_test!(
     mutant_semaphore_register_check_caught_by_release_vs_acquire,
     SemaphoreRegisterCheck,
     semaphore_release_vs_acquire,
+    "deadlock"
+);
+
+mutant_test!(
+    /// M6 without leaving the list: a waiter that barged in while listed leaves a stale
+    /// entry, its release unparks only itself, and the other waiter sleeps forever.
+    mutant_semaphore_leave_unlists_caught_by_spurious_wake_barges,
+    SemaphoreLeaveUnlists,
+    semaphore_spurious_wake_barges,
     "deadlock"
 );

@@ -19,9 +19,17 @@
 //!   sets `WAITERS` by a CAS that requires zero permits (else: no park, try M1 again).
 //!   Holding the lock across both, as in `wait_group.rs`: an M2 after our CAS sees the bit
 //!   and its M3 finds us; an M2 before it makes our CAS see a permit.
-//! - **M5 (give up)**: a waiter that times out removes its parker. If a releaser already
-//!   took it (M3 woke us for a permit), the waiter tries M1 once more before giving up, so
-//!   the wake-up is not lost: either it takes the permit, or somebody else already has.
+//! - **M5 (give up)**: a waiter that times out tries M1 once more before giving up: a
+//!   releaser may have picked it (M3) just before the deadline, and the wake-up must not
+//!   be lost: either it takes the permit, or somebody else already has.
+//! - **M6 (leave)**: every waiter that registered, whether it got a permit or timed out,
+//!   takes its parker off the list under the lock on the way out (clearing `WAITERS` if
+//!   the list is then empty). A waiter can take a permit while still listed: a worker's
+//!   parker is also unparked by the scheduler, a thread's by a stale token, and it then
+//!   barges in ahead of the waiter M3 picked. Left on the list, its entry would absorb the
+//!   next M3's unpark while a real waiter sleeps beside a free permit. If instead a
+//!   releaser already took our parker (a wake-up was spent on us), permits are free and
+//!   others wait, we pass the wake-up on to one of them, for the same reason.
 //!
 //! Woken waiters compete with newcomers for the permit (no FIFO fairness); a waiter that
 //! loses registers again.
@@ -161,12 +169,41 @@ impl Semaphore {
         }
     }
 
-    /// M5 (the retry of M1 is `wait_until`'s final check).
+    /// M6 (M5's retry of M1 is `wait_until`'s final check, before this).
     fn unregister(&self, parker: &Arc<Parker>) {
+        if !mutation::keep(Site::SemaphoreLeaveUnlists) {
+            // Mutant: leave a stale entry on the list.
+            return;
+        }
         let mut list = self.list.lock();
-        if WaitList::remove(&mut list, parker) && list.is_empty() {
+        let pass_on = if WaitList::remove(&mut list, parker) {
+            None
+        } else if !list.is_empty() && self.available_permits() != 0 {
+            // A releaser spent a wake-up on us: hand it to a waiter that is still listed.
+            // The Relaxed snapshot suffices: a permit given back after it sees `WAITERS`
+            // (the list is non-empty, so the bit is set) and wakes somebody itself.
+            Some(list.swap_remove(0))
+        } else {
+            None
+        };
+        if list.is_empty() {
             // Relaxed: under the lock, as in M3.
             self.state.fetch_and(!WAITERS, Relaxed);
+        }
+        drop(list);
+        if let Some(p) = pass_on {
+            p.unpark();
+        }
+    }
+
+    /// Loom only: unparks every listed waiter without taking it off the list, as the
+    /// scheduler may unpark a worker's parker for other work (M6's spurious wake-up).
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn loom_wake_listed(&self) {
+        let listed: Vec<Arc<Parker>> = self.list.lock().clone();
+        for p in listed {
+            p.unpark();
         }
     }
 

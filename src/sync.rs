@@ -242,6 +242,9 @@ pub mod mutation {
         SemaphoreReleaseRelease,
         /// `semaphore` (M4): registration re-checks the permits (the mutant parks anyway).
         SemaphoreRegisterCheck,
+        /// `semaphore` (M6): a waiter takes its parker off the list on the way out (the
+        /// mutant leaves a stale entry).
+        SemaphoreLeaveUnlists,
     }
 
     #[cfg(loom)]

@@ -21,6 +21,10 @@
 //!   requires a non-zero count (else: no park). The lock is held across both, so a W2
 //!   that clears the bit after our set finds our parker when it takes the lock in W3;
 //!   a W2 before our set makes our CAS see zero. No wake-up is lost.
+//! - **W5 (leave)**: a waiter that registered takes its parker off the list on the way
+//!   out, whether it saw zero or timed out (a waiter can see zero before W3 takes it; W3
+//!   wakes the whole list, so a stale entry would cost only a spurious unpark, but the
+//!   list then never holds waiters of finished waits).
 //!
 //! Every waiter of a round wakes (W3 takes the whole list). Reuse after zero works as in
 //! Go: `add` again, and later waiters wait for the new round.

@@ -55,8 +55,11 @@ impl WaitList {
 
 /// Waits until `done()` or `deadline`; returns whether `done()` held. `register(parker)`
 /// is called before each sleep: it puts `parker` on the list and sets `WAITERS`, or
-/// returns `false` when `done()` already holds (then no sleep). `unregister(parker)` is
-/// called once when giving up at the deadline while registered.
+/// returns `false` (having taken `parker` off again) when `done()` already holds (then no
+/// sleep). `unregister(parker)` is called once on the way out, success or timeout, if the
+/// last `register` put `parker` on the list: a waiter woken by something else (a worker's
+/// parker is unparked by the scheduler too) can succeed while still listed, and a stale
+/// entry left there would absorb a later waker's unpark meant for a real waiter.
 ///
 /// On a worker thread the wait runs other tasks (`run_until`, as a join does); elsewhere
 /// it parks the thread.
@@ -74,7 +77,8 @@ pub(crate) fn wait_until(
             let registered = std::cell::Cell::new(false);
             let before_park = || {
                 let ok = register(parker);
-                registered.set(registered.get() || ok);
+                // `false`: `register` took `parker` off the list again.
+                registered.set(ok);
                 ok
             };
             let ok = match ctx {
@@ -96,10 +100,13 @@ pub(crate) fn wait_until(
                     }
                 },
             };
-            if !ok && registered.get() {
+            // A timed-out waiter tries once more: a waker may have picked it just before
+            // the deadline (the semaphore's M5).
+            let ok = ok || done();
+            if registered.get() {
                 unregister(parker);
             }
-            ok || done()
+            ok
         })
     })
 }

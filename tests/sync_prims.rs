@@ -180,3 +180,46 @@ fn semaphore_hand_off_between_threads() {
     assert_eq!(got.load(Relaxed), 3000);
     assert_eq!(sem.available_permits(), 0);
 }
+
+/// M6: waiters that are woken for other reasons — workers by the scheduler's own
+/// wake-ups, plain threads by the stale tokens a `join` can leave on their parker — take
+/// permits while still listed; they must leave the list, or the tail of the run strands a
+/// waiter beside a free permit (the test would hang).
+#[test]
+fn semaphore_waiters_woken_for_other_reasons() {
+    for _ in 0..20 {
+        let s = sched(2);
+        let sem = Arc::new(Semaphore::new(1));
+        let gauge = Arc::new(Gauge { now: AtomicUsize::new(0), max: AtomicUsize::new(0) });
+        let group = s.spawn_many(300, {
+            let (sem, gauge) = (sem.clone(), gauge.clone());
+            move |i| {
+                let _p = sem.acquire();
+                gauge.enter();
+                // Spawning wakes idle workers, some of them parked in `acquire`.
+                filch::spawn(move || std::hint::black_box(i));
+                gauge.leave();
+            }
+        });
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                let (sem, gauge, handle) = (sem.clone(), gauge.clone(), s.handle());
+                std::thread::spawn(move || {
+                    for i in 0..100 {
+                        // A join whose task finishes as we look may leave a token behind.
+                        handle.spawn(move || std::hint::black_box(i)).join().unwrap();
+                        let _p = sem.acquire();
+                        gauge.enter();
+                        gauge.leave();
+                    }
+                })
+            })
+            .collect();
+        assert!(group.join_all().into_iter().all(|r| r.is_ok()));
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(gauge.max.load(SeqCst), 1);
+        assert_eq!(sem.available_permits(), 1);
+    }
+}
