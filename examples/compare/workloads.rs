@@ -123,17 +123,15 @@ pub trait System {
 
 pub struct Filch(pub filch::Scheduler);
 
-/// Skynet with a task per node and its children's join handles (a worker waiting in
-/// `join` runs other tasks meanwhile). `scope` was measured too: it took about twice as
-/// long here (one shared atomic completion counter for the whole tree).
-fn skynet_filch(num: u64, size: u64) -> u64 {
+fn skynet_filch<'a>(s: &filch::Scope<'a>, out: &'a AtomicU64, num: u64, size: u64) {
     if size == 1 {
-        return num;
+        out.fetch_add(num, Relaxed);
+        return;
     }
     let sub = size / 10;
-    let children: [_; 10] =
-        std::array::from_fn(|i| filch::spawn(move || skynet_filch(num + i as u64 * sub, sub)));
-    children.into_iter().map(|h| h.join().unwrap()).sum()
+    for i in 0..10 {
+        s.spawn(move |s| skynet_filch(s, out, num + i * sub, sub));
+    }
 }
 
 fn fib_filch(n: u64) -> u64 {
@@ -188,7 +186,9 @@ impl System for Filch {
         st.1.load(Relaxed)
     }
     fn skynet(&self, n: u64) -> Option<u64> {
-        Some(self.0.spawn(move || skynet_filch(0, n)).join().unwrap())
+        let out = AtomicU64::new(0);
+        self.0.scope(|s| skynet_filch(s, &out, 0, n));
+        Some(out.into_inner())
     }
     fn fib(&self, n: u64) -> Option<u64> {
         Some(self.0.spawn(move || fib_filch(n)).join().unwrap())
@@ -198,19 +198,8 @@ impl System for Filch {
         self.0.scope(|s| uts_filch(s, &count, splitmix64(UTS_SEED), Some(root)));
         Some(count.into_inner())
     }
-    /// The slice API (`for_each_chunk_mut`, splitting like `parallel_for`) with 1024-element
-    /// chunks, each a plain loop as in Go's chunks and rayon's leaf ranges. Index-wise
-    /// `parallel_for` needs atomics (or unsafe) to write the slice; chunks of 1 cost the
-    /// same as that and 1.6× rayon's time at 100k elements (`docs/BENCHMARKS.md`).
     fn parfor(&self, data: &mut [u64]) -> Option<u64> {
-        const CHUNK: usize = 1024;
-        self.0
-            .for_each_chunk_mut(data, CHUNK, |ci, chunk| {
-                for (k, x) in chunk.iter_mut().enumerate() {
-                    *x = work((ci * CHUNK + k) as u64);
-                }
-            })
-            .unwrap();
+        self.0.for_each_chunk_mut(data, 1, |i, c| c[0] = work(i as u64)).unwrap();
         Some(checksum(data))
     }
     fn run_one(&self, f: Box<dyn FnOnce() + Send>) {
@@ -321,27 +310,17 @@ fn skynet_tokio(num: u64, size: u64) -> Pin<Box<dyn Future<Output = u64> + Send>
     })
 }
 
-/// One UTS run's shared state for tokio (which has no scope): nodes counted, nodes not
-/// yet finished, and the latch the caller waits on. Leaked, like the spawn-N state.
-struct UtsTokio {
-    count: AtomicU64,
-    pending: AtomicUsize,
-    done: Arc<Latch>,
-}
-
-fn uts_tokio(st: &'static UtsTokio, h: u64, root: Option<u64>) {
-    st.count.fetch_add(1, Relaxed);
+fn uts_tokio(count: Arc<AtomicU64>, latch: Arc<Latch>, pending: Arc<AtomicUsize>, h: u64, root: Option<u64>) {
+    count.fetch_add(1, Relaxed);
     let k = uts_children(h, root);
-    // Relaxed: the children are counted before this node's own decrement below, which
-    // orders the increment before any decrement that could reach zero.
-    st.pending.fetch_add(k as usize, Relaxed);
+    pending.fetch_add(k as usize, Relaxed);
     for i in 0..k {
         let c = uts_child(h, i);
-        tokio::spawn(async move { uts_tokio(st, c, None) });
+        let (count, latch, pending) = (count.clone(), latch.clone(), pending.clone());
+        tokio::spawn(async move { uts_tokio(count, latch, pending, c, None) });
     }
-    // AcqRel: the last decrement sees every node's count increment before it reports.
-    if st.pending.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
-        st.done.count_down();
+    if pending.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+        latch.count_down();
     }
 }
 
@@ -386,11 +365,13 @@ impl System for Tokio {
         None
     }
     fn uts(&self, root: u64) -> Option<u64> {
-        let st =
-            leak(UtsTokio { count: AtomicU64::new(0), pending: AtomicUsize::new(1), done: Latch::new(1) });
-        drop(self.0.spawn(async move { uts_tokio(st, splitmix64(UTS_SEED), Some(root)) }));
-        st.done.wait();
-        Some(st.count.load(Relaxed))
+        let count = Arc::new(AtomicU64::new(0));
+        let latch = Latch::new(1);
+        let pending = Arc::new(AtomicUsize::new(1));
+        let (c, l, p) = (count.clone(), latch.clone(), pending.clone());
+        self.0.spawn(async move { uts_tokio(c, l, p, splitmix64(UTS_SEED), Some(root)) });
+        latch.wait();
+        Some(count.load(Relaxed))
     }
     fn parfor(&self, _data: &mut [u64]) -> Option<u64> {
         None
