@@ -23,7 +23,8 @@ LOOM_DEEP_PREEMPTIONS ?= 4
 COMPARE_DIR := target/compare
 GO_BENCH    := $(COMPARE_DIR)/go-bench
 GO_ENV      := GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod GOCACHE=$(CURDIR)/.tools/go-cache \
-               GOPATH=$(CURDIR)/.tools/gopath GOTELEMETRY=off
+               GOPATH=$(CURDIR)/.tools/gopath GOMODCACHE=$(CURDIR)/.tools/gopath/pkg/mod \
+               GOTELEMETRY=off XDG_CONFIG_HOME=$(CURDIR)/.tools/go-config
 
 .PHONY: test fmt-check lint clippy unit examples loom-quick loom bench compare compare-quick go-bench
 

@@ -1,8 +1,10 @@
 // Command compare is the Go side of filch's head-to-head harness (`make compare`).
 //
 // It runs one workload with GOMAXPROCS = -workers and prints one JSON line per
-// repetition: {"workload": ..., "ns": ..., "result": ...}. The Rust runner
-// (examples/compare) starts it once per round and checks every result.
+// repetition: {"workload": ..., "ns": ..., "result": ...}. Every result is checked here
+// against a sequential computation (a wrong one exits 1 before anything is printed for
+// it), and again by the Rust runner (examples/compare), which starts this program once
+// per round and compares it with the Rust sides' expected values.
 package main
 
 import (
@@ -122,6 +124,25 @@ func utsVisit(h uint64, isRoot bool, root uint64, wg *sync.WaitGroup, count *ato
 	}
 }
 
+// utsSequential counts the tree's nodes on one goroutine (the expected value).
+func utsSequential(root uint64) uint64 {
+	type node struct {
+		h      uint64
+		isRoot bool
+	}
+	stack := []node{{splitmix64(42), true}}
+	var count uint64
+	for len(stack) > 0 {
+		nd := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		count++
+		for i := uint64(0); i < utsChildren(nd.h, nd.isRoot, root); i++ {
+			stack = append(stack, node{utsChild(nd.h, i), false})
+		}
+	}
+	return count
+}
+
 func uts(root uint64) uint64 {
 	var wg sync.WaitGroup
 	var count atomic.Uint64
@@ -168,6 +189,22 @@ func parfor(data []uint64, workers int) uint64 {
 	return sum
 }
 
+func fibSequential(n uint64) uint64 {
+	a, b := uint64(0), uint64(1)
+	for i := uint64(0); i < n; i++ {
+		a, b = b, a+b
+	}
+	return a
+}
+
+func parforSequential(n int) uint64 {
+	var sum uint64
+	for i := 0; i < n; i++ {
+		sum += work(uint64(i))
+	}
+	return sum
+}
+
 func cpuNanos() int64 {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
@@ -190,24 +227,35 @@ func main() {
 	runtime.GOMAXPROCS(*workers)
 
 	var body func() uint64
+	var want uint64 // the checked result, computed sequentially
 	switch *workload {
 	case "spawn-outside":
 		body = func() uint64 { return spawnOutside(*n) }
+		want = uint64(*n)
 	case "spawn-inside":
 		body = func() uint64 { return spawnInside(*n) }
+		want = uint64(*n)
 	case "skynet":
+		if *n < 1 {
+			fmt.Fprintln(os.Stderr, "error: skynet needs -n >= 1 (a power of 10)")
+			os.Exit(2)
+		}
 		body = func() uint64 {
 			c := make(chan uint64)
 			go skynet(c, 0, uint64(*n), 10)
 			return <-c
 		}
+		want = uint64(*n) * uint64(*n-1) / 2
 	case "fib":
 		body = func() uint64 { return fib(uint64(*n)) }
+		want = fibSequential(uint64(*n))
 	case "uts":
 		body = func() uint64 { return uts(uint64(*n)) }
+		want = utsSequential(uint64(*n))
 	case "parfor":
 		data := make([]uint64, *n)
 		body = func() uint64 { return parfor(data, *workers) }
+		want = parforSequential(*n)
 	case "idle":
 		// CPU time burned during an idle window of n ms right after a burst.
 		spawnOutside(10000)
@@ -234,10 +282,18 @@ func main() {
 		fmt.Fprintf(os.Stderr, "error: unknown -workload %q\n", *workload)
 		os.Exit(2)
 	}
-	body() // warm-up
+	check := func(res uint64) {
+		if res != want {
+			fmt.Fprintf(os.Stderr, "error: Go %s -n %d computed %d, expected %d\n", *workload, *n, res, want)
+			os.Exit(1)
+		}
+	}
+	check(body()) // warm-up
 	for r := 0; r < *reps; r++ {
 		t0 := time.Now()
 		res := body()
-		emit(*workload, int64(time.Since(t0)), res)
+		elapsed := time.Since(t0)
+		check(res)
+		emit(*workload, int64(elapsed), res)
 	}
 }

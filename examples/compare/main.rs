@@ -140,7 +140,6 @@ fn specs(quick: bool) -> Vec<Spec> {
     if quick {
         vec![
             Spec::new("spawn-outside-10k", Kind::SpawnOutside, 10_000),
-            Spec::new("spawn-inside-10k", Kind::SpawnInside, 10_000),
             Spec::new("skynet-10k", Kind::Skynet, 10_000),
             Spec::new("fib-20", Kind::Fib, 20),
             Spec::new("uts-100", Kind::Uts, 100),
@@ -174,12 +173,18 @@ struct Options {
     out: PathBuf,
 }
 
+const USAGE: &str =
+    "usage: compare [--quick] [--workers N] [--only NAME] [--rounds N] [--go PATH] [--out DIR]
+  --quick      small sizes and 2 rounds (what `make test` runs)
+  --workers N  worker threads for every system (Go: GOMAXPROCS); default: the core count
+  --only NAME  the workloads whose name starts with NAME (e.g. spawn, skynet, wake)
+  --rounds N   child processes per system and workload (default 5, --quick 2)
+  --go PATH    the Go side's binary (`make compare` builds it and passes this)
+  --out DIR    where results.csv, results.json, table.md, chart.svg go (target/compare)";
+
 fn usage_error(msg: &str) -> ExitCode {
     eprintln!("compare: {msg}");
-    eprintln!(
-        "usage: compare [--quick] [--workers N] [--only NAME] [--rounds N] [--go PATH] [--out DIR]\n\
-         (`make compare` builds the Go side and passes --go)"
-    );
+    eprintln!("{USAGE}");
     ExitCode::from(2)
 }
 
@@ -191,7 +196,8 @@ fn parse_count(flag: &str, v: Option<String>) -> Result<usize, String> {
     }
 }
 
-fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+/// `Ok(None)`: `--help` was asked for.
+fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
     let mut o = Options {
         quick: false,
         workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -208,6 +214,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
             "--only" => o.only = Some(args.next().ok_or("--only needs a workload name")?),
             "--go" => o.go = PathBuf::from(args.next().ok_or("--go needs a path")?),
             "--out" => o.out = PathBuf::from(args.next().ok_or("--out needs a directory")?),
+            "--help" | "-h" => return Ok(None),
             // `cargo bench`-style harness flags are not ours; refuse them clearly.
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -218,7 +225,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
     if o.rounds == 0 {
         o.rounds = if o.quick { 2 } else { 5 };
     }
-    Ok(o)
+    Ok(Some(o))
 }
 
 fn main() -> ExitCode {
@@ -228,7 +235,11 @@ fn main() -> ExitCode {
         return child(args.collect());
     }
     let o = match parse_options(args) {
-        Ok(o) => o,
+        Ok(Some(o)) => o,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(e) => return usage_error(&e),
     };
     let mut all = specs(o.quick);
@@ -362,18 +373,29 @@ fn child(args: Vec<String>) -> ExitCode {
         eprintln!("compare --child: bad arguments {args:?}");
         return ExitCode::from(2);
     };
-    let system: Box<dyn System> = match sys {
-        Sys::Filch => {
-            Box::new(workloads::Filch(filch::Scheduler::builder().workers(workers).build().unwrap()))
-        }
-        Sys::Rayon => {
-            Box::new(workloads::Rayon(rayon::ThreadPoolBuilder::new().num_threads(workers).build().unwrap()))
-        }
-        Sys::Tokio => Box::new(workloads::Tokio(
-            tokio::runtime::Builder::new_multi_thread().worker_threads(workers).build().unwrap(),
-        )),
-        Sys::Go => {
-            eprintln!("compare --child: Go runs as its own binary");
+    let built: Result<Box<dyn System>, String> = match sys {
+        Sys::Filch => filch::Scheduler::builder()
+            .workers(workers)
+            .build()
+            .map(|s| Box::new(workloads::Filch(s)) as Box<dyn System>)
+            .map_err(|e| e.to_string()),
+        Sys::Rayon => rayon::ThreadPoolBuilder::new()
+            .num_threads(workers)
+            .build()
+            .map(|p| Box::new(workloads::Rayon(p)) as Box<dyn System>)
+            .map_err(|e| e.to_string()),
+        Sys::Tokio if workers == 0 => Err("tokio needs at least one worker".into()),
+        Sys::Tokio => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .build()
+            .map(|r| Box::new(workloads::Tokio(r)) as Box<dyn System>)
+            .map_err(|e| e.to_string()),
+        Sys::Go => Err("Go runs as its own binary".into()),
+    };
+    let system = match built {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("compare --child: cannot start {}: {e}", args[0]);
             return ExitCode::from(2);
         }
     };

@@ -184,11 +184,22 @@ fn svg(rows: &[Row]) -> String {
             );
         }
     }
-    let x1 = left + width / CAP;
+    // A scale under the bars: 0×..4×, the 1× line (filch) dashed across the chart.
+    let axis_y = height - 38.0;
+    for t in 0..=CAP as u32 {
+        let x = left + width * f64::from(t) / CAP;
+        let (y1, style) = if t == 1 {
+            (48.0, "stroke=\"#444\" stroke-dasharray=\"3,3\"")
+        } else {
+            (axis_y - 4.0, "stroke=\"#444\"")
+        };
+        let _ = writeln!(s, "<line x1=\"{x}\" y1=\"{y1}\" x2=\"{x}\" y2=\"{axis_y}\" {style}/>");
+        let _ = writeln!(s, "<text x=\"{x}\" y=\"{}\" text-anchor=\"middle\">{t}×</text>", axis_y + 13.0);
+    }
     let _ = writeln!(
         s,
-        "<line x1=\"{x1}\" y1=\"48\" x2=\"{x1}\" y2=\"{}\" stroke=\"#444\" stroke-dasharray=\"3,3\"/>",
-        height - 40.0
+        "<line x1=\"{left}\" y1=\"{axis_y}\" x2=\"{}\" y2=\"{axis_y}\" stroke=\"#444\"/>",
+        left + width
     );
     s.push_str("</svg>\n");
     s
