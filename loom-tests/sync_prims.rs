@@ -128,6 +128,38 @@ fn semaphore_spurious_wake_barges() {
     });
 }
 
+/// M6's hand-on: as above, but C releases twice and neither waiter gives its permit
+/// back. If B barged in while listed and C's second release then picks B's entry, that
+/// wake-up was spent on a waiter that no longer needs it; B must pass it to A on the way
+/// out, or A sleeps forever beside a free permit.
+///
+/// The losing schedule needs three preemptions (C→B after the first release, B→A before
+/// B leaves, and A's re-registration before C's second release), so this model runs at
+/// bound 3 whatever `LOOM_MAX_PREEMPTIONS` says (under a second either way).
+fn semaphore_spent_wake_passed_on() {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(3);
+    b.check(|| {
+        let sem = std::sync::Arc::new(Semaphore::new(0));
+        let b = {
+            let sem = sem.clone();
+            thread::spawn(move || std::mem::forget(sem.acquire()))
+        };
+        let c = {
+            let sem = sem.clone();
+            thread::spawn(move || {
+                sem.loom_wake_listed();
+                sem.add_permits(1);
+                sem.add_permits(1);
+            })
+        };
+        std::mem::forget(sem.acquire());
+        b.join().unwrap();
+        c.join().unwrap();
+        assert_eq!(sem.available_permits(), 0);
+    });
+}
+
 #[test]
 fn wait_group_done_vs_wait_model() {
     wait_group_done_vs_wait();
@@ -146,6 +178,11 @@ fn semaphore_two_acquirers_model() {
 #[test]
 fn semaphore_spurious_wake_barges_model() {
     semaphore_spurious_wake_barges();
+}
+
+#[test]
+fn semaphore_spent_wake_passed_on_model() {
+    semaphore_spent_wake_passed_on();
 }
 
 mutant_test!(
@@ -188,5 +225,14 @@ mutant_test!(
     mutant_semaphore_leave_unlists_caught_by_spurious_wake_barges,
     SemaphoreLeaveUnlists,
     semaphore_spurious_wake_barges,
+    "deadlock"
+);
+
+mutant_test!(
+    /// M6 without passing on a wake-up spent on a waiter that had already barged in: the
+    /// other waiter sleeps beside a free permit while the first waits for it.
+    mutant_semaphore_leave_passes_on_caught_by_spent_wake_passed_on,
+    SemaphoreLeavePassesOn,
+    semaphore_spent_wake_passed_on,
     "deadlock"
 );

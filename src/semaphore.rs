@@ -71,12 +71,28 @@ pub struct Semaphore {
 }
 
 /// A held permit of a [`Semaphore`], released on drop.
+///
+/// ```
+/// let sem = filch::Semaphore::new(1);
+/// {
+///     let _permit = sem.acquire();
+///     assert_eq!(sem.available_permits(), 0);
+/// }
+/// assert_eq!(sem.available_permits(), 1);
+/// ```
 #[must_use = "the permit is released as soon as it is dropped"]
 pub struct Permit<'a> {
     sem: &'a Semaphore,
 }
 
 /// A held permit of an `Arc<Semaphore>`, to move into a task; released on drop.
+///
+/// ```
+/// let sem = std::sync::Arc::new(filch::Semaphore::new(1));
+/// let permit = sem.acquire_owned();
+/// std::thread::spawn(move || drop(permit)).join().unwrap();
+/// assert_eq!(sem.available_permits(), 1);
+/// ```
 #[must_use = "the permit is released as soon as it is dropped"]
 pub struct OwnedPermit {
     sem: std::sync::Arc<Semaphore>,
@@ -94,6 +110,12 @@ impl Semaphore {
     }
 
     /// Permits available now (a snapshot).
+    ///
+    /// ```
+    /// let sem = filch::Semaphore::new(2);
+    /// let _p = sem.acquire();
+    /// assert_eq!(sem.available_permits(), 1);
+    /// ```
     pub fn available_permits(&self) -> u64 {
         // Relaxed: a snapshot for display.
         self.state.load(Relaxed) & PERMITS
@@ -178,7 +200,10 @@ impl Semaphore {
         let mut list = self.list.lock();
         let pass_on = if WaitList::remove(&mut list, parker) {
             None
-        } else if !list.is_empty() && self.available_permits() != 0 {
+        } else if !list.is_empty()
+            && self.available_permits() != 0
+            && mutation::keep(Site::SemaphoreLeavePassesOn)
+        {
             // A releaser spent a wake-up on us: hand it to a waiter that is still listed.
             // The Relaxed snapshot suffices: a permit given back after it sees `WAITERS`
             // (the list is non-empty, so the bit is set) and wakes somebody itself.
@@ -274,6 +299,14 @@ impl Semaphore {
     }
 
     /// [`try_acquire`](Self::try_acquire) for an `Arc<Semaphore>`.
+    ///
+    /// ```
+    /// let sem = std::sync::Arc::new(filch::Semaphore::new(1));
+    /// let p = sem.try_acquire_owned().unwrap();
+    /// assert!(sem.try_acquire_owned().is_none());
+    /// drop(p);
+    /// assert!(sem.try_acquire_owned().is_some());
+    /// ```
     pub fn try_acquire_owned(self: &std::sync::Arc<Self>) -> Option<OwnedPermit> {
         self.take().then(|| OwnedPermit { sem: self.clone() })
     }

@@ -245,6 +245,9 @@ pub mod mutation {
         /// `semaphore` (M6): a waiter takes its parker off the list on the way out (the
         /// mutant leaves a stale entry).
         SemaphoreLeaveUnlists,
+        /// `semaphore` (M6): a leaving waiter whose parker a releaser already took passes
+        /// the wake-up on (the mutant drops it).
+        SemaphoreLeavePassesOn,
     }
 
     #[cfg(loom)]

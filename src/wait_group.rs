@@ -71,6 +71,14 @@ struct Inner {
 pub struct WaitGroup(Arc<Inner>);
 
 /// A misuse of a [`WaitGroup`]; the counter is left unchanged.
+///
+/// ```
+/// let wg = filch::WaitGroup::new();
+/// let err = wg.done().unwrap_err();
+/// assert_eq!(err, filch::WaitGroupError::NegativeCount);
+/// assert_eq!(err.to_string(), "WaitGroup::done called more times than add");
+/// assert_eq!(wg.count(), 0);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WaitGroupError {
@@ -164,6 +172,13 @@ impl WaitGroup {
     }
 
     /// The current count (a snapshot).
+    ///
+    /// ```
+    /// let wg = filch::WaitGroup::new();
+    /// wg.add(2).unwrap();
+    /// wg.done().unwrap();
+    /// assert_eq!(wg.count(), 1);
+    /// ```
     pub fn count(&self) -> u64 {
         // Relaxed: a snapshot for display; `wait` uses its own Acquire.
         self.0.state.load(Relaxed) & COUNT
