@@ -57,6 +57,7 @@ pub use semaphore::{OwnedPermit, Permit, Semaphore};
 pub use stats::{Stats, WorkerStats};
 pub use task::{TaskError, INLINE as TASK_INLINE_BYTES};
 pub use wait_group::{WaitGroup, WaitGroupError};
+pub use worker::MAX_NESTED_WAITS;
 
 /// Crate-private internals wrapped for the loom suite in `loom-tests/` (a separate crate):
 /// the task state machine (`task.rs`) and the sleep protocol (`sleep.rs`). Built only under

@@ -95,6 +95,9 @@ pub(crate) struct Shared {
     lifecycle: CachePadded<AtomicUsize>,
     /// Set when a shutdown's timeout expired: queued tasks are dropped unrun.
     pub(crate) abandon: AtomicBool,
+    /// Workers blocked in a wait past `MAX_NESTED_WAITS` (`worker.rs`, "Nested waits");
+    /// kept below the worker count, so one worker always helps.
+    pub(crate) blocked_waiters: AtomicUsize,
     /// Workers that have not exited yet; the last one unparks `shutdown_parker`.
     running: AtomicUsize,
     shutdown_parker: Arc<Parker>,
@@ -146,6 +149,25 @@ impl Shared {
         if let Some(i) = self.sleep.wake_one() {
             self.workers[i].parker.unpark();
         }
+    }
+
+    /// Takes one of the `workers − 1` places for a blocked wait (`worker.rs`, "Nested
+    /// waits"); `false` when the others are all taken (then the caller keeps helping).
+    pub(crate) fn try_block_waiter(&self) -> bool {
+        // Relaxed: only the count matters; the RMW's total order keeps at most
+        // `workers − 1` places taken, and the wait itself synchronizes through its parker.
+        let before = self.blocked_waiters.fetch_add(1, Relaxed);
+        if before + 1 < self.workers.len() {
+            return true;
+        }
+        self.unblock_waiter();
+        false
+    }
+
+    /// Gives back a place taken by [`try_block_waiter`](Self::try_block_waiter).
+    pub(crate) fn unblock_waiter(&self) {
+        // Relaxed: as in `try_block_waiter`.
+        self.blocked_waiters.fetch_sub(1, Relaxed);
     }
 
     /// Reports the panic of a task nobody joins.
@@ -904,6 +926,7 @@ impl Scheduler {
             external: CachePadded(Row::default()),
             lifecycle: CachePadded(AtomicUsize::new(0)),
             abandon: AtomicBool::new(false),
+            blocked_waiters: AtomicUsize::new(0),
             running: AtomicUsize::new(n),
             shutdown_parker: Arc::new(Parker::new()),
             ext_frees: AtomicU64::new(0),

@@ -49,6 +49,20 @@ const PERMITS: u64 = WAITERS - 1;
 /// A counting semaphore. Waiting on a worker thread runs other tasks meanwhile; elsewhere
 /// it parks. Permits are RAII guards that give the permit back when dropped.
 ///
+/// # Waiting on a worker, and the one way to deadlock it
+///
+/// A task that waits for a permit on a worker runs other queued tasks on top of its own
+/// frame (at most [`MAX_NESTED_WAITS`](crate::MAX_NESTED_WAITS) waits deep; a deeper wait
+/// blocks the worker while the others run the queue). A task run that way cannot finish
+/// before it returns to the frame below it. So **do not wait while holding a permit** —
+/// for a `JoinHandle`, a `join`, a `WaitGroup` or another `acquire` — when the tasks it
+/// may run could want the same permit: the holder is stuck under a task that waits for
+/// it (with one permit, for ever). Go does not have this hazard (goroutines have their
+/// own stacks); rayon has it with locks held across `join`. Two safe patterns: take the
+/// permit on the spawning side and move it into the task
+/// ([`acquire_owned`](Self::acquire_owned), as `examples/pipeline.rs` does), or release
+/// it before waiting.
+///
 /// ```
 /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
 /// let sem = std::sync::Arc::new(filch::Semaphore::new(2));

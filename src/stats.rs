@@ -25,6 +25,7 @@ pub(crate) struct Row {
     pub(crate) injected: AtomicU64,
     pub(crate) spills: AtomicU64,
     pub(crate) heap_fallbacks: AtomicU64,
+    pub(crate) blocked_waits: AtomicU64,
     /// Pool slots given back through this row (for the orphan protocol in `scheduler`;
     /// slots taken are `spawned - heap_fallbacks`); not reported.
     pub(crate) slot_frees: AtomicU64,
@@ -60,6 +61,7 @@ impl Row {
             injected: l(&self.injected),
             spills: l(&self.spills),
             heap_fallbacks: l(&self.heap_fallbacks),
+            blocked_waits: l(&self.blocked_waits),
         }
     }
 }
@@ -87,10 +89,14 @@ pub struct WorkerStats {
     /// Tasks this thread pushed onto the injection queue (spawns from outside a worker,
     /// and a full deque's spills).
     pub injected: u64,
-    /// Times this worker's full deque moved half its tasks to the injection queue.
+    /// Times this worker moved tasks of its own deque to the injection queue as one
+    /// batch: half of a full deque, or all of it before a blocked wait.
     pub spills: u64,
     /// Spawns that used a heap task because the pool was exhausted or the task too large.
     pub heap_fallbacks: u64,
+    /// Waits (join, `WaitGroup`, `Semaphore`) this worker blocked in without running other
+    /// tasks, because [`crate::MAX_NESTED_WAITS`] helping waits were already on its stack.
+    pub blocked_waits: u64,
 }
 
 impl WorkerStats {
@@ -106,6 +112,7 @@ impl WorkerStats {
         self.injected += o.injected;
         self.spills += o.spills;
         self.heap_fallbacks += o.heap_fallbacks;
+        self.blocked_waits += o.blocked_waits;
     }
 }
 
@@ -150,7 +157,7 @@ impl Stats {
 
 impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const COLS: [&str; 11] = [
+        const COLS: [&str; 12] = [
             "spawned",
             "completed",
             "panicked",
@@ -162,6 +169,7 @@ impl fmt::Display for Stats {
             "injected",
             "spills",
             "heap",
+            "blocked",
         ];
         let row = |f: &mut fmt::Formatter<'_>, name: &str, s: &WorkerStats| {
             let v = [
@@ -176,6 +184,7 @@ impl fmt::Display for Stats {
                 s.injected,
                 s.spills,
                 s.heap_fallbacks,
+                s.blocked_waits,
             ];
             write!(f, "{name:<9}")?;
             for x in v {

@@ -29,6 +29,27 @@
 //! without bound (a stress test overflowed a 2 MiB worker stack with 600 queued roots).
 //! Steps 2–3 still run, injector included, so a join whose task was spilled to the
 //! injection queue is never stuck; tasks found there can still nest, as in rayon.
+//!
+//! # Nested waits
+//!
+//! A helping wait (a join, `WaitGroup::wait`, `Semaphore::acquire`) runs other tasks on
+//! top of the waiting task's frame, and those may wait in turn. Without a bound, a queue
+//! of tasks that all wait for one thing (20 000 tasks acquiring a one-permit semaphore)
+//! nests one frame per task and overflows the worker's stack. So a worker helps in at
+//! most [`MAX_NESTED_WAITS`] waits at once. A wait beyond that *blocks*: it first moves
+//! every task of the worker's own deque to the injection queue in one chain, with a K1
+//! so that some worker looks (the frames below may be joining those tasks, and nothing
+//! may wait for a thread that runs nothing), then parks on the worker's parker until
+//! its waker unparks it. It stays out of the sleep protocol: to the other workers it is
+//! busy running a task, so no spawn's wake-up is spent on it. At most `workers − 1`
+//! workers block this way at once (a counter in `Shared`, taken by an RMW before
+//! blocking): the last keeps helping however deep it nests, so work that a blocked wait
+//! depends on — a task queued behind the waiters that will release them — always has a
+//! thread to run it. With one worker no wait ever blocks.
+//!
+//! Helping cannot make every wait safe: a task run on top of a waiting frame cannot
+//! finish before it, so a task that needs something the frame below holds (a permit, a
+//! lock) deadlocks this thread. `Semaphore`'s docs say how to avoid it.
 
 use std::cell::{Cell, RefCell};
 use std::ptr::{self, NonNull};
@@ -51,6 +72,10 @@ pub(crate) const FAIR_INTERVAL: u32 = 61;
 
 /// Most tasks moved from the injection queue into a worker's deque at once.
 pub(crate) const INJECT_BATCH: usize = 32;
+
+/// How many helping waits a worker nests on its stack before a further wait blocks
+/// instead (module docs, "Nested waits").
+pub const MAX_NESTED_WAITS: u32 = 32;
 
 /// A worker thread's own state. Lives on the worker's stack; reachable through the
 /// `CURRENT` thread-local while the worker runs.
@@ -152,7 +177,13 @@ impl<'a> WorkerCtx<'a> {
     /// Moves the older half of the full own deque to the injection queue as one chain.
     #[cold]
     fn spill(&self) {
-        let want = self.deque.capacity() / 2;
+        self.spill_n(self.deque.capacity() / 2);
+    }
+
+    /// Moves up to `want` of the oldest own tasks to the injection queue as one chain;
+    /// returns how many moved.
+    #[cold]
+    fn spill_n(&self, want: usize) -> u64 {
         let (mut first, mut last): (*mut Header, *mut Header) = (ptr::null_mut(), ptr::null_mut());
         let mut moved = 0u64;
         while moved < want as u64 {
@@ -179,6 +210,17 @@ impl<'a> WorkerCtx<'a> {
             unsafe { self.shared.injector.push_chain(f, l) };
             Row::bump_owned(&self.row().spills, 1);
             Row::bump_owned(&self.row().injected, moved);
+        }
+        moved
+    }
+
+    /// Before this worker blocks in a wait without helping: every task of its own deque
+    /// goes to the injection queue, and K1 makes sure somebody looks, so nothing queued
+    /// here waits for this thread.
+    #[cold]
+    fn hand_off_queued(&self) {
+        if self.spill_n(usize::MAX) != 0 {
+            self.shared.notify();
         }
     }
 
@@ -327,6 +369,11 @@ impl<'a> WorkerCtx<'a> {
         deadline: Option<Instant>,
         before_park: &dyn Fn() -> bool,
     ) -> bool {
+        if self.joins.get() > MAX_NESTED_WAITS && self.shared.try_block_waiter() {
+            let r = self.wait_blocked(done, deadline, before_park);
+            self.shared.unblock_waiter();
+            return r;
+        }
         loop {
             if done() {
                 self.stop_searching();
@@ -344,6 +391,37 @@ impl<'a> WorkerCtx<'a> {
             if let Some(t) = self.idle(done, deadline, before_park) {
                 self.stop_searching();
                 self.run_task(t);
+            }
+        }
+    }
+
+    /// `run_until` past [`MAX_NESTED_WAITS`]: hands the own deque to the others and
+    /// parks until `done()` (module docs, "Nested waits"). The worker stays out of the
+    /// sleep protocol (it is busy with a task), so no spawn's wake-up is spent on it.
+    #[cold]
+    fn wait_blocked(
+        &self,
+        done: &dyn Fn() -> bool,
+        deadline: Option<Instant>,
+        before_park: &dyn Fn() -> bool,
+    ) -> bool {
+        Row::bump_owned(&self.row().blocked_waits, 1);
+        // Once: only this thread pushes on its deque, and it runs nothing until it returns.
+        self.hand_off_queued();
+        loop {
+            if done() {
+                return true;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return false;
+            }
+            if before_park() {
+                match deadline {
+                    None => self.parker().park(),
+                    Some(d) => {
+                        self.parker().park_timeout(d.saturating_duration_since(Instant::now()));
+                    }
+                }
             }
         }
     }
