@@ -334,6 +334,16 @@ impl Parker {
         self.inner.park_timeout(timeout)
     }
 
+    /// [`Parker::park`] without a deadline, else [`Parker::park_timeout`] until it.
+    pub(crate) fn park_until(&self, deadline: Option<std::time::Instant>) {
+        match deadline {
+            None => self.park(),
+            Some(d) => {
+                self.park_timeout(d.saturating_duration_since(std::time::Instant::now()));
+            }
+        }
+    }
+
     /// Makes the token available (at most one is kept) and wakes the parked thread, if any.
     /// Without a parked thread it is one atomic swap and no system call.
     ///

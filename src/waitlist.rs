@@ -91,12 +91,7 @@ pub(crate) fn wait_until(
                         break false;
                     }
                     if before_park() {
-                        match deadline {
-                            None => parker.park(),
-                            Some(d) => {
-                                parker.park_timeout(d.saturating_duration_since(Instant::now()));
-                            }
-                        }
+                        parker.park_until(deadline)
                     }
                 },
             };

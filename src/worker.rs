@@ -416,12 +416,7 @@ impl<'a> WorkerCtx<'a> {
                 return false;
             }
             if before_park() {
-                match deadline {
-                    None => self.parker().park(),
-                    Some(d) => {
-                        self.parker().park_timeout(d.saturating_duration_since(Instant::now()));
-                    }
-                }
+                self.parker().park_until(deadline)
             }
         }
     }
@@ -485,12 +480,7 @@ impl<'a> WorkerCtx<'a> {
             return None;
         }
         Row::bump_owned(&self.row().parks, 1);
-        match deadline {
-            None => self.parker().park(),
-            Some(d) => {
-                self.parker().park_timeout(d.saturating_duration_since(Instant::now()));
-            }
-        }
+        self.parker().park_until(deadline);
         // K5 (or woken by K2, which already counted us).
         sleep.cancel_sleep(self.index);
         self.searching.set(true);
