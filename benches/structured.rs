@@ -2,7 +2,8 @@
 //!
 //! - `fib30_join`: fib(30) by recursive `join` down to n < 2 (1.6 M joins); filch `join`
 //!   vs `rayon::join`. Bar: no slower than rayon.
-//! - `skynet_1m`: 1 M leaves, 10-way fan-out, sum 499999500000; filch `scope` vs
+//! - `skynet_1m`: 1 M leaves, 10-way fan-out, sum 499999500000; filch `scope`, and filch
+//!   spawn + `JoinHandle::join` (a task per node returning its subtree's sum), vs
 //!   `rayon::scope`. Bar: at most 0.8× rayon.
 //! - `parallel_for_10m`: `out[i] = f(i)` for 10 M elements, `f` an xorshift round; filch
 //!   `for_each_chunk_mut` with one-element chunks (so each index is one call through
@@ -65,6 +66,19 @@ fn skynet_filch<'a>(s: &filch::Scope<'a>, out: &'a AtomicU64, num: u64, size: u6
     }
 }
 
+/// The same tree with a task per node returning its subtree's sum through its
+/// `JoinHandle` (the issue allows `scope` or spawn + join): no counter shared by the whole
+/// tree, and a waiting node runs its own children.
+fn skynet_filch_join(num: u64, size: u64) -> u64 {
+    if size == 1 {
+        return num;
+    }
+    let sub = size / 10;
+    let children: [filch::JoinHandle<u64>; 10] =
+        std::array::from_fn(|i| filch::spawn(move || skynet_filch_join(num + i as u64 * sub, sub)));
+    children.into_iter().map(|h| h.join().unwrap()).sum()
+}
+
 fn skynet_rayon<'a>(s: &rayon::Scope<'a>, out: &'a AtomicU64, num: u64, size: u64) {
     if size == 1 {
         out.fetch_add(num, Relaxed);
@@ -89,6 +103,9 @@ fn skynet(c: &mut Criterion) {
             f.scope(|s| skynet_filch(s, &out, 0, 1_000_000));
             assert_eq!(out.into_inner(), SKYNET_SUM);
         })
+    });
+    g.bench_function("filch_spawn_join", |b| {
+        b.iter(|| assert_eq!(f.spawn(|| skynet_filch_join(0, 1_000_000)).join().unwrap(), SKYNET_SUM))
     });
     g.bench_function("rayon_scope", |b| {
         b.iter(|| {

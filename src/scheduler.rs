@@ -790,8 +790,16 @@ macro_rules! spawn_methods {
                 // SAFETY: `slice` is borrowed mutably for this call; `for_blocks` hands out
                 // disjoint blocks of `0..n`, each once, so the chunks never alias.
                 let block = unsafe { base.chunks(r, chunk_len, len) };
-                for (k, c) in block.chunks_mut(chunk_len).enumerate() {
-                    f(start + k, c);
+                if chunk_len == 1 {
+                    // One element per call: a plain walk the compiler can unroll and
+                    // vectorize once `f` is inlined (`chunks_mut(1)` hides the length).
+                    for (k, x) in block.iter_mut().enumerate() {
+                        f(start + k, std::slice::from_mut(x));
+                    }
+                } else {
+                    for (k, c) in block.chunks_mut(chunk_len).enumerate() {
+                        f(start + k, c);
+                    }
                 }
             });
             Ok(())
