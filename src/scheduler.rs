@@ -755,8 +755,15 @@ macro_rules! spawn_methods {
             let n = crate::parallel::chunk_count(slice.len(), chunk_len)?;
             crate::parallel::for_blocks(self.shared(), 0..n, None, &|r: std::ops::Range<usize>| {
                 let block = &slice[r.start * chunk_len..r.end.saturating_mul(chunk_len).min(slice.len())];
-                for (k, c) in block.chunks(chunk_len).enumerate() {
-                    f(r.start + k, c);
+                if chunk_len == 1 {
+                    // As in `for_each_chunk_mut`: a plain walk for one-element chunks.
+                    for (k, x) in block.iter().enumerate() {
+                        f(r.start + k, std::slice::from_ref(x));
+                    }
+                } else {
+                    for (k, c) in block.chunks(chunk_len).enumerate() {
+                        f(r.start + k, c);
+                    }
                 }
             });
             Ok(())
