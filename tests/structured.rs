@@ -306,6 +306,27 @@ fn for_each_chunk_mut_updates_every_element_once() {
     assert_eq!(s.for_each_chunk_mut(&mut empty, 0, |_, _| ()), Err(ZeroChunkLen));
 }
 
+/// One-element chunks take their own walk: each index comes with its own element, once.
+#[test]
+fn one_element_chunks_pair_each_index_with_its_element() {
+    let s = sched(2);
+    let mut data: Vec<u64> = (0..200_001).collect();
+    s.for_each_chunk_mut(&mut data, 1, |i, c| {
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0], i as u64);
+        c[0] = c[0] * 2 + 1;
+    })
+    .unwrap();
+    assert!(data.iter().enumerate().all(|(i, &x)| x == i as u64 * 2 + 1));
+    let seen = AtomicU64::new(0);
+    s.for_each_chunk(&data, 1, |i, c| {
+        assert_eq!(c, [i as u64 * 2 + 1]);
+        seen.fetch_add(1, Relaxed);
+    })
+    .unwrap();
+    assert_eq!(seen.into_inner(), 200_001);
+}
+
 #[test]
 fn spawn_many_results_in_order_from_outside_and_inside() {
     let s = sched(2);
