@@ -82,6 +82,8 @@ pub const MAX_NESTED_WAITS: u32 = 32;
 pub(crate) struct WorkerCtx<'a> {
     shared: &'a Arc<Shared>,
     index: usize,
+    /// `shared.workers[index].stats`, resolved once (the hot paths bump it per task).
+    row: &'a Row,
     deque: Owner<TaskRef>,
     /// A thief's handle on our own deque: takes the oldest task (fairness) and spills.
     own: Stealer<TaskRef>,
@@ -124,8 +126,9 @@ impl<'a> WorkerCtx<'a> {
         self.shared
     }
 
+    #[inline]
     pub(crate) fn row(&self) -> &'a Row {
-        &self.shared.workers[self.index].stats
+        self.row
     }
 
     /// Runs `f` as a join-wait: step 1 (fairness) is skipped inside it (module docs).
@@ -611,6 +614,7 @@ fn worker_main(
         let ctx = WorkerCtx {
             shared: &shared,
             index,
+            row: &shared.workers[index].stats,
             own: deque.stealer(),
             deque,
             cache: RefCell::new(shared.pool.cache()),
