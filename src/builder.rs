@@ -6,16 +6,43 @@ use std::sync::Arc as StdArc;
 use crate::scheduler::Scheduler;
 
 /// The most workers one scheduler may have (the sleepers set is a fixed bitmap).
+///
+/// ```
+/// let err = filch::Scheduler::builder().workers(filch::MAX_WORKERS + 1).build().unwrap_err();
+/// assert!(err.to_string().contains("workers"));
+/// ```
 pub const MAX_WORKERS: usize = 256;
 
 /// The smallest per-worker deque capacity the scheduler accepts (a smaller one would
 /// spill to the injection queue on almost every spawn).
+///
+/// ```
+/// use filch::{Scheduler, MIN_DEQUE_CAPACITY};
+/// let sched = Scheduler::builder().workers(1).deque_capacity(MIN_DEQUE_CAPACITY).build();
+/// assert_eq!(sched.unwrap().spawn(|| 1).join().unwrap(), 1);
+/// assert!(Scheduler::builder().deque_capacity(MIN_DEQUE_CAPACITY / 2).build().is_err());
+/// ```
 pub const MIN_DEQUE_CAPACITY: usize = 16;
 
 /// The smallest pool the scheduler accepts.
+///
+/// ```
+/// use filch::{Scheduler, MIN_POOL_CAPACITY};
+/// let sched = Scheduler::builder().workers(1).pool_capacity(MIN_POOL_CAPACITY).build();
+/// assert_eq!(sched.unwrap().spawn(|| 1).join().unwrap(), 1);
+/// assert!(Scheduler::builder().pool_capacity(MIN_POOL_CAPACITY / 2).build().is_err());
+/// ```
 pub const MIN_POOL_CAPACITY: usize = 64;
 
 /// What an idle worker does when it finds no work.
+///
+/// ```
+/// use filch::{Idle, Scheduler};
+/// assert_eq!(Idle::default(), Idle::park());
+/// let eager = Idle::Park { spins: 0, yields: 0 }; // park as soon as there is no work
+/// let sched = Scheduler::builder().workers(2).idle(eager).build().unwrap();
+/// assert_eq!(sched.spawn(|| "parked idle").join().unwrap(), "parked idle");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Idle {
@@ -40,6 +67,12 @@ impl Idle {
     /// microseconds of searching here. (It was 64 spin rounds, about 0.25 ms of pure
     /// spinning on this machine's slow `pause`, and an idle worker held its core past the
     /// end of a burst without a single scheduling point.)
+    ///
+    /// ```
+    /// use filch::Idle;
+    /// const IDLE: Idle = Idle::park();
+    /// assert_eq!(IDLE, Idle::Park { spins: 16, yields: 16 });
+    /// ```
     pub const fn park() -> Idle {
         Idle::Park { spins: 16, yields: 16 }
     }
@@ -52,6 +85,14 @@ impl Default for Idle {
 }
 
 /// A setting that [`Builder::build`] refused; the message names the setting.
+///
+/// ```
+/// let err = filch::Scheduler::builder().pool_capacity(100).build().unwrap_err();
+/// match err {
+///     filch::BuildError::Invalid { setting, .. } => assert_eq!(setting, "pool_capacity"),
+///     other => panic!("unexpected error: {other}"),
+/// }
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum BuildError {
@@ -148,12 +189,23 @@ impl Default for Builder {
 
 impl Builder {
     /// The default builder (same as [`Scheduler::builder`]).
+    ///
+    /// ```
+    /// let sched = filch::Builder::new().workers(2).build().unwrap();
+    /// assert_eq!(sched.num_workers(), 2);
+    /// ```
     pub fn new() -> Builder {
         Builder::default()
     }
 
     /// Number of worker threads. Default: `std::thread::available_parallelism()`, which
     /// honours cgroup CPU quotas and the affinity mask. 1 to [`MAX_WORKERS`].
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(3).build().unwrap();
+    /// assert_eq!(sched.num_workers(), 3);
+    /// assert!(filch::Scheduler::builder().workers(0).build().is_err());
+    /// ```
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = Some(n);
         self
@@ -162,12 +214,24 @@ impl Builder {
     /// Pin worker `i` to the `i`-th core the process may use (default `true`). When pinning
     /// fails, or there are fewer cores than workers, the workers run unpinned and the reason
     /// is printed once on stderr.
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(2).pin(false).build().unwrap();
+    /// assert_eq!(sched.spawn(|| 1 + 1).join().unwrap(), 2);
+    /// ```
     pub fn pin(mut self, pin: bool) -> Self {
         self.pin = pin;
         self
     }
 
     /// What idle workers do; default [`Idle::park`].
+    ///
+    /// ```
+    /// use filch::{Idle, Scheduler};
+    /// let idle = Idle::Park { spins: 4, yields: 4 };
+    /// let sched = Scheduler::builder().workers(2).idle(idle).build().unwrap();
+    /// assert_eq!(sched.spawn(|| 3 * 3).join().unwrap(), 9);
+    /// ```
     pub fn idle(mut self, idle: Idle) -> Self {
         self.idle = idle;
         self
@@ -175,6 +239,14 @@ impl Builder {
 
     /// Task pool slots, a power of two from [`MIN_POOL_CAPACITY`] to
     /// [`crate::pool::MAX_CAPACITY`]. Default 8192. Spawns beyond it use heap tasks.
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(2).pool_capacity(64).build().unwrap();
+    /// // More tasks than slots: the rest become heap tasks.
+    /// let group = sched.spawn_many(200, |i| i);
+    /// assert_eq!(group.join_all().into_iter().map(Result::unwrap).sum::<usize>(), 19_900);
+    /// assert!(filch::Scheduler::builder().pool_capacity(100).build().is_err());
+    /// ```
     pub fn pool_capacity(mut self, n: usize) -> Self {
         self.pool_capacity = n;
         self
@@ -183,30 +255,82 @@ impl Builder {
     /// Per-worker deque capacity, a power of two from [`MIN_DEQUE_CAPACITY`] to
     /// [`crate::deque::MAX_CAPACITY`]. Default 4096. A full deque spills half to the
     /// injection queue.
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(2).deque_capacity(16).build().unwrap();
+    /// // A task spawns more tasks than its deque holds: the excess spills to the injector.
+    /// let outer = sched.spawn(|| {
+    ///     let inner: Vec<_> = (0..100u32).map(|i| filch::spawn(move || i)).collect();
+    ///     inner.into_iter().map(|h| h.join().unwrap()).sum::<u32>()
+    /// });
+    /// assert_eq!(outer.join().unwrap(), 4950);
+    /// assert!(filch::Scheduler::builder().deque_capacity(1000).build().is_err());
+    /// ```
     pub fn deque_capacity(mut self, n: usize) -> Self {
         self.deque_capacity = n;
         self
     }
 
     /// Worker threads are named `"{prefix}-{index}"`. Default prefix `"filch"`.
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(2).thread_name("demo").build().unwrap();
+    /// let name = sched.spawn(|| std::thread::current().name().map(String::from)).join().unwrap();
+    /// assert!(name.unwrap().starts_with("demo-"));
+    /// ```
     pub fn thread_name(mut self, prefix: impl Into<String>) -> Self {
         self.thread_name = prefix.into();
         self
     }
 
     /// Stack size of worker threads in bytes (default: std's, 2 MiB). At least 16 KiB.
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(2).stack_size(4 << 20).build().unwrap();
+    /// let big_frame = sched.spawn(|| [1u8; 1 << 20].iter().map(|&b| b as usize).sum::<usize>());
+    /// assert_eq!(big_frame.join().unwrap(), 1 << 20); // a 1 MiB local array fits
+    /// assert!(filch::Scheduler::builder().stack_size(1024).build().is_err());
+    /// ```
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = Some(bytes);
         self
     }
 
     /// Called on each worker thread, with its index, before it runs any task.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// let started = Arc::new(Mutex::new(Vec::new()));
+    /// let log = started.clone();
+    /// let sched = filch::Scheduler::builder()
+    ///     .workers(2)
+    ///     .on_thread_start(move |i| log.lock().unwrap().push(i))
+    ///     .build()
+    ///     .unwrap();
+    /// drop(sched); // joins the workers
+    /// started.lock().unwrap().sort();
+    /// assert_eq!(*started.lock().unwrap(), [0, 1]);
+    /// ```
     pub fn on_thread_start(mut self, f: impl Fn(usize) + Send + Sync + 'static) -> Self {
         self.on_thread_start = Some(StdArc::new(f));
         self
     }
 
     /// Called on each worker thread, with its index, after its last task, before it exits.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// let stopped = Arc::new(Mutex::new(Vec::new()));
+    /// let log = stopped.clone();
+    /// let sched = filch::Scheduler::builder()
+    ///     .workers(2)
+    ///     .on_thread_stop(move |i| log.lock().unwrap().push(i))
+    ///     .build()
+    ///     .unwrap();
+    /// drop(sched); // every worker has stopped once `drop` returns
+    /// stopped.lock().unwrap().sort();
+    /// assert_eq!(*stopped.lock().unwrap(), [0, 1]);
+    /// ```
     pub fn on_thread_stop(mut self, f: impl Fn(usize) + Send + Sync + 'static) -> Self {
         self.on_thread_stop = Some(StdArc::new(f));
         self
@@ -215,6 +339,22 @@ impl Builder {
     /// Receives the panic payload of every task that panicked with no `JoinHandle` left to
     /// receive it. Default: one line on stderr. Runs on the worker; if the handler itself
     /// panics, that panic is caught and printed.
+    ///
+    /// ```
+    /// use std::sync::{mpsc, Arc, Mutex};
+    /// let caught = Arc::new(Mutex::new(Vec::new()));
+    /// let log = caught.clone();
+    /// let sched = filch::Scheduler::builder()
+    ///     .workers(2)
+    ///     .panic_handler(move |p| log.lock().unwrap().push(*p.downcast::<&str>().unwrap()))
+    ///     .build()
+    ///     .unwrap();
+    /// let (go, wait) = mpsc::channel::<()>();
+    /// drop(sched.spawn(move || -> () { wait.recv().unwrap(); panic!("unjoined") })); // detached
+    /// go.send(()).unwrap(); // the task panics after its handle is gone
+    /// drop(sched); // runs the task to the end
+    /// assert_eq!(*caught.lock().unwrap(), ["unjoined"]);
+    /// ```
     pub fn panic_handler(
         mut self,
         f: impl Fn(Box<dyn std::any::Any + Send>) + Send + Sync + 'static,
@@ -224,6 +364,13 @@ impl Builder {
     }
 
     /// Validates every setting and starts the workers.
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+    /// assert_eq!(sched.num_workers(), 2);
+    /// let err = filch::Scheduler::builder().stack_size(1).build().unwrap_err();
+    /// assert!(err.to_string().contains("stack_size"));
+    /// ```
     pub fn build(self) -> Result<Scheduler, BuildError> {
         self.validate()?;
         Scheduler::start(self)

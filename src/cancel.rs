@@ -37,6 +37,13 @@ pub struct CancelToken(Arc<Node>);
 
 impl CancelToken {
     /// A new, uncancelled root token.
+    ///
+    /// ```
+    /// let token = filch::CancelToken::new();
+    /// assert!(!token.is_cancelled());
+    /// token.cancel();
+    /// assert!(token.is_cancelled() && !filch::CancelToken::new().is_cancelled());
+    /// ```
     pub fn new() -> Self {
         CancelToken(Arc::new(Node { cancelled: AtomicBool::new(false), parent: None }))
     }
@@ -107,6 +114,15 @@ impl fmt::Debug for CancelToken {
 /// Returned by [`Scheduler::scope_with`](crate::Scheduler::scope_with) (tasks not run) and
 /// [`Scheduler::parallel_for_with`](crate::Scheduler::parallel_for_with) (indices not
 /// visited).
+///
+/// ```
+/// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+/// let token = filch::CancelToken::new();
+/// token.cancel();
+/// let err: filch::Cancelled = sched.parallel_for_with(&token, 0..10, |_| ()).unwrap_err();
+/// assert_eq!(err.skipped(), 10);
+/// assert_eq!(err.to_string(), "cancelled: 10 item(s) skipped");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cancelled {
     skipped: usize,
@@ -118,6 +134,14 @@ impl Cancelled {
     }
 
     /// How many tasks (for a scope) or indices (for a parallel loop) never ran.
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+    /// let token = filch::CancelToken::new();
+    /// token.cancel();
+    /// let r = sched.scope_with(&token, |s| (0..3).for_each(|_| s.spawn(|_| unreachable!())));
+    /// assert_eq!(r.unwrap_err().skipped(), 3);
+    /// ```
     pub fn skipped(&self) -> usize {
         self.skipped
     }

@@ -79,10 +79,23 @@ use crate::sync::{Arc, CachePadded, Witness};
 
 /// Capacity of [`Owner::new`]: 4096 slots (4 under loom, so models reach the full and
 /// wrap-around paths).
+///
+/// ```
+/// use filch::deque::{Owner, DEFAULT_CAPACITY};
+/// assert!(DEFAULT_CAPACITY.is_power_of_two());
+/// assert_eq!(Owner::<usize>::new().capacity(), DEFAULT_CAPACITY);
+/// ```
 pub const DEFAULT_CAPACITY: usize = if cfg!(loom) { 4 } else { 4096 };
 
 /// The largest capacity [`Owner::with_capacity`] accepts: 2^30 slots (8 GiB of slots on a
 /// 64-bit target). Keeps every length representable as a positive `isize`.
+///
+/// ```
+/// use filch::deque::{CapacityError, Owner, MAX_CAPACITY};
+/// let too_big = MAX_CAPACITY * 2;
+/// let err = Owner::<usize>::with_capacity(too_big).unwrap_err();
+/// assert_eq!(err, CapacityError::Invalid(too_big));
+/// ```
 pub const MAX_CAPACITY: usize = 1 << 30;
 
 /// Number of per-index happens-before witnesses in a loom build: more than any model's
@@ -91,6 +104,15 @@ pub const MAX_CAPACITY: usize = 1 << 30;
 const WITNESSES: usize = 64;
 
 /// At most this many items move in one [`Stealer::steal_batch`].
+///
+/// ```
+/// use filch::deque::{Owner, STEAL_BATCH_LIMIT};
+/// let victim = Owner::<usize>::with_capacity(256).unwrap();
+/// for i in 0..200 { victim.push(i).unwrap(); }
+/// let mine = Owner::<usize>::with_capacity(256).unwrap();
+/// assert_eq!(victim.stealer().steal_batch(&mine).success(), Some(0));
+/// assert_eq!(mine.len() + 1, STEAL_BATCH_LIMIT); // the limit, not half of 200
+/// ```
 pub const STEAL_BATCH_LIMIT: usize = if cfg!(loom) { 2 } else { 32 };
 
 /// A value that can travel through a deque slot as one machine word.
@@ -111,6 +133,14 @@ pub const STEAL_BATCH_LIMIT: usize = if cfg!(loom) { 2 } else { 32 };
 /// ```
 pub trait Word: Sized {
     /// Turns the value into a word, giving up ownership of it.
+    ///
+    /// ```
+    /// use filch::deque::Word;
+    /// let word = 7u32.into_word();
+    /// assert_eq!(word, 7);
+    /// // SAFETY: `word` came from `into_word` and is converted back once, here.
+    /// assert_eq!(unsafe { u32::from_word(word) }, 7);
+    /// ```
     fn into_word(self) -> usize;
 
     /// Turns a word back into the value.
@@ -118,6 +148,14 @@ pub trait Word: Sized {
     /// # Safety
     ///
     /// `word` was returned by `into_word` and is converted back at most once.
+    ///
+    /// ```
+    /// use filch::deque::Word;
+    /// let word = Box::new(String::from("task")).into_word();
+    /// // SAFETY: `word` came from `into_word` and is converted back once, here.
+    /// let back = unsafe { Box::<String>::from_word(word) };
+    /// assert_eq!(*back, "task");
+    /// ```
     unsafe fn from_word(word: usize) -> Self;
 }
 
@@ -170,6 +208,13 @@ impl<T> Word for std::sync::Arc<T> {
 }
 
 /// The capacity given to [`Owner::with_capacity`] is unusable.
+///
+/// ```
+/// use filch::deque::{CapacityError, Owner};
+/// let err = Owner::<usize>::with_capacity(0).unwrap_err();
+/// assert_eq!(err, CapacityError::Invalid(0));
+/// assert!(err.to_string().contains("power of two"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CapacityError {
     /// Not a power of two, zero, or above the maximum; carries the value given.
@@ -194,6 +239,15 @@ impl fmt::Display for CapacityError {
 impl std::error::Error for CapacityError {}
 
 /// The result of a steal.
+///
+/// ```
+/// use filch::deque::{Owner, Steal};
+/// let owner = Owner::<usize>::with_capacity(4).unwrap();
+/// let thief = owner.stealer();
+/// assert_eq!(thief.steal(), Steal::Empty);
+/// owner.push(7).unwrap();
+/// assert_eq!(thief.steal(), Steal::Success(7));
+/// ```
 #[derive(Debug, PartialEq, Eq)]
 #[must_use]
 pub enum Steal<T> {
@@ -207,6 +261,13 @@ pub enum Steal<T> {
 
 impl<T> Steal<T> {
     /// The stolen item, if any.
+    ///
+    /// ```
+    /// use filch::deque::Steal;
+    /// assert_eq!(Steal::Success(3).success(), Some(3));
+    /// assert_eq!(Steal::<u32>::Retry.success(), None);
+    /// assert_eq!(Steal::<u32>::Empty.success(), None);
+    /// ```
     pub fn success(self) -> Option<T> {
         match self {
             Steal::Success(t) => Some(t),
@@ -215,11 +276,29 @@ impl<T> Steal<T> {
     }
 
     /// Whether the deque was seen empty.
+    ///
+    /// ```
+    /// use filch::deque::{Owner, Steal};
+    /// let owner = Owner::<usize>::with_capacity(4).unwrap();
+    /// assert!(owner.stealer().steal().is_empty());
+    /// assert!(!Steal::<usize>::Retry.is_empty()); // a lost race says nothing about emptiness
+    /// ```
     pub fn is_empty(&self) -> bool {
         matches!(self, Steal::Empty)
     }
 
     /// Whether the steal lost a race and should be retried.
+    ///
+    /// ```
+    /// let owner = filch::deque::Owner::<usize>::with_capacity(4).unwrap();
+    /// owner.push(5).unwrap();
+    /// let thief = owner.stealer();
+    /// let got = loop {
+    ///     let s = thief.steal();
+    ///     if !s.is_retry() { break s; }
+    /// };
+    /// assert_eq!(got.success(), Some(5));
+    /// ```
     pub fn is_retry(&self) -> bool {
         matches!(self, Steal::Retry)
     }
@@ -293,6 +372,15 @@ impl<T: Word> Drop for Inner<T> {
 ///
 /// `Send` but neither `Sync` nor `Clone`: exactly one thread at a time owns the bottom
 /// of the deque.
+///
+/// ```
+/// use filch::deque::Owner;
+/// let owner = Owner::<usize>::with_capacity(8).unwrap();
+/// for i in 0..3 { owner.push(i).unwrap(); }
+/// // `Send`: the owner can move to another thread, which pops newest first.
+/// let t = std::thread::spawn(move || std::iter::from_fn(|| owner.pop()).collect::<Vec<_>>());
+/// assert_eq!(t.join().unwrap(), [2, 1, 0]);
+/// ```
 pub struct Owner<T: Word> {
     inner: Arc<Inner<T>>,
     /// The last value of `top` this owner read with Acquire (or wrote by its own CAS).
@@ -301,6 +389,22 @@ pub struct Owner<T: Word> {
 }
 
 /// A thief's end of a deque: steal from the top (FIFO). `Clone + Send + Sync`.
+///
+/// ```
+/// use filch::deque::{Owner, Steal};
+/// let owner = Owner::<usize>::with_capacity(64).unwrap();
+/// for i in 0..64 { owner.push(i).unwrap(); }
+/// let thief = owner.stealer();
+/// let steal_all = || std::iter::from_fn(|| loop {
+///     match thief.steal() { Steal::Retry => continue, s => return s.success() }
+/// }).collect::<Vec<_>>();
+/// let mut taken = std::thread::scope(|s| {
+///     let other = s.spawn(steal_all);
+///     [steal_all(), other.join().unwrap()].concat()
+/// });
+/// taken.sort();
+/// assert_eq!(taken, (0..64).collect::<Vec<_>>()); // each item taken exactly once
+/// ```
 pub struct Stealer<T: Word> {
     inner: Arc<Inner<T>>,
 }
@@ -384,17 +488,41 @@ impl<T: Word> Owner<T> {
 
 impl<T: Word> Owner<T> {
     /// A new thief handle for this deque.
+    ///
+    /// ```
+    /// let owner = filch::deque::Owner::<usize>::with_capacity(4).unwrap();
+    /// owner.push(1).unwrap();
+    /// let thief = owner.stealer();
+    /// assert_eq!(thief.steal().success(), Some(1));
+    /// assert!(owner.is_empty());
+    /// ```
     pub fn stealer(&self) -> Stealer<T> {
         Stealer { inner: self.inner.clone() }
     }
 
     /// The number of slots.
+    ///
+    /// ```
+    /// let owner = filch::deque::Owner::<usize>::with_capacity(16).unwrap();
+    /// assert_eq!(owner.capacity(), 16);
+    /// for i in 0..16 { owner.push(i).unwrap(); }
+    /// assert_eq!(owner.push(16), Err(16)); // full at `capacity` items
+    /// ```
     pub fn capacity(&self) -> usize {
         self.inner.mask + 1
     }
 
     /// The number of items, as of a moment during the call (thieves may take more at
     /// any time).
+    ///
+    /// ```
+    /// let owner = filch::deque::Owner::<usize>::with_capacity(8).unwrap();
+    /// owner.push(1).unwrap();
+    /// owner.push(2).unwrap();
+    /// assert_eq!(owner.len(), 2);
+    /// assert_eq!(owner.stealer().steal().success(), Some(1));
+    /// assert_eq!(owner.len(), 1);
+    /// ```
     pub fn len(&self) -> usize {
         // Relaxed: a snapshot for reporting and for `steal_batch`'s room check, where a
         // stale (smaller) `top` only understates the free space.
@@ -404,6 +532,15 @@ impl<T: Word> Owner<T> {
     }
 
     /// Whether the deque held no items at a moment during the call.
+    ///
+    /// ```
+    /// let owner = filch::deque::Owner::<usize>::with_capacity(8).unwrap();
+    /// assert!(owner.is_empty());
+    /// owner.push(1).unwrap();
+    /// assert!(!owner.is_empty());
+    /// assert_eq!(owner.pop(), Some(1));
+    /// assert!(owner.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -447,6 +584,15 @@ impl<T: Word> Owner<T> {
     }
 
     /// Pops the newest item (LIFO), or `None` when the deque is empty.
+    ///
+    /// ```
+    /// let owner = filch::deque::Owner::<usize>::with_capacity(8).unwrap();
+    /// owner.push(1).unwrap();
+    /// owner.push(2).unwrap();
+    /// assert_eq!(owner.pop(), Some(2)); // newest first
+    /// assert_eq!(owner.pop(), Some(1));
+    /// assert_eq!(owner.pop(), None);
+    /// ```
     #[inline]
     pub fn pop(&self) -> Option<T> {
         let inner = &*self.inner;
@@ -563,6 +709,17 @@ impl<T: Word> Stealer<T> {
     ///
     /// [`Steal::Retry`] means another thief or the owner won a race: the deque may not be
     /// empty, and a scheduler must not go to sleep on it.
+    ///
+    /// ```
+    /// use filch::deque::{Owner, Steal};
+    /// let owner = Owner::<usize>::with_capacity(8).unwrap();
+    /// owner.push(1).unwrap();
+    /// owner.push(2).unwrap();
+    /// let thief = owner.stealer();
+    /// assert_eq!(thief.steal(), Steal::Success(1)); // oldest first
+    /// assert_eq!(owner.pop(), Some(2));
+    /// assert_eq!(thief.steal(), Steal::Empty);
+    /// ```
     #[inline]
     pub fn steal(&self) -> Steal<T> {
         let inner = &*self.inner;
@@ -653,6 +810,14 @@ impl<T: Word> Stealer<T> {
     }
 
     /// Whether the deque looked empty at a moment during the call.
+    ///
+    /// ```
+    /// let owner = filch::deque::Owner::<usize>::with_capacity(8).unwrap();
+    /// let thief = owner.stealer();
+    /// assert!(thief.is_empty());
+    /// owner.push(1).unwrap();
+    /// assert!(!thief.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         // Relaxed: a snapshot; callers that act on "empty" re-check with `steal`.
         let t = self.inner.top.load(Relaxed);

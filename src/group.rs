@@ -36,6 +36,15 @@ pub struct TaskGroup<T> {
 impl<T> TaskGroup<T> {
     /// Waits for every task; results in spawn order. On a worker thread it runs other
     /// tasks while it waits.
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+    /// let group = sched.spawn_many(3, |i| if i == 1 { panic!("one") } else { i * 10 });
+    /// let results = group.join_all();
+    /// assert_eq!(results[0].as_ref().ok(), Some(&0));
+    /// assert_eq!(results[1].as_ref().unwrap_err().panic_message(), Some("one"));
+    /// assert_eq!(results[2].as_ref().ok(), Some(&20));
+    /// ```
     pub fn join_all(self) -> Vec<Result<T, TaskError>> {
         self.handles.into_iter().map(JoinHandle::join).collect()
     }
@@ -61,21 +70,54 @@ impl<T> TaskGroup<T> {
     }
 
     /// The number of tasks in the group.
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+    /// let group = sched.spawn_many(5, |i| i);
+    /// assert_eq!(group.len(), 5);
+    /// assert_eq!(group.join_all().len(), 5);
+    /// ```
     pub fn len(&self) -> usize {
         self.handles.len()
     }
 
     /// Whether the group has no tasks.
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+    /// assert!(sched.spawn_batch(std::iter::empty::<fn() -> u8>()).is_empty());
+    /// assert!(!sched.spawn_many(1, |i| i).is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.handles.is_empty()
     }
 
     /// Whether every task has finished.
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+    /// let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
+    /// let g = gate.clone();
+    /// let group = sched.spawn_many(1, move |_| { g.wait(); });
+    /// assert!(!group.is_finished()); // its task waits at the gate
+    /// gate.wait();
+    /// while !group.is_finished() {
+    ///     std::thread::yield_now();
+    /// }
+    /// assert!(group.join_all()[0].is_ok());
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.handles.iter().all(JoinHandle::is_finished)
     }
 
     /// The individual handles, in spawn order.
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+    /// let handles = sched.spawn_many(3, |i| i * 2).into_handles();
+    /// let out: Vec<usize> = handles.into_iter().rev().map(|h| h.join().unwrap()).collect();
+    /// assert_eq!(out, [4, 2, 0]);
+    /// ```
     pub fn into_handles(self) -> Vec<JoinHandle<T>> {
         self.handles
     }

@@ -15,6 +15,15 @@ use crate::worker;
 ///
 /// Dropping a `JoinHandle` detaches the task: it still runs, and its result is dropped
 /// (a panic then goes to the scheduler's panic handler if the task had not finished yet).
+///
+/// ```
+/// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+/// let h: filch::JoinHandle<u32> = sched.spawn(|| 7);
+/// assert_eq!(h.join().unwrap(), 7);
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// drop(sched.spawn(move || tx.send("ran anyway").unwrap())); // detached, still runs
+/// assert_eq!(rx.recv().unwrap(), "ran anyway");
+/// ```
 pub struct JoinHandle<T> {
     /// `None`: the spawn was refused at shutdown.
     task: Option<TaskRef>,
@@ -62,6 +71,18 @@ impl<T> JoinHandle<T> {
 
     /// Whether the task has finished: returned, panicked, was cancelled or abandoned (or
     /// was refused at spawn). A `true` means `join` will not wait.
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// let h = sched.spawn(move || rx.recv().unwrap());
+    /// assert!(!h.is_finished()); // blocked until we send
+    /// tx.send(()).unwrap();
+    /// while !h.is_finished() {
+    ///     std::thread::yield_now();
+    /// }
+    /// h.join().unwrap(); // returns at once
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.task.as_ref().is_none_or(TaskRef::is_complete)
     }
@@ -87,6 +108,17 @@ impl<T> JoinHandle<T> {
 
     /// Like [`JoinHandle::join`], but gives the handle back if the task has not finished
     /// within `timeout`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// let h = sched.spawn(move || rx.recv().map(|()| 5).unwrap());
+    /// // The task waits for the channel, so this times out and hands the handle back.
+    /// let h = h.join_timeout(Duration::from_millis(1)).unwrap_err();
+    /// tx.send(()).unwrap();
+    /// assert_eq!(h.join_timeout(Duration::from_secs(60)).unwrap().unwrap(), 5);
+    /// ```
     pub fn join_timeout(self, timeout: Duration) -> Result<Result<T, TaskError>, JoinHandle<T>> {
         self.join_deadline(Instant::now().checked_add(timeout))
     }

@@ -367,6 +367,13 @@ fn global() -> &'static Scheduler {
 }
 
 /// A handle to the scheduler whose worker is running this code, if any.
+///
+/// ```
+/// assert!(filch::current().is_none()); // not a worker thread
+/// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+/// let h = sched.spawn(|| filch::current().map(|h| h.num_workers()));
+/// assert_eq!(h.join().unwrap(), Some(2));
+/// ```
 pub fn current() -> Option<Handle> {
     worker::with_current(|ctx| ctx.map(|c| Handle::from_shared(c.shared().clone())))
 }
@@ -375,6 +382,17 @@ pub fn current() -> Option<Handle> {
 /// returning `true`; elsewhere (or with nothing queued) yields the thread and returns
 /// `false`. Tasks are closures, not coroutines, so a task cannot be suspended: this is how
 /// a long task shares its worker.
+///
+/// ```
+/// assert!(!filch::yield_now()); // not a worker thread: just yields it
+/// let sched = filch::Scheduler::builder().workers(1).build().unwrap();
+/// let h = sched.spawn(|| {
+///     let queued = filch::spawn(|| 7); // onto this worker's own deque
+///     let ran = filch::yield_now(); // runs it here: no other worker can take it
+///     (ran, queued.join().unwrap())
+/// });
+/// assert_eq!(h.join().unwrap(), (true, 7));
+/// ```
 pub fn yield_now() -> bool {
     let ran = worker::with_current(|ctx| ctx.and_then(|c| c.find_task().map(|t| c.run_task(t))));
     if ran.is_none() {

@@ -150,6 +150,13 @@ fn sequential<F: Fn(Range<usize>) + Sync>(range: Range<usize>, job: &Job<'_, F>)
 }
 
 /// `chunk_len` was zero.
+///
+/// ```
+/// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+/// let err = sched.for_each_chunk(&[1, 2, 3], 0, |_, _| ()).unwrap_err();
+/// assert_eq!(err, filch::ZeroChunkLen);
+/// assert_eq!(err.to_string(), "chunk_len must be at least 1");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ZeroChunkLen;
 

@@ -111,20 +111,51 @@ use crate::sync::mutation::{self, Site};
 use crate::sync::{CachePadded, UnsafeCell};
 
 /// Capacity of [`Pool::new`]: 8192 slots (4 under loom, so models reach exhaustion).
+///
+/// ```
+/// use filch::pool::{Pool, DEFAULT_CAPACITY};
+/// assert!(DEFAULT_CAPACITY.is_power_of_two());
+/// assert_eq!(Pool::<u64>::new().capacity(), DEFAULT_CAPACITY);
+/// ```
 pub const DEFAULT_CAPACITY: usize = if cfg!(loom) { 4 } else { 8192 };
 
 /// The largest capacity [`Pool::with_capacity`] accepts: 2^24 slots (2 GiB of
 /// [`SLOT_BYTES`]-byte slots). Every index then stays far below the `u32::MAX` that
 /// marks "no slot".
+///
+/// ```
+/// use filch::pool::{CapacityError, Pool, MAX_CAPACITY};
+/// assert!(MAX_CAPACITY < u32::MAX as usize);
+/// let too_big = MAX_CAPACITY * 2;
+/// assert_eq!(Pool::<u64>::with_capacity(too_big).unwrap_err(), CapacityError::Invalid(too_big));
+/// ```
 pub const MAX_CAPACITY: usize = 1 << 24;
 
 /// Slots per batch on the global stack, and the most slots in one [`Cache`] chain: 32
 /// (2 under loom). A cache exchanges slots with the global stack a batch at a time.
+///
+/// ```
+/// use filch::pool::{Pool, BATCH};
+/// let pool = Pool::<u64>::with_capacity(2 * BATCH).unwrap();
+/// let mut cache = pool.cache();
+/// assert!(cache.try_alloc().is_some());
+/// // The cache took one whole batch; the other one is still on the global stack.
+/// assert_eq!(cache.cached(), BATCH - 1);
+/// assert_eq!(std::iter::from_fn(|| pool.try_alloc()).count(), BATCH);
+/// ```
 pub const BATCH: usize = if cfg!(loom) { 2 } else { 32 };
 
 /// The size of the scheduler's task slot: a header plus inline storage for a closure and
 /// its result. Closures or results that do not fit (or need alignment above 16) go to a
 /// heap task of the same layout, counted as `heap_fallbacks` (see the module docs).
+///
+/// ```
+/// use filch::pool::SLOT_BYTES;
+/// // A task slot holds the task header plus `TASK_INLINE_BYTES` of inline storage.
+/// assert!(filch::TASK_INLINE_BYTES < SLOT_BYTES);
+/// let pool = filch::pool::Pool::<[u8; SLOT_BYTES]>::with_capacity(16).unwrap();
+/// assert_eq!(pool.capacity(), 16);
+/// ```
 pub const SLOT_BYTES: usize = 128;
 
 /// "No slot": the empty stack's head index, the end of a `next_batch` list.
@@ -138,23 +169,53 @@ const _: () = assert!(BATCH >= 1 && BATCH <= MAX_CAPACITY);
 /// A `SlotId` grants nothing by itself: the right to touch a slot comes from holding its
 /// live allocation (see [`Pool::slot_ptr`]), and freeing is `unsafe`. So ids may be
 /// stored as their raw `u32` ([`SlotId::raw`]) and rebuilt ([`SlotId::from_raw`]) freely.
+///
+/// ```
+/// use filch::pool::{Pool, SlotId};
+/// let pool = Pool::<u64>::with_capacity(8).unwrap();
+/// let id = pool.try_alloc().unwrap();
+/// assert!(id.index() < pool.capacity());
+/// assert_eq!(SlotId::from_raw(id.raw()), id); // round-trips through its `u32`
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SlotId(u32);
 
 impl SlotId {
     /// The slot's index, in `0..capacity`.
+    ///
+    /// ```
+    /// let pool = filch::pool::Pool::<u64>::with_capacity(4).unwrap();
+    /// let ids = std::iter::from_fn(|| pool.try_alloc());
+    /// let mut indices: Vec<usize> = ids.map(|id| id.index()).collect();
+    /// indices.sort();
+    /// assert_eq!(indices, [0, 1, 2, 3]);
+    /// ```
     #[inline(always)]
     pub const fn index(self) -> usize {
         self.0 as usize
     }
 
     /// The slot's index as stored, for packing into a task header or a queue word.
+    ///
+    /// ```
+    /// let pool = filch::pool::Pool::<u64>::with_capacity(8).unwrap();
+    /// let id = pool.try_alloc().unwrap();
+    /// assert_eq!(id.raw() as usize, id.index());
+    /// ```
     #[inline(always)]
     pub const fn raw(self) -> u32 {
         self.0
     }
 
     /// The id whose [`SlotId::raw`] is `raw`.
+    ///
+    /// ```
+    /// use filch::pool::{Pool, SlotId};
+    /// let pool = Pool::<u64>::with_capacity(8).unwrap();
+    /// let id = pool.try_alloc().unwrap();
+    /// let stored: u32 = id.raw(); // e.g. packed into a task header
+    /// assert_eq!(SlotId::from_raw(stored), id);
+    /// ```
     #[inline(always)]
     pub const fn from_raw(raw: u32) -> SlotId {
         SlotId(raw)
@@ -174,6 +235,16 @@ impl Word for SlotId {
 }
 
 /// The capacity given to [`Pool::with_capacity`] is unusable.
+///
+/// ```
+/// use filch::pool::{CapacityError, Pool, MAX_CAPACITY};
+/// let err = Pool::<u64>::with_capacity(0).unwrap_err();
+/// assert_eq!(err, CapacityError::Invalid(0));
+/// assert!(err.to_string().contains("invalid"));
+/// // Slots too big for the address space: an error, not an abort.
+/// let err = Pool::<[u8; 1 << 40]>::with_capacity(MAX_CAPACITY).unwrap_err();
+/// assert_eq!(err, CapacityError::OutOfMemory(MAX_CAPACITY));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CapacityError {
     /// Not a power of two, zero, or above [`MAX_CAPACITY`]; carries the value given.
@@ -393,12 +464,32 @@ impl<T> Pool<T> {
     }
 
     /// The number of slots.
+    ///
+    /// ```
+    /// let pool = filch::pool::Pool::<u64>::with_capacity(32).unwrap();
+    /// assert_eq!(pool.capacity(), 32);
+    /// assert_eq!(std::iter::from_fn(|| pool.try_alloc()).count(), 32);
+    /// ```
     #[inline]
     pub fn capacity(&self) -> usize {
         self.values.len()
     }
 
     /// A new, empty per-thread cache for this pool.
+    ///
+    /// ```
+    /// let pool = filch::pool::Pool::<u64>::with_capacity(64).unwrap();
+    /// // One cache per thread; between them they hand out every slot.
+    /// let drain = || {
+    ///     let mut cache = pool.cache();
+    ///     std::iter::from_fn(|| cache.try_alloc()).count()
+    /// };
+    /// let total = std::thread::scope(|s| {
+    ///     let other = s.spawn(drain);
+    ///     drain() + other.join().unwrap()
+    /// });
+    /// assert_eq!(total, 64);
+    /// ```
     pub fn cache(&self) -> Cache<'_, T> {
         Cache { pool: self, current: Chain::EMPTY, spare: Chain::EMPTY, _not_sync: PhantomData }
     }
@@ -414,6 +505,22 @@ impl<T> Pool<T> {
     /// # Panics
     ///
     /// If `id` is not below [`Pool::capacity`] (it came from another pool).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::mem::MaybeUninit;
+    /// let pool = filch::pool::Pool::<String>::with_capacity(8).unwrap();
+    /// let id = pool.try_alloc().unwrap();
+    /// let slot = pool.slot_ptr(id);
+    /// // SAFETY: `id` is live and ours alone until we free it below.
+    /// unsafe { slot.as_ptr().write(MaybeUninit::new(String::from("task"))) };
+    /// // SAFETY: written just above; moving the value out leaves nothing to drop.
+    /// let s = unsafe { slot.as_ptr().read().assume_init() };
+    /// assert_eq!(s, "task");
+    /// // SAFETY: from this pool, live, freed once; no access to the slot follows.
+    /// unsafe { pool.free(id) };
+    /// ```
     #[inline]
     pub fn slot_ptr(&self, id: SlotId) -> NonNull<MaybeUninit<T>> {
         let ptr = self.values[id.index()].with_mut(|p| p);
@@ -430,6 +537,21 @@ impl<T> Pool<T> {
     /// # Panics
     ///
     /// If `id` is not below [`Pool::capacity`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::mem::MaybeUninit;
+    /// let pool = filch::pool::Pool::<u64>::with_capacity(8).unwrap();
+    /// let id = pool.try_alloc().unwrap();
+    /// // SAFETY: `id` is live and ours until freed; the pointer does not leave the closure.
+    /// pool.with_slot_mut(id, |p| unsafe { p.write(MaybeUninit::new(41)) });
+    /// // SAFETY: as above, and the slot was initialized just before.
+    /// let v = pool.with_slot_mut(id, |p| unsafe { p.read().assume_init() });
+    /// assert_eq!(v, 41);
+    /// // SAFETY: from this pool, live, freed once; no access to the slot follows.
+    /// unsafe { pool.free(id) };
+    /// ```
     #[inline]
     pub fn with_slot_mut<R>(&self, id: SlotId, f: impl FnOnce(*mut MaybeUninit<T>) -> R) -> R {
         self.values[id.index()].with_mut(f)
@@ -464,6 +586,18 @@ impl<T> Pool<T> {
     /// caches' [`Cache::try_alloc`]), is live, and is freed exactly once. Every access the
     /// caller (or anyone it handed `id` to) made to the slot happens before this call,
     /// and none follows it. The pool does not drop the slot's contents.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let pool = filch::pool::Pool::<u64>::with_capacity(1).unwrap();
+    /// let id = pool.try_alloc().unwrap();
+    /// assert_eq!(pool.try_alloc(), None);
+    /// // SAFETY: `id` came from this pool, is live, and is freed exactly once; its slot was
+    /// // never accessed.
+    /// unsafe { pool.free(id) };
+    /// assert_eq!(pool.try_alloc(), Some(id));
+    /// ```
     pub unsafe fn free(&self, id: SlotId) {
         self.push_batch(Chain { head: id.0, len: 1 });
     }
@@ -593,12 +727,32 @@ impl<T> fmt::Debug for Cache<'_, T> {
 
 impl<'p, T> Cache<'p, T> {
     /// The pool this cache belongs to.
+    ///
+    /// ```
+    /// let pool = filch::pool::Pool::<u64>::with_capacity(8).unwrap();
+    /// let cache = pool.cache();
+    /// assert!(std::ptr::eq(cache.pool(), &pool));
+    /// assert_eq!(cache.pool().capacity(), 8);
+    /// ```
     #[inline]
     pub fn pool(&self) -> &'p Pool<T> {
         self.pool
     }
 
     /// The number of free slots held by this cache (at most `2 * BATCH`).
+    ///
+    /// ```
+    /// use filch::pool::{Pool, BATCH};
+    /// let pool = Pool::<u64>::with_capacity(4 * BATCH).unwrap();
+    /// let mut cache = pool.cache();
+    /// assert_eq!(cache.cached(), 0);
+    /// let id = cache.try_alloc().unwrap(); // takes one batch from the global stack
+    /// assert_eq!(cache.cached(), BATCH - 1);
+    /// // SAFETY: `id` came from this pool, is live, and is freed once; its slot was never
+    /// // accessed.
+    /// unsafe { cache.free(id) };
+    /// assert_eq!(cache.cached(), BATCH);
+    /// ```
     #[inline]
     pub fn cached(&self) -> usize {
         (self.current.len + self.spare.len) as usize
@@ -606,6 +760,19 @@ impl<'p, T> Cache<'p, T> {
 
     /// Allocates a slot: from this cache, else one batch from the global stack. `None`
     /// when both are empty (see *Exhaustion* in the module docs).
+    ///
+    /// ```
+    /// let pool = filch::pool::Pool::<u64>::with_capacity(2).unwrap();
+    /// let mut cache = pool.cache();
+    /// let a = cache.try_alloc().unwrap();
+    /// let b = cache.try_alloc().unwrap();
+    /// assert_ne!(a, b);
+    /// assert_eq!(cache.try_alloc(), None); // exhausted
+    /// // SAFETY: `a` came from this pool, is live, and is freed once; its slot was never
+    /// // accessed.
+    /// unsafe { cache.free(a) };
+    /// assert_eq!(cache.try_alloc(), Some(a));
+    /// ```
     #[inline]
     pub fn try_alloc(&mut self) -> Option<SlotId> {
         if self.current.is_empty() && !self.refill() {
@@ -640,6 +807,19 @@ impl<'p, T> Cache<'p, T> {
     /// [`Pool::try_alloc`]), is live, and is freed exactly once. Every access the caller
     /// (or anyone it handed `id` to) made to the slot happens before this call, and none
     /// follows it. The pool does not drop the slot's contents.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let pool = filch::pool::Pool::<u64>::with_capacity(8).unwrap();
+    /// let id = pool.try_alloc().unwrap(); // allocated without a cache...
+    /// let mut cache = pool.cache();
+    /// // SAFETY: `id` came from this pool, is live, and is freed once; its slot was never
+    /// // accessed.
+    /// unsafe { cache.free(id) }; // ...and freed into one
+    /// assert_eq!(cache.cached(), 1);
+    /// assert_eq!(cache.try_alloc(), Some(id));
+    /// ```
     #[inline]
     pub unsafe fn free(&mut self, id: SlotId) {
         if self.current.is_full() {
@@ -659,6 +839,16 @@ impl<'p, T> Cache<'p, T> {
     }
 
     /// Returns every slot this cache holds to the global stack.
+    ///
+    /// ```
+    /// let pool = filch::pool::Pool::<u64>::with_capacity(4).unwrap();
+    /// let mut cache = pool.cache();
+    /// assert!(cache.try_alloc().is_some()); // the cache took the whole batch of 4
+    /// assert_eq!(pool.try_alloc(), None); // it holds the other 3
+    /// cache.flush();
+    /// assert_eq!(cache.cached(), 0);
+    /// assert_eq!(std::iter::from_fn(|| pool.try_alloc()).count(), 3);
+    /// ```
     pub fn flush(&mut self) {
         for chain in [&mut self.current, &mut self.spare] {
             if !chain.is_empty() {

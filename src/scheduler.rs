@@ -473,6 +473,13 @@ impl Shared {
 }
 
 /// Why a spawn was refused; the closure comes back in [`SpawnError::into_inner`].
+///
+/// ```
+/// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+/// let big = [0u8; filch::TASK_INLINE_BYTES + 1];
+/// let err = sched.try_spawn(move || big.len()).unwrap_err();
+/// assert_eq!(err.kind(), filch::SpawnErrorKind::TooLarge);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SpawnErrorKind {
@@ -486,6 +493,14 @@ pub enum SpawnErrorKind {
 }
 
 /// A refused spawn, carrying the closure back to the caller.
+///
+/// ```
+/// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+/// let handle = sched.handle();
+/// drop(sched);
+/// let err: filch::SpawnError<_> = handle.try_spawn(|| 1).unwrap_err();
+/// assert_eq!(err.to_string(), "spawn refused: the scheduler is shut down");
+/// ```
 pub struct SpawnError<F> {
     kind: SpawnErrorKind,
     closure: F,
@@ -493,11 +508,27 @@ pub struct SpawnError<F> {
 
 impl<F> SpawnError<F> {
     /// Why the spawn was refused.
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+    /// let handle = sched.handle();
+    /// drop(sched);
+    /// let err = handle.try_spawn(|| ()).unwrap_err();
+    /// assert_eq!(err.kind(), filch::SpawnErrorKind::ShutDown);
+    /// ```
     pub fn kind(&self) -> SpawnErrorKind {
         self.kind
     }
 
     /// The closure, never run.
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+    /// let big = [2u8; filch::TASK_INLINE_BYTES * 2];
+    /// let err = sched.try_spawn(move || big.iter().map(|&b| b as u32).sum::<u32>()).unwrap_err();
+    /// let f = err.into_inner(); // too large for a pool slot: run it here instead
+    /// assert_eq!(f() as usize, filch::TASK_INLINE_BYTES * 4);
+    /// ```
     pub fn into_inner(self) -> F {
         self.closure
     }
@@ -522,6 +553,19 @@ impl<F> fmt::Display for SpawnError<F> {
 impl<F> std::error::Error for SpawnError<F> {}
 
 /// `shutdown_timeout` ran out of time.
+///
+/// ```
+/// use std::sync::mpsc::channel;
+/// let sched = filch::Scheduler::builder().workers(1).build().unwrap();
+/// let (started_tx, started) = channel();
+/// let (release, release_rx) = channel::<()>();
+/// let h = sched.spawn(move || { started_tx.send(()).unwrap(); release_rx.recv().unwrap() });
+/// started.recv().unwrap(); // the only worker is inside the task, waiting for `release`
+/// let err = sched.shutdown_timeout(std::time::Duration::from_millis(1)).unwrap_err();
+/// assert_eq!((err.still_running, err.abandoned), (1, 0));
+/// release.send(()).unwrap();
+/// h.join().unwrap(); // the detached worker finishes the task
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShutdownTimeout {
@@ -565,6 +609,15 @@ pub struct Scheduler {
 /// A cheap, clonable way to spawn onto a scheduler from anywhere.
 ///
 /// Spawning through a `Handle` whose scheduler was dropped is refused (`ShutDown`).
+///
+/// ```
+/// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+/// let handle = sched.handle();
+/// let h = handle.clone().spawn(|| 40 + 2);
+/// assert_eq!(h.join().unwrap(), 42);
+/// drop(sched);
+/// assert!(matches!(handle.spawn(|| 1).join(), Err(filch::TaskError::ShutDown)));
+/// ```
 #[derive(Clone)]
 pub struct Handle {
     shared: Arc<Shared>,
@@ -587,6 +640,14 @@ macro_rules! spawn_methods {
         /// Spawns `f`. Never blocks and never fails: a full pool or an oversize task uses a
         /// heap task (counted in `heap_fallbacks`); on a shut-down scheduler the task is
         /// dropped unrun and its handle joins to [`TaskError::ShutDown`].
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let h = sched.spawn(|| "hello".len());
+        /// assert_eq!(h.join().unwrap(), 5);
+        /// let big = [1u8; 4096]; // too large for a pool slot: runs as a heap task
+        /// assert_eq!(sched.spawn(move || big.len()).join().unwrap(), 4096);
+        /// ```
         pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
         where
             F: FnOnce() -> T + Send + 'static,
@@ -603,6 +664,12 @@ macro_rules! spawn_methods {
 
         /// Spawns `f` into a pool slot, or hands `f` back: when the pool is full, the task
         /// is too large for a slot, or the scheduler is shut down. Never allocates.
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let h = sched.try_spawn(|| 6 * 7).unwrap(); // an empty pool has room
+        /// assert_eq!(h.join().unwrap(), 42);
+        /// ```
         pub fn try_spawn<F, T>(&self, f: F) -> Result<JoinHandle<T>, SpawnError<F>>
         where
             F: FnOnce() -> T + Send + 'static,
@@ -856,11 +923,25 @@ macro_rules! spawn_methods {
         }
 
         /// The number of worker threads.
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(3).build().unwrap();
+        /// assert_eq!(sched.num_workers(), 3);
+        /// assert_eq!(sched.handle().num_workers(), 3);
+        /// ```
         pub fn num_workers(&self) -> usize {
             self.shared().workers.len()
         }
 
         /// A snapshot of the counters; see [`Stats`].
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// sched.spawn_many(4, |i| i).join_all();
+        /// let stats = sched.stats();
+        /// assert_eq!(stats.total.spawned, 4);
+        /// assert_eq!(stats.workers.len(), 2);
+        /// ```
         pub fn stats(&self) -> Stats {
             let s = self.shared();
             Stats::collect(s.workers.iter().map(|w| &*w.stats), &s.external)
@@ -882,6 +963,11 @@ impl Handle {
 
 impl Scheduler {
     /// A builder with every default (see [`Builder`]).
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(1).build().unwrap();
+    /// assert_eq!(sched.num_workers(), 1);
+    /// ```
     pub fn builder() -> Builder {
         Builder::default()
     }
@@ -892,6 +978,12 @@ impl Scheduler {
     ///
     /// If the operating system refuses to start the worker threads. Use
     /// `Scheduler::builder().build()` to get that as an error instead.
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::new();
+    /// assert!(sched.num_workers() >= 1);
+    /// assert_eq!(sched.spawn(|| 3).join().unwrap(), 3);
+    /// ```
     pub fn new() -> Scheduler {
         match Builder::default().build() {
             Ok(s) => s,
@@ -910,6 +1002,13 @@ impl Scheduler {
     spawn_methods!();
 
     /// A handle for spawning from other threads.
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+    /// let handle = sched.handle();
+    /// let t = std::thread::spawn(move || handle.spawn(|| 5).join().unwrap());
+    /// assert_eq!(t.join().unwrap(), 5);
+    /// ```
     pub fn handle(&self) -> Handle {
         Handle { shared: self.shared.clone() }
     }
@@ -1011,6 +1110,13 @@ impl Scheduler {
     /// destructor runs exactly once) and their joiners get [`TaskError::ShutDown`]; workers
     /// still inside a task cannot be interrupted, so their threads are detached and exit
     /// when that task returns. That case returns `Err(ShutdownTimeout)`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+    /// assert_eq!(sched.spawn(|| 1 + 1).join().unwrap(), 2);
+    /// assert_eq!(sched.shutdown_timeout(Duration::from_secs(60)), Ok(()));
+    /// ```
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Result<(), ShutdownTimeout> {
         let deadline = Instant::now().checked_add(timeout);
         self.close();

@@ -49,6 +49,19 @@ use crate::worker;
 
 /// A scope for spawning tasks that borrow from the enclosing stack; see
 /// [`Scheduler::scope`](crate::Scheduler::scope).
+///
+/// ```
+/// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+/// let count = std::sync::Mutex::new(0);
+/// let c = &count;
+/// sched.scope(|s: &filch::Scope<'_>| {
+///     s.spawn(move |s| {
+///         s.spawn(move |_| *c.lock().unwrap() += 1); // a task may spawn into its scope
+///         *c.lock().unwrap() += 1;
+///     });
+/// });
+/// assert_eq!(count.into_inner().unwrap(), 2);
+/// ```
 pub struct Scope<'scope> {
     shared: SharedPtr,
     pending: AtomicUsize,
@@ -176,12 +189,34 @@ impl<'scope> Scope<'scope> {
     }
 
     /// Whether the scope's cancel token (if any) is cancelled.
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+    /// let token = filch::CancelToken::new();
+    /// let seen = sched.scope_with(&token, |s| {
+    ///     assert!(!s.is_cancelled());
+    ///     token.cancel();
+    ///     s.is_cancelled()
+    /// });
+    /// assert_eq!(seen, Ok(true)); // `Ok`: no task was skipped
+    /// ```
     pub fn is_cancelled(&self) -> bool {
         self.token.is_some_and(CancelToken::is_cancelled)
     }
 
     /// How many tasks of this scope were dropped unrun so far (cancelled scope, or a
     /// scheduler that shut down with a timeout).
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+    /// let token = filch::CancelToken::new();
+    /// token.cancel();
+    /// let r = sched.scope_with(&token, |s| {
+    ///     s.spawn(|_| unreachable!("the scope is cancelled"));
+    ///     s.skipped()
+    /// });
+    /// assert_eq!(r.unwrap_err().skipped(), 1);
+    /// ```
     pub fn skipped(&self) -> usize {
         // Relaxed: a statistic; the final count is read after S4.
         self.skipped.load(Relaxed)

@@ -67,6 +67,15 @@ impl Row {
 }
 
 /// One worker's counters (or the external row's), as read by [`crate::Scheduler::stats`].
+///
+/// ```
+/// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+/// sched.spawn(|| ()).join().unwrap();
+/// let stats = sched.stats();
+/// let external: filch::WorkerStats = stats.external; // this thread is not a worker
+/// assert_eq!((external.spawned, external.injected), (1, 1));
+/// assert_eq!(stats.workers.len(), 2);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WorkerStats {

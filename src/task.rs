@@ -99,6 +99,14 @@ impl fmt::Debug for State {
 }
 
 /// Why a task produced no value.
+///
+/// ```
+/// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+/// match sched.spawn(|| -> u32 { panic!("oops") }).join() {
+///     Err(filch::TaskError::Panicked(p)) => assert_eq!(*p.downcast::<&str>().unwrap(), "oops"),
+///     other => panic!("unexpected: {other:?}"),
+/// }
+/// ```
 #[non_exhaustive]
 pub enum TaskError {
     /// The task panicked; the payload is what it panicked with.
@@ -111,11 +119,27 @@ pub enum TaskError {
 
 impl TaskError {
     /// Whether this is [`TaskError::Panicked`].
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+    /// assert!(sched.spawn(|| -> u8 { panic!("boom") }).join().unwrap_err().is_panic());
+    /// let handle = sched.handle();
+    /// drop(sched);
+    /// assert!(!handle.spawn(|| 1).join().unwrap_err().is_panic()); // `ShutDown`
+    /// ```
     pub fn is_panic(&self) -> bool {
         matches!(self, TaskError::Panicked(_))
     }
 
     /// The panic payload's message when it is a `&str` or `String`.
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+    /// let err = sched.spawn(|| -> u8 { panic!("bad value {}", 42) }).join().unwrap_err();
+    /// assert_eq!(err.panic_message(), Some("bad value 42"));
+    /// let err = sched.spawn(|| -> u8 { std::panic::panic_any(7u8) }).join().unwrap_err();
+    /// assert_eq!(err.panic_message(), None); // not a string payload
+    /// ```
     pub fn panic_message(&self) -> Option<&str> {
         match self {
             TaskError::Panicked(p) => {
@@ -126,6 +150,13 @@ impl TaskError {
     }
 
     /// The panic payload, to re-raise with `std::panic::resume_unwind`.
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+    /// let err = sched.spawn(|| -> u8 { std::panic::panic_any(7u8) }).join().unwrap_err();
+    /// let payload = err.into_panic().unwrap();
+    /// assert_eq!(*payload.downcast::<u8>().unwrap(), 7);
+    /// ```
     pub fn into_panic(self) -> Option<Box<dyn Any + Send + 'static>> {
         match self {
             TaskError::Panicked(p) => Some(p),
@@ -244,6 +275,14 @@ impl Header {
 }
 
 /// Bytes of inline stage storage in a pool slot (closure, then output).
+///
+/// ```
+/// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+/// let small = [1u8; 16];
+/// assert_eq!(sched.try_spawn(move || small.len()).unwrap().join().unwrap(), 16);
+/// let big = [1u8; filch::TASK_INLINE_BYTES + 1]; // does not fit a pool slot
+/// assert!(sched.try_spawn(move || big.len()).is_err());
+/// ```
 pub const INLINE: usize = SLOT_SIZE - size_of::<Header>();
 
 /// Size of one pool slot: header plus inline storage.

@@ -75,6 +75,15 @@ pub(crate) const INJECT_BATCH: usize = 32;
 
 /// How many helping waits a worker nests on its stack before a further wait blocks
 /// instead (module docs, "Nested waits").
+///
+/// ```
+/// fn depth(n: u32) -> u32 {
+///     if n == 0 { 0 } else { filch::spawn(move || depth(n - 1)).join().unwrap() + 1 }
+/// }
+/// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+/// let n = 2 * filch::MAX_NESTED_WAITS; // deeper than a worker nests: the waits past it block
+/// assert_eq!(sched.spawn(move || depth(n)).join().unwrap(), n);
+/// ```
 pub const MAX_NESTED_WAITS: u32 = 32;
 
 /// A worker thread's own state. Lives on the worker's stack; reachable through the
