@@ -188,6 +188,30 @@ fn external_scope() {
     });
 }
 
+/// (d') `scope` whose task spawns a child on the worker: the child is paid for from the
+/// task's frame credit (S1: one `fetch_add` of `CREDIT_CHUNK`, one unit handed out), and
+/// the task's S3 gives back its own count plus the unspent rest. `scope` returns exactly
+/// when both ran, with both writes visible.
+fn scope_credit() {
+    model_capped(1, 2, || {
+        let sched = build();
+        let slots = [Slot(loom::cell::UnsafeCell::new(0)), Slot(loom::cell::UnsafeCell::new(0))];
+        let slots = &slots;
+        sched.scope(|s| {
+            s.spawn(move |s| {
+                s.spawn(move |_| slots[1].write(2));
+                slots[0].write(1);
+            });
+        });
+        assert_eq!(
+            (slots[0].read(), slots[1].read()),
+            (1, 2),
+            "the task and its child ran once, before scope returned"
+        );
+        drop(sched);
+    });
+}
+
 /// (e) `join` from a plain thread: the whole join is one injected stack job (`in_pool`);
 /// on the worker `b` is pushed as a second stack job and popped back. Both results come
 /// back exactly once.
@@ -206,6 +230,11 @@ fn external_join() {
 #[test]
 fn sched_external_scope() {
     external_scope();
+}
+
+#[test]
+fn sched_scope_credit() {
+    scope_credit();
 }
 
 #[test]
@@ -287,6 +316,15 @@ mutant_test!(
     LatchSetRelease,
     external_scope,
     "Causality violation"
+);
+
+mutant_test!(
+    /// S1 handing a child credit that was never reserved: `pending` undercounts, the
+    /// task's S3 gives back more than was added, and the count never lands on zero.
+    mutant_scope_credit_reserve_caught_by_scope_credit,
+    ScopeCreditReserve,
+    scope_credit,
+    "deadlock"
 );
 
 mutant_test!(

@@ -2,17 +2,33 @@
 //!
 //! # Protocol
 //!
-//! - **S1 (count)**: `pending` starts at 1, the body's own count. Each `Scope::spawn` adds
-//!   one *before* the task can run (Relaxed: the RMWs on `pending` are totally ordered,
-//!   and the add precedes the push in program order, so no decrement can overtake it).
+//! - **S1 (count)**: `pending` starts at 1, the body's own count. Each `Scope::spawn`
+//!   counts the new task *before* it can run (Relaxed: the RMWs on `pending` are totally
+//!   ordered, and the add precedes the push in program order, so no decrement can
+//!   overtake it). On a worker, a running scope task (and the body) holds a *frame* in the
+//!   worker context: the scope's address and a credit of counts it reserved in advance.
+//!   A spawn into the frame's scope takes one unit of credit for the child instead of an
+//!   RMW, reserving [`CREDIT_CHUNK`] more by one `fetch_add` when the credit is spent;
+//!   a spawn into any other scope, or off the workers, adds one as before. The credit is
+//!   part of `pending` from its reservation on, so `pending` never undercounts: it is the
+//!   body's count, plus one per task not yet through S3, plus every frame's credit.
 //! - **S2 (task)**: a scope task is a detached pool task (no handle, so it runs on the F1
 //!   path) owning a [`ScopeTask`]: the closure plus a guard. Run or dropped unrun (a
 //!   timed-out shutdown), the guard drops the closure *first* and then does S3, so
 //!   nothing the closure borrows is touched after S3.
-//! - **S3 (done)**: one AcqRel decrement. Release: the task's effects (its writes through
-//!   borrows) happen before the scope returns; Acquire (by the last decrementer): every
-//!   earlier decrementer's effects do too. The last one sets the latch (`stack_job.rs`,
-//!   J2), whose Release passes all of it to the waiting body (J4).
+//! - **S3 (done)**: one AcqRel decrement of the task's own count plus the credit its
+//!   frame did not hand out (frames end with their task, restoring the frame below, so no
+//!   credit outlives it). Release: the task's effects (its writes through borrows) happen
+//!   before the scope returns; Acquire (by the last decrementer): every earlier
+//!   decrementer's effects do too. The last one sets the latch (`stack_job.rs`, J2), whose
+//!   Release passes all of it to the waiting body (J4).
+//!
+//! Credit is fungible within a scope: a task run on top of a waiting task of the same
+//! scope starts its own frame and restores the one below when it ends; a `join` half run
+//! here without a frame of its own spends the frame it finds, which counts for the same
+//! scope. Either way each unit pays for exactly one child, and whatever is left returns in
+//! its owner's S3. With one-level fan-outs of up to `CREDIT_CHUNK` children (skynet's 10),
+//! a task costs one RMW (its S3) instead of two.
 //! - **S4 (wait)**: after the body returns (or panics) it does its own S3 and waits on
 //!   the latch, running other tasks on a worker, parking elsewhere. Only then does
 //!   `scope` return or re-raise, so every borrow outlives every task that uses it.
@@ -45,7 +61,10 @@ use crate::scheduler::Shared;
 use crate::stack_job::Latch;
 use crate::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
 use crate::sync::mutation::{self, Site};
-use crate::worker;
+use crate::worker::{self, WorkerCtx};
+
+/// Counts a scope frame reserves at once when its credit is spent (S1).
+pub(crate) const CREDIT_CHUNK: usize = 16;
 
 /// A scope for spawning tasks that borrow from the enclosing stack; see
 /// [`Scheduler::scope`](crate::Scheduler::scope).
@@ -102,6 +121,8 @@ unsafe impl Send for ScopePtr {}
 struct ScopeTask<B> {
     body: Option<B>,
     scope: ScopePtr,
+    /// Credit the task's frame reserved and did not hand out, returned in its S3.
+    credit: usize,
 }
 
 impl<B> Drop for ScopeTask<B> {
@@ -113,9 +134,9 @@ impl<B> Drop for ScopeTask<B> {
             unsafe { (*self.scope.0).skipped.fetch_add(1, Relaxed) };
             let _ = catch_unwind(AssertUnwindSafe(move || drop(body)));
         }
-        // S2 → S3: the closure is gone; now the count.
+        // S2 → S3: the closure is gone; now the count, with the frame's unspent credit.
         // SAFETY: alive until this very S3 (S4); we touch nothing after it.
-        unsafe { Scope::done(self.scope.0) };
+        unsafe { Scope::done(self.scope.0, 1 + self.credit) };
     }
 }
 
@@ -154,11 +175,11 @@ impl<'scope> Scope<'scope> {
     where
         B: FnOnce(&Scope<'scope>) + Send + 'scope,
     {
-        // S1, Relaxed: module docs.
-        self.pending.fetch_add(1, Relaxed);
+        self.count_one();
         let task = ScopeTask {
             body: Some(body),
             scope: ScopePtr((self as *const Scope<'scope>).cast::<Scope<'static>>()),
+            credit: 0,
         };
         if self.is_cancelled() {
             drop(task); // counted as skipped, then S3
@@ -173,9 +194,14 @@ impl<'scope> Scope<'scope> {
                 return; // `task` drops: skipped, S3
             }
             if let Some(body) = task.body.take() {
-                if let Err(p) = catch_unwind(AssertUnwindSafe(|| body(scope))) {
-                    scope.record_panic(p);
-                }
+                let ((), credit) = worker::with_current(|ctx| {
+                    scope.in_frame(ctx, || {
+                        if let Err(p) = catch_unwind(AssertUnwindSafe(|| body(scope))) {
+                            scope.record_panic(p);
+                        }
+                    })
+                });
+                task.credit = credit;
             }
             // `task` drops here: S3.
         };
@@ -185,6 +211,53 @@ impl<'scope> Scope<'scope> {
         // SAFETY: as above.
         if let Err(run) = unsafe { shared.spawn_detached_unchecked(run) } {
             run(); // shut down: run it here
+        }
+    }
+
+    fn addr(&self) -> *const () {
+        (self as *const Self).cast()
+    }
+
+    /// S1: counts one more task, from the current frame's credit when it is this scope's.
+    #[inline]
+    fn count_one(&self) {
+        let from_credit = worker::with_current(|ctx| {
+            let Some(frame) = ctx.map(WorkerCtx::scope_frame) else {
+                return false;
+            };
+            let (owner, credit) = frame.get();
+            if owner != self.addr() {
+                return false;
+            }
+            if credit == 0 {
+                if mutation::keep(Site::ScopeCreditReserve) {
+                    // S1, Relaxed: module docs.
+                    self.pending.fetch_add(CREDIT_CHUNK, Relaxed);
+                }
+                frame.set((owner, CREDIT_CHUNK - 1));
+            } else {
+                frame.set((owner, credit - 1));
+            }
+            true
+        });
+        if !from_credit {
+            // S1, Relaxed: module docs.
+            self.pending.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Runs `f` (which must not unwind) in a frame of this scope on the worker `ctx`, and
+    /// returns its result with the credit the frame did not hand out; restores the frame
+    /// below. Off the workers there is no frame (credit 0).
+    fn in_frame<R>(&self, ctx: Option<&WorkerCtx<'_>>, f: impl FnOnce() -> R) -> (R, usize) {
+        match ctx {
+            Some(c) => {
+                let below = c.scope_frame().replace((self.addr(), 0));
+                let r = f();
+                let (_, credit) = c.scope_frame().replace(below);
+                (r, credit)
+            }
+            None => (f(), 0),
         }
     }
 
@@ -239,14 +312,14 @@ impl<'scope> Scope<'scope> {
         (!p.is_null()).then(|| *unsafe { Box::from_raw(p) })
     }
 
-    /// S3.
+    /// S3: gives back `n` counts (one's own, plus unspent credit).
     ///
     /// # Safety
-    /// `this` is a live scope with a count we own; we touch nothing after this call.
-    unsafe fn done(this: *const Scope<'_>) {
+    /// `this` is a live scope and the `n` counts are ours; we touch nothing after this call.
+    unsafe fn done(this: *const Scope<'_>, n: usize) {
         // S3, AcqRel: module docs (partners: the other decrements; the latch's J4).
         // SAFETY: live until the count reaches zero and the latch is set (caller).
-        if unsafe { (*this).pending.fetch_sub(1, mutation::ord(Site::ScopeDoneAcqRel, AcqRel)) } == 1 {
+        if unsafe { (*this).pending.fetch_sub(n, mutation::ord(Site::ScopeDoneAcqRel, AcqRel)) } == n {
             // SAFETY: the last count: the latch is unset and alive until set.
             unsafe { Latch::set(std::ptr::addr_of!((*this).latch)) };
         }
@@ -263,10 +336,10 @@ where
     worker::with_current(|ctx| {
         with_parker(ctx, |parker| {
             let scope = Scope::new(shared, Latch::new(parker), token);
-            let r = catch_unwind(AssertUnwindSafe(|| op(&scope)));
-            // S4: the body's own S3, then the wait.
-            // SAFETY: the body's count is ours; `scope` lives on in this frame.
-            unsafe { Scope::done(&scope) };
+            let (r, credit) = scope.in_frame(ctx, || catch_unwind(AssertUnwindSafe(|| op(&scope))));
+            // S4: the body's own S3 (with its frame's unspent credit), then the wait.
+            // SAFETY: the body's count and the credit are ours; `scope` lives on here.
+            unsafe { Scope::done(&scope, 1 + credit) };
             scope.latch.wait(ctx, parker);
             let task_panic = scope.take_panic();
             let v = match r {

@@ -234,6 +234,9 @@ pub mod mutation {
         LatchParkerBeforeSet,
         /// `scope::Scope::done` (S3): the AcqRel decrement of the pending count.
         ScopeDoneAcqRel,
+        /// `scope::Scope::count_one` (S1): a frame whose credit is spent reserves more
+        /// before handing a unit to the child (the mutant hands out credit it never added).
+        ScopeCreditReserve,
         /// `wait_group` (W2): the AcqRel CAS of `done`.
         WaitGroupDoneAcqRel,
         /// `wait_group` (W4): the waiter sets `WAITERS` before parking (the mutant skips it).

@@ -104,6 +104,10 @@ pub(crate) struct WorkerCtx<'a> {
     searching: Cell<bool>,
     /// How many joins this worker is waiting in, nested on its stack.
     joins: Cell<u32>,
+    /// The scope frame of the scope task (or scope body) running on top of this stack:
+    /// its scope's address and the counts it has reserved and not yet handed to a child
+    /// (`scope.rs`, S1).
+    scope_frame: Cell<(*const (), usize)>,
 }
 
 #[cfg(not(loom))]
@@ -146,6 +150,11 @@ impl<'a> WorkerCtx<'a> {
         let r = f();
         self.joins.set(self.joins.get() - 1);
         r
+    }
+
+    /// `scope.rs`'s frame cell (S1): read and written only by this thread.
+    pub(crate) fn scope_frame(&self) -> &Cell<(*const (), usize)> {
+        &self.scope_frame
     }
 
     pub(crate) fn parker(&self) -> &'a Arc<Parker> {
@@ -632,6 +641,7 @@ fn worker_main(
             tick: Cell::new(0),
             searching: Cell::new(false),
             joins: Cell::new(0),
+            scope_frame: Cell::new((ptr::null(), 0)),
         };
         let p: *const WorkerCtx<'_> = &ctx;
         CURRENT.with(|c| c.set(p.cast()));

@@ -123,6 +123,47 @@ fn scope_skynet_counts_every_leaf_once() {
     }
 }
 
+/// Scope frames (S1's credit): a body running on a worker, tasks that spawn more children
+/// than one credit reservation covers, a nested scope inside a task (its own frame, the
+/// outer one restored after), and a task that panics after spawning (its unspent credit
+/// still goes back). Every task runs once and the scope returns only after all of them.
+#[test]
+fn scope_frames_nest_spend_and_return_credit() {
+    for workers in [1, 2, 3] {
+        let s = sched(workers);
+        let h = s.spawn(|| {
+            let n = AtomicUsize::new(0);
+            let n = &n;
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                filch::scope(|sc| {
+                    for i in 0..40 {
+                        sc.spawn(move |sc| {
+                            for _ in 0..40 {
+                                sc.spawn(move |_| {
+                                    n.fetch_add(1, Relaxed);
+                                });
+                            }
+                            filch::scope(|inner| {
+                                for _ in 0..20 {
+                                    inner.spawn(move |_| {
+                                        n.fetch_add(1, Relaxed);
+                                    });
+                                }
+                            });
+                            n.fetch_add(1, Relaxed);
+                            if i == 7 {
+                                panic!("seven");
+                            }
+                        });
+                    }
+                })
+            }));
+            (r.unwrap_err().downcast_ref::<&str>() == Some(&"seven"), n.load(Relaxed))
+        });
+        assert_eq!(h.join().unwrap(), (true, 40 + 40 * 40 + 40 * 20), "{workers} workers");
+    }
+}
+
 #[test]
 fn scope_more_tasks_than_pool_slots() {
     let s = Scheduler::builder().workers(2).pool_capacity(64).build().unwrap();
