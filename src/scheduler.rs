@@ -639,7 +639,7 @@ macro_rules! spawn_methods {
     () => {
         /// Spawns `f`. Never blocks and never fails: a full pool or an oversize task uses a
         /// heap task (counted in `heap_fallbacks`); on a shut-down scheduler the task is
-        /// dropped unrun and its handle joins to [`TaskError::ShutDown`].
+        /// dropped unrun and its handle joins to [`TaskError::ShutDown`](crate::TaskError::ShutDown).
         ///
         /// ```
         /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
@@ -1107,7 +1107,7 @@ impl Scheduler {
     /// and every worker thread is joined before `Ok(())` returns.
     ///
     /// When the time runs out, tasks that never started are dropped unrun (each capture's
-    /// destructor runs exactly once) and their joiners get [`TaskError::ShutDown`]; workers
+    /// destructor runs exactly once) and their joiners get [`TaskError::ShutDown`](crate::TaskError::ShutDown); workers
     /// still inside a task cannot be interrupted, so their threads are detached and exit
     /// when that task returns. That case returns `Err(ShutdownTimeout)`.
     ///

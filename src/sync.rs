@@ -6,11 +6,11 @@
 //! the same source be both the production code and the loom model.
 //!
 //! Besides re-exports it holds:
-//! - [`CachePadded`]: 128-byte alignment for hot shared words (the adjacent-line
+//! - `CachePadded`: 128-byte alignment for hot shared words (the adjacent-line
 //!   prefetcher on x86-64 pulls lines in pairs).
-//! - [`UnsafeCell`]: loom's closure-based API, mirrored for `std` so that one spelling
+//! - `UnsafeCell`: loom's closure-based API, mirrored for `std` so that one spelling
 //!   works in both builds.
-//! - [`Witness`]: a zero-sized marker outside loom; under loom a cell whose accesses are
+//! - `Witness`: a zero-sized marker outside loom; under loom a cell whose accesses are
 //!   checked for happens-before. It lets a model see orderings that protect a *value*
 //!   read speculatively from an atomic slot (loom does not model load buffering, so
 //!   checking values alone cannot catch a missing Acquire on that path).
@@ -146,7 +146,7 @@ impl Witness {
 /// Each non-Relaxed ordering whose necessity the loom suite demonstrates is written as
 /// `mutation::ord(Site::X, Acquire)` or `mutation::fence(Site::X, SeqCst)`. Outside loom
 /// these are `#[inline(always)]` identities. Under loom, a test may call
-/// [`mutation::set`] before `loom::model`; the named site is then weakened (SeqCst →
+/// `mutation::set` before `loom::model`; the named site is then weakened (SeqCst →
 /// AcqRel, Acquire/Release/AcqRel → Relaxed, fences → AcqRel or removed) for the rest of
 /// the calling thread. Loom runs a model's threads on the calling OS thread, so a
 /// thread-local switch is exactly per test.
