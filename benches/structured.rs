@@ -8,7 +8,9 @@
 //! - `parallel_for_10m`: `out[i] = f(i)` for 10 M elements, `f` an xorshift round; filch
 //!   `for_each_chunk_mut` with one-element chunks (so each index is one call through
 //!   `parallel_for`'s splitting) vs rayon `par_iter_mut().enumerate().for_each`. Bar:
-//!   within 1.1× of rayon.
+//!   within 1.1× of rayon. Also `parallel_for(0..10M)` itself against rayon's
+//!   `(0..10M).into_par_iter().for_each`, each index computing the same round into
+//!   `black_box`.
 //!
 //! Every iteration checks its result (a wrong answer panics the bench).
 use std::hint::black_box;
@@ -149,6 +151,25 @@ fn parallel_for(c: &mut Criterion) {
         })
     });
     check(&mut data, expected);
+    // The index form itself: `parallel_for(0..N, f)` against rayon's `into_par_iter` on a
+    // range, `f` the same round with its result kept alive by `black_box` (no memory
+    // traffic: only scheduling and splitting are compared).
+    g.bench_function("filch_parallel_for_range", |b| {
+        b.iter(|| {
+            f.parallel_for(0..N, |i| {
+                black_box(work(i as u64));
+            })
+        })
+    });
+    g.bench_function("rayon_range", |b| {
+        b.iter(|| {
+            r.install(|| {
+                (0..N).into_par_iter().for_each(|i| {
+                    black_box(work(i as u64));
+                })
+            })
+        })
+    });
     g.finish();
 }
 
