@@ -251,17 +251,19 @@ impl Shared {
     }
 
     /// A detached spawn without the `'static` bound (scope tasks). Falls back to the heap
-    /// when the pool is full; hands `f` back only when the scheduler is shut down.
+    /// when the pool is full; hands `f` back only when the scheduler is shut down. The
+    /// output, unread, is dropped after the task is counted in `Stats::completed`.
     ///
     /// # Safety
-    /// Whatever `f` borrows outlives the task: the caller waits until `f` has run or been
-    /// dropped.
-    pub(crate) unsafe fn spawn_detached_unchecked<F>(&self, f: F) -> Result<(), F>
+    /// Whatever `f` and its output borrow outlives the task: the caller waits until `f`
+    /// has run or been dropped, and its output (if any) dropped.
+    pub(crate) unsafe fn spawn_detached_unchecked<F, T>(&self, f: F) -> Result<(), F>
     where
-        F: FnOnce() + Send,
+        F: FnOnce() -> T + Send,
+        T: Send,
     {
         // SAFETY: forwarded from the caller.
-        match unsafe { self.spawn_raw::<F, ()>(f, true, true) } {
+        match unsafe { self.spawn_raw::<F, T>(f, true, true) } {
             Ok(_) => Ok(()),
             Err(e) => Err(e.closure),
         }

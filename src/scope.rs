@@ -13,8 +13,10 @@
 //!   part of `pending` from its reservation on, so `pending` never undercounts: it is the
 //!   body's count, plus one per task not yet through S3, plus every frame's credit.
 //! - **S2 (task)**: a scope task is a detached pool task (no handle, so it runs on the F1
-//!   path) owning a [`ScopeTask`]: the closure plus a guard. Run or dropped unrun (a
-//!   timed-out shutdown), the guard drops the closure *first* and then does S3, so
+//!   path) owning a [`ScopeTask`]: the closure plus an S3 guard ([`ScopeDone`]). Dropped
+//!   unrun (cancelled, a timed-out shutdown), it drops the closure *first* and then the
+//!   guard. Run, the closure is consumed by the call and the guard is the task's output,
+//!   which the worker drops after counting the task in `Stats::completed`. Either way
 //!   nothing the closure borrows is touched after S3.
 //! - **S3 (done)**: one AcqRel decrement of the task's own count plus the credit its
 //!   frame did not hand out (frames end with their task, restoring the frame below, so no
@@ -120,23 +122,35 @@ unsafe impl Send for ScopePtr {}
 /// What a scope task's pool slot holds: the closure, and the obligation to do S3.
 struct ScopeTask<B> {
     body: Option<B>,
+    /// The S3 obligation. Dropped with the task when the closure never ran; handed out
+    /// as the task's output when it did (S2).
+    done: Option<ScopeDone>,
+}
+
+/// S3 as a guard: gives back one count plus the frame's unspent credit when dropped.
+struct ScopeDone {
     scope: ScopePtr,
-    /// Credit the task's frame reserved and did not hand out, returned in its S3.
+    /// Credit the task's frame reserved and did not hand out.
     credit: usize,
+}
+
+impl Drop for ScopeDone {
+    fn drop(&mut self) {
+        // SAFETY: alive until this very S3 (S4); we touch nothing after it.
+        unsafe { Scope::done(self.scope.0, 1 + self.credit) };
+    }
 }
 
 impl<B> Drop for ScopeTask<B> {
     fn drop(&mut self) {
-        if let Some(body) = self.body.take() {
+        if let (Some(body), Some(done)) = (self.body.take(), &self.done) {
             // Dropped unrun (cancelled, or a timed-out shutdown): count it, drop the closure
             // (a panicking destructor is contained: the scope must still hear S3).
             // SAFETY: before S3 the scope is alive (S4).
-            unsafe { (*self.scope.0).skipped.fetch_add(1, Relaxed) };
+            unsafe { (*done.scope.0).skipped.fetch_add(1, Relaxed) };
             let _ = catch_unwind(AssertUnwindSafe(move || drop(body)));
         }
-        // S2 → S3: the closure is gone; now the count, with the frame's unspent credit.
-        // SAFETY: alive until this very S3 (S4); we touch nothing after it.
-        unsafe { Scope::done(self.scope.0, 1 + self.credit) };
+        // S2 → S3: the closure is gone; `done`, dropped after this, gives the count back.
     }
 }
 
@@ -176,41 +190,43 @@ impl<'scope> Scope<'scope> {
         B: FnOnce(&Scope<'scope>) + Send + 'scope,
     {
         self.count_one();
-        let task = ScopeTask {
-            body: Some(body),
-            scope: ScopePtr((self as *const Scope<'scope>).cast::<Scope<'static>>()),
-            credit: 0,
-        };
+        let this = ScopePtr((self as *const Scope<'scope>).cast::<Scope<'static>>());
+        let task = ScopeTask { body: Some(body), done: Some(ScopeDone { scope: this, credit: 0 }) };
         if self.is_cancelled() {
             drop(task); // counted as skipped, then S3
             return;
         }
-        let run = move || {
+        // The closure returns the S3 guard as the task's output: the worker drops an
+        // unread output only after counting the task in `Stats::completed`, so a snapshot
+        // taken after `scope` returns includes every task that ran.
+        let run = move || -> Option<ScopeDone> {
             let mut task = task;
+            let mut done = task.done.take()?;
             // SAFETY: before this task's S3 the scope is alive (S4); `'scope` is the
             // lifetime the task was spawned with.
-            let scope = unsafe { &*task.scope.0.cast::<Scope<'scope>>() };
+            let scope = unsafe { &*done.scope.0.cast::<Scope<'scope>>() };
             if scope.is_cancelled() {
-                return; // `task` drops: skipped, S3
+                task.done = Some(done);
+                return None; // `task` drops: skipped, S3
             }
-            if let Some(body) = task.body.take() {
-                let ((), credit) = worker::with_current(|ctx| {
-                    scope.in_frame(ctx, || {
-                        if let Err(p) = catch_unwind(AssertUnwindSafe(|| body(scope))) {
-                            scope.record_panic(p);
-                        }
-                    })
-                });
-                task.credit = credit;
-            }
-            // `task` drops here: S3.
+            let body = task.body.take()?;
+            drop(task); // nothing left in it
+            let ((), credit) = worker::with_current(|ctx| {
+                scope.in_frame(ctx, || {
+                    if let Err(p) = catch_unwind(AssertUnwindSafe(|| body(scope))) {
+                        scope.record_panic(p);
+                    }
+                })
+            });
+            done.credit = credit;
+            Some(done) // S3 when the worker drops the output
         };
         // SAFETY: the closure borrows only `'scope` data, and the scope waits for its S3
         // (run or dropped) before `scope` returns (S4).
         let shared = unsafe { &*self.shared.0 };
         // SAFETY: as above.
         if let Err(run) = unsafe { shared.spawn_detached_unchecked(run) } {
-            run(); // shut down: run it here
+            drop(run()); // shut down: run it here (and S3)
         }
     }
 

@@ -82,9 +82,9 @@ pub struct WorkerStats {
     /// Tasks spawned from this thread (accepted; a spawn refused at shutdown is not counted).
     pub spawned: u64,
     /// Tasks that ran to the end here, returning or panicking. Counted right after the
-    /// task's closure returns, before its handle sees it complete — but after anything
-    /// the closure signalled itself: a `scope` task's completion, a `WaitGroup::done` or
-    /// a channel send inside it may be observed a moment before this count includes it.
+    /// task's closure returns and before its handle (or its `scope`) sees it complete;
+    /// what the closure signals itself — a `WaitGroup::done`, a channel send — may be
+    /// observed a moment before this count includes it.
     pub completed: u64,
     /// Of `completed`, those that panicked.
     pub panicked: u64,
