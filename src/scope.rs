@@ -201,16 +201,16 @@ impl<'scope> Scope<'scope> {
         // taken after `scope` returns includes every task that ran.
         let run = move || -> Option<ScopeDone> {
             let mut task = task;
-            let mut done = task.done.take()?;
+            // `done` is set until the body is taken below.
+            let this = task.done.as_ref()?.scope.0.cast::<Scope<'scope>>();
             // SAFETY: before this task's S3 the scope is alive (S4); `'scope` is the
             // lifetime the task was spawned with.
-            let scope = unsafe { &*done.scope.0.cast::<Scope<'scope>>() };
+            let scope = unsafe { &*this };
             if scope.is_cancelled() {
-                task.done = Some(done);
                 return None; // `task` drops: skipped, S3
             }
-            let body = task.body.take()?;
-            drop(task); // nothing left in it
+            // Both are set until here; taking them leaves `task` with nothing to do.
+            let (body, mut done) = (task.body.take()?, task.done.take()?);
             let ((), credit) = worker::with_current(|ctx| {
                 scope.in_frame(ctx, || {
                     if let Err(p) = catch_unwind(AssertUnwindSafe(|| body(scope))) {
