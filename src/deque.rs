@@ -75,7 +75,7 @@ use std::marker::PhantomData;
 
 use crate::sync::atomic::{AtomicUsize, Ordering::*};
 use crate::sync::mutation::{self, Site};
-use crate::sync::{Arc, CachePadded, Witness};
+use crate::sync::{asym, Arc, CachePadded, Witness};
 
 /// Capacity of [`Owner::new`]: 4096 slots (4 under loom, so models reach the full and
 /// wrap-around paths).
@@ -386,6 +386,9 @@ pub struct Owner<T: Word> {
     /// The last value of `top` this owner read with Acquire (or wrote by its own CAS).
     /// Never ahead of the real `top`. The `Cell` also makes `Owner` `!Sync`.
     top_cache: Cell<usize>,
+    /// Sole-owner mode ([`Owner::set_asymmetric`]): `pop`'s O2 is `asym::light` and every
+    /// thief on another thread uses [`Stealer::steal_heavy`].
+    asymmetric: bool,
 }
 
 /// A thief's end of a deque: steal from the top (FIFO). `Clone + Send + Sync`.
@@ -482,7 +485,22 @@ impl<T: Word> Owner<T> {
             mask: capacity - 1,
             _items: PhantomData,
         };
-        Ok(Owner { inner: Arc::new(inner), top_cache: Cell::new(0) })
+        Ok(Owner { inner: Arc::new(inner), top_cache: Cell::new(0), asymmetric: false })
+    }
+
+    /// Sole-owner mode: `pop` drops its `fence(SeqCst)` (O2) for a compiler fence, and
+    /// thieves on other threads must steal with [`Stealer::steal_heavy`], whose
+    /// membarrier stands in for both fences. For a deque that other threads rob only
+    /// rarely (a one-worker scheduler's, robbed by nothing but a timed-out shutdown).
+    /// `false` (and no change) when membarrier is unavailable.
+    ///
+    /// # Safety
+    /// From this call on, every steal from a thread other than the owner's is
+    /// [`Stealer::steal_heavy`] (the owner's own thread may use any steal), and no thief
+    /// uses `steal_batch`.
+    pub(crate) unsafe fn set_asymmetric(&mut self) -> bool {
+        self.asymmetric = asym::available();
+        self.asymmetric
     }
 }
 
@@ -608,8 +626,14 @@ impl<T: Word> Owner<T> {
         // the slots below it.
         inner.bottom.store(b, Release);
         // O2, SeqCst fence: pairs with the thief's fence S2 (or B1). Either the thief sees
-        // `bottom = b` or the load below sees the thief's CAS on `top`; never neither.
-        mutation::fence(Site::PopFence, SeqCst);
+        // `bottom = b` or the load below sees the thief's CAS on `top`; never neither. In
+        // sole-owner mode the pair is `asym::light` here and `asym::heavy` in
+        // `steal_heavy`, which orders like two SeqCst fences.
+        if self.asymmetric {
+            asym::light(Site::PopFence);
+        } else {
+            mutation::fence(Site::PopFence, SeqCst);
+        }
         // O3, Acquire: pairs with S4/B4 (thief CAS, Release), so every slot below `t` was
         // read by its thief before `push` may overwrite it; `push` trusts the cache.
         let t = inner.top.load(Acquire);
@@ -722,11 +746,23 @@ impl<T: Word> Stealer<T> {
     /// ```
     #[inline]
     pub fn steal(&self) -> Steal<T> {
+        // S2, SeqCst fence: pairs with the owner's O2 (store-buffering on bottom/top).
+        self.steal_with(|| mutation::fence(Site::StealFence, SeqCst))
+    }
+
+    /// [`Stealer::steal`] from a deque in sole-owner mode ([`Owner::set_asymmetric`]): S2
+    /// is `asym::heavy`, the partner of the owner's `asym::light` O2. Costs a membarrier
+    /// system call (microseconds).
+    pub(crate) fn steal_heavy(&self) -> Steal<T> {
+        self.steal_with(|| asym::heavy(Site::StealFence))
+    }
+
+    #[inline(always)]
+    fn steal_with(&self, s2: impl FnOnce()) -> Steal<T> {
         let inner = &*self.inner;
         // S1, Relaxed: a stale `top` can only make the CAS below fail.
         let t = inner.top.load(Relaxed);
-        // S2, SeqCst fence: pairs with the owner's O2 (store-buffering on bottom/top).
-        mutation::fence(Site::StealFence, SeqCst);
+        s2();
         // S3, Acquire: pairs with the Release stores of `bottom` (P3, O1, O5): the slot
         // below it is visible.
         let b = inner.bottom.load(mutation::ord(Site::StealBottomAcquire, Acquire));
@@ -935,5 +971,67 @@ mod tests {
         assert_eq!(tiny.len(), 2);
         assert_eq!(tiny.pop(), Some(STEAL_BATCH_LIMIT + 1));
         assert_eq!(v.len(), 100 - STEAL_BATCH_LIMIT - 2);
+    }
+
+    /// Sole-owner mode under its one kind of foreign thief. Per round the owner pushes two
+    /// items, works for a random while, then pops until empty, racing a thread that steals
+    /// with `steal_heavy` in a loop: a heavy steal reads `top`, waits out its membarrier
+    /// (microseconds), then takes the item, so it collides with the owner's pops only when
+    /// they land right after its barrier; the random pauses spread the pops over that window.
+    /// Every item must be taken exactly once. Mutation evidence in docs/VERIFICATION.md.
+    #[test]
+    fn sole_owner_pops_race_heavy_steals_exactly_once() {
+        use std::sync::atomic::{AtomicBool, AtomicU8, Ordering as O};
+        #[cfg(target_os = "linux")]
+        assert!(crate::sync::asym::available(), "membarrier is available on any Linux >= 4.14");
+        let mut owner = Owner::<usize>::with_capacity(64).unwrap();
+        // SAFETY: the only foreign thief below uses `steal_heavy`.
+        if !unsafe { owner.set_asymmetric() } {
+            return; // no membarrier on this OS: the mode is off and `pop` keeps its fence
+        }
+        let thief = owner.stealer();
+        const ROUNDS: usize = 40_000;
+        let seen: Vec<AtomicU8> = (0..2 * ROUNDS).map(|_| AtomicU8::new(0)).collect();
+        let done = AtomicBool::new(false);
+        let start = std::sync::Barrier::new(2);
+        let stolen = std::thread::scope(|s| {
+            let t = s.spawn(|| {
+                let mut n = 0usize;
+                start.wait();
+                while !done.load(O::Acquire) {
+                    if let Steal::Success(i) = thief.steal_heavy() {
+                        seen[i].fetch_add(1, O::Relaxed);
+                        n += 1;
+                    }
+                }
+                n
+            });
+            start.wait();
+            let mut rng = 0x2545_F491_4F6C_DD1Du64;
+            for r in 0..ROUNDS {
+                owner.push(2 * r).unwrap();
+                owner.push(2 * r + 1).unwrap();
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                for _ in 0..rng % 4096 {
+                    std::hint::spin_loop();
+                }
+                while let Some(i) = owner.pop() {
+                    seen[i].fetch_add(1, O::Relaxed);
+                }
+            }
+            done.store(true, O::Release);
+            t.join().unwrap()
+        });
+        let bad: Vec<(usize, u8)> = seen
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i, c.load(O::Relaxed)))
+            .filter(|&(_, c)| c != 1)
+            .take(10)
+            .collect();
+        assert!(bad.is_empty(), "items taken other than once (index, times): {bad:?}; {stolen} stolen");
+        assert!(stolen > 0, "the thief never won a race: the test exercised nothing");
     }
 }

@@ -52,6 +52,84 @@ pub(crate) mod atomic {
     };
 }
 
+/// Asymmetric barriers: a pair of fences where one side is free and the other pays for
+/// both. [`asym::light`] is only a compiler fence; [`asym::heavy`] makes every running
+/// thread of the process execute a full barrier (Linux `membarrier`,
+/// `MEMBARRIER_CMD_PRIVATE_EXPEDITED`) before it returns. So a `light` on thread A and a
+/// `heavy` on thread B order like two `fence(SeqCst)`: either B's accesses after `heavy`
+/// see A's before `light`, or A's after `light` see B's before `heavy`. Worth it only
+/// where the light side is hot and the heavy side rare (`deque`, one-worker schedulers).
+///
+/// Under loom both are `fence(SeqCst)` (loom has no membarrier): models check the
+/// protocol with symmetric fences, and the substitution rests on the kernel's contract
+/// (docs/DESIGN.md §1, "Sole-owner deques").
+pub(crate) mod asym {
+    /// Whether [`heavy`] works in this process: registers for private expedited
+    /// membarrier once (Linux ≥ 4.14); `false` elsewhere. Callers use the light/heavy
+    /// pair only when this returned `true`.
+    #[cfg(all(target_os = "linux", not(loom)))]
+    pub(crate) fn available() -> bool {
+        static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *OK.get_or_init(|| {
+            // SAFETY: a plain syscall with integer arguments and no pointers.
+            unsafe { libc::syscall(libc::SYS_membarrier, REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 }
+        })
+    }
+
+    #[cfg(all(not(target_os = "linux"), not(loom)))]
+    pub(crate) fn available() -> bool {
+        false
+    }
+
+    #[cfg(loom)]
+    pub(crate) fn available() -> bool {
+        true
+    }
+
+    #[cfg(all(target_os = "linux", not(loom)))]
+    const PRIVATE_EXPEDITED: libc::c_int = 1 << 3;
+    #[cfg(all(target_os = "linux", not(loom)))]
+    const REGISTER_PRIVATE_EXPEDITED: libc::c_int = 1 << 4;
+
+    /// The hot side: keeps the compiler from moving accesses across it; the CPU may
+    /// still reorder, which [`heavy`] on the other side undoes.
+    #[inline(always)]
+    pub(crate) fn light(site: super::mutation::Site) {
+        #[cfg(not(loom))]
+        {
+            let _ = site;
+            std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+        }
+        #[cfg(loom)]
+        super::mutation::fence(site, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The rare side: a full barrier on every running thread of the process. Only after
+    /// [`available`] returned `true`.
+    pub(crate) fn heavy(site: super::mutation::Site) {
+        #[cfg(all(target_os = "linux", not(loom)))]
+        {
+            let _ = site;
+            debug_assert!(available());
+            // SAFETY: a plain syscall with integer arguments and no pointers.
+            let r = unsafe { libc::syscall(libc::SYS_membarrier, PRIVATE_EXPEDITED, 0, 0) };
+            if r != 0 {
+                // Registered (checked by the caller), so the kernel cannot refuse; if it
+                // ever did, going on would race with a fence-less light side.
+                eprintln!("filch: internal error: membarrier failed after registration; aborting");
+                std::process::abort();
+            }
+        }
+        #[cfg(all(not(target_os = "linux"), not(loom)))]
+        {
+            let _ = site;
+            unreachable!("asym::heavy without asym::available");
+        }
+        #[cfg(loom)]
+        super::mutation::fence(site, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// A hint inside a spin loop. Under loom it yields to the model's scheduler, without
 /// which a spin loop would never terminate in a model.
 #[inline(always)]
