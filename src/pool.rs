@@ -491,7 +491,13 @@ impl<T> Pool<T> {
     /// assert_eq!(total, 64);
     /// ```
     pub fn cache(&self) -> Cache<'_, T> {
-        Cache { pool: self, current: Chain::EMPTY, spare: Chain::EMPTY, _not_sync: PhantomData }
+        Cache {
+            pool: self,
+            links: self.links.as_ptr(),
+            current: Chain::EMPTY,
+            spare: Chain::EMPTY,
+            _not_sync: PhantomData,
+        }
     }
 
     /// A pointer to the storage of slot `id`, valid for as long as the pool lives.
@@ -523,7 +529,25 @@ impl<T> Pool<T> {
     /// ```
     #[inline]
     pub fn slot_ptr(&self, id: SlotId) -> NonNull<MaybeUninit<T>> {
-        let ptr = self.values[id.index()].with_mut(|p| p);
+        assert!(
+            id.index() < self.capacity(),
+            "slot id {} out of range for a pool of {}",
+            id.0,
+            self.capacity()
+        );
+        // SAFETY: checked just above.
+        unsafe { self.slot_ptr_unchecked(id) }
+    }
+
+    /// [`Pool::slot_ptr`] without the range check, for ids this pool handed out.
+    ///
+    /// # Safety
+    /// `id` came from an allocation of this pool (so it is below its capacity).
+    #[inline(always)]
+    pub(crate) unsafe fn slot_ptr_unchecked(&self, id: SlotId) -> NonNull<MaybeUninit<T>> {
+        debug_assert!(id.index() < self.capacity());
+        // SAFETY: in range (caller); the element lives as long as the pool.
+        let ptr = unsafe { self.values.get_unchecked(id.index()) }.with_mut(|p| p);
         // SAFETY: `p` points into the live `values` allocation (it comes from a
         // reference to one of its elements), so it is not null.
         unsafe { NonNull::new_unchecked(ptr) }
@@ -602,10 +626,14 @@ impl<T> Pool<T> {
         self.push_batch(Chain { head: id.0, len: 1 });
     }
 
-    /// The link of slot `index`.
+    /// The link of slot `index`, which is below the capacity: every index on a chain or
+    /// the free stack is one this pool handed out, and `free`'s contract says the same of
+    /// the ids given back.
     #[inline(always)]
     fn link(&self, index: u32) -> &Link {
-        &self.links[index as usize]
+        debug_assert!((index as usize) < self.links.len());
+        // SAFETY: in range (above).
+        unsafe { self.links.get_unchecked(index as usize) }
     }
 
     /// Takes the first slot off `chain`, which must not be empty.
@@ -617,16 +645,6 @@ impl<T> Pool<T> {
         chain.head = self.link(id).next.load(Relaxed);
         chain.len -= 1;
         SlotId(id)
-    }
-
-    /// Puts `id` in front of `chain`.
-    #[inline(always)]
-    fn chain_push(&self, chain: &mut Chain, id: SlotId) {
-        debug_assert!(id.index() < self.capacity());
-        // C1, Relaxed: the slot is ours and not on any shared list; R3 publishes this.
-        self.link(id.0).next.store(chain.head, Relaxed);
-        chain.head = id.0;
-        chain.len += 1;
     }
 
     /// The one CAS loop on `head`: `f` maps the current head to the index to install,
@@ -711,6 +729,8 @@ impl<T> Pool<T> {
 /// ```
 pub struct Cache<'p, T> {
     pool: &'p Pool<T>,
+    /// `pool.links`, one load closer: the magazine's hot paths touch nothing else.
+    links: *const Link,
     /// Allocations come from here first; frees go here.
     current: Chain,
     /// Empty, or a chain that `current` replaces when it runs dry.
@@ -718,6 +738,10 @@ pub struct Cache<'p, T> {
     /// Makes `Cache` `!Sync` (`Cell<()>` is `Send + !Sync`).
     _not_sync: PhantomData<Cell<()>>,
 }
+
+// SAFETY: `links` only caches `pool.links`, which `&Pool<T>` may reach from any thread
+// (`Pool<T>: Sync` for `T: Send`); without it `Cache` would be `Send` under that same bound.
+unsafe impl<T: Send> Send for Cache<'_, T> {}
 
 impl<T> fmt::Debug for Cache<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -778,7 +802,15 @@ impl<'p, T> Cache<'p, T> {
         if self.current.is_empty() && !self.refill() {
             return None;
         }
-        Some(self.pool.chain_pop(&mut self.current))
+        let id = self.current.head;
+        debug_assert!((id as usize) < self.pool.capacity());
+        // SAFETY: a chain holds indices of this pool's slots, below its capacity; `links`
+        // points to the pool's `links`, alive as long as the pool.
+        let link = unsafe { &*self.links.add(id as usize) };
+        // C1, Relaxed: as in `Pool::chain_pop`.
+        self.current.head = link.next.load(Relaxed);
+        self.current.len -= 1;
+        Some(SlotId(id))
     }
 
     /// `current` is empty: swap in `spare`, or else pop a batch. Whether `current` now
@@ -825,7 +857,14 @@ impl<'p, T> Cache<'p, T> {
         if self.current.is_full() {
             self.spill();
         }
-        self.pool.chain_push(&mut self.current, id);
+        debug_assert!(id.index() < self.pool.capacity());
+        // SAFETY: `id` came from this pool (our contract), so it is below its capacity;
+        // `links` points to the pool's `links`, alive as long as the pool.
+        let link = unsafe { &*self.links.add(id.index()) };
+        // C1, Relaxed: the slot is ours and not on any shared list; R3 publishes this.
+        link.next.store(self.current.head, Relaxed);
+        self.current.head = id.0;
+        self.current.len += 1;
     }
 
     /// `current` is full: it becomes the spare, and a non-empty spare goes to the global
