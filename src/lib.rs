@@ -245,6 +245,29 @@ where
     }
 }
 
+/// [`Scheduler::spawn_detached`] on the current worker's scheduler, or outside any worker
+/// on the global default one: spawns `f` with no handle (fire and forget).
+///
+/// ```
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// filch::spawn_detached(move || tx.send(7).unwrap()).unwrap();
+/// assert_eq!(rx.recv().unwrap(), 7);
+/// ```
+pub fn spawn_detached<F>(f: F) -> Result<(), SpawnError<F>>
+where
+    F: FnOnce() + Send + 'static,
+{
+    let mut f = Some(f);
+    // On a worker: straight to the local path with the context in hand (one thread-local
+    // lookup, not two).
+    let local =
+        worker::with_current(|ctx| ctx.map(|c| c.shared().spawn_detached_local(c, f.take().unwrap())));
+    match local {
+        Some(r) => r,
+        None => global().spawn_detached(f.take().unwrap()),
+    }
+}
+
 /// Runs `f` with the scheduler of the current worker, or the global default one.
 fn with_scheduler<R>(f: impl FnOnce(&scheduler::Shared) -> R) -> R {
     let mut f = Some(f);
@@ -375,7 +398,7 @@ fn global() -> &'static Scheduler {
 /// assert_eq!(h.join().unwrap(), Some(2));
 /// ```
 pub fn current() -> Option<Handle> {
-    worker::with_current(|ctx| ctx.map(|c| Handle::from_shared(c.shared().clone())))
+    worker::with_current(|ctx| ctx.map(|c| Handle::from_shared(c.shared_arc().clone())))
 }
 
 /// Lets other work run. On a worker thread, runs one queued task (if any) before

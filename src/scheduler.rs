@@ -103,6 +103,9 @@ pub(crate) struct Shared {
     shutdown_parker: Arc<Parker>,
     ext_frees: AtomicU64,
     orphan_target: AtomicU64,
+    /// One worker, whose deque is in sole-owner mode (`deque::Owner::set_asymmetric`):
+    /// foreign steals from it must use `steal_heavy`.
+    pub(crate) sole_owner: bool,
     pub(crate) config: Config,
 }
 
@@ -217,11 +220,11 @@ impl Shared {
             };
             if let Some(id) = id {
                 // Counted as `spawned - heap_fallbacks` by the caller's row.
-                let slot = self.pool.slot_ptr(id).cast::<TaskSlot>();
-                // SAFETY: the slot was just allocated to us and `fits_inline` holds.
-                return Ok(unsafe {
-                    TaskRef::new_in_slot::<F, T>(slot, id.raw(), f, self.as_owner(), detached)
-                });
+                // SAFETY: `id` was just allocated from this pool.
+                let slot = unsafe { self.pool.slot_ptr_unchecked(id) }.cast::<TaskSlot>();
+                // SAFETY: the slot was just allocated to us, `start` prepared it, and
+                // `fits_inline` holds.
+                return Ok(unsafe { TaskRef::new_in_slot::<F, T>(slot, f, detached) });
             }
             if !allow_heap {
                 return Err((f, SpawnErrorKind::PoolFull));
@@ -248,6 +251,27 @@ impl Shared {
             Some(h) => Ok(JoinHandle::new(h)),
             None => unreachable!("a spawn that is not detached returns its handle"),
         }
+    }
+
+    /// A detached spawn: no `JoinHandle`, so neither a handle to build nor one to detach.
+    /// Falls back to the heap when the pool is full; hands `f` back only when the
+    /// scheduler is shut down.
+    pub(crate) fn spawn_detached<F>(&self, f: F) -> Result<(), SpawnError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        // SAFETY: `F: 'static`: nothing it borrows can go away.
+        unsafe { self.spawn_raw::<F, ()>(f, true, true) }.map(|_| ())
+    }
+
+    /// [`Shared::spawn_detached`] from `ctx`, a worker of this scheduler.
+    #[inline]
+    pub(crate) fn spawn_detached_local<F>(&self, ctx: &WorkerCtx<'_>, f: F) -> Result<(), SpawnError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        debug_assert!(ctx.is_of(self));
+        self.spawn_local::<F, ()>(ctx, f, true, true).map(|_| ())
     }
 
     /// A detached spawn without the `'static` bound (scope tasks). Falls back to the heap
@@ -290,7 +314,7 @@ impl Shared {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn spawn_local<F, T>(
         &self,
         ctx: &WorkerCtx<'_>,
@@ -310,7 +334,12 @@ impl Shared {
             .map_err(|(f, kind)| SpawnError { kind, closure: f })?;
         Row::bump_owned(&ctx.row().spawned, 1);
         ctx.push_local(queued);
-        self.notify();
+        // K1, unless this worker is the only one: then nobody else could run the task, the
+        // one worker is this running thread, and it reaches its own deque before it sleeps
+        // (K3 re-checks it), so there is nobody to wake and no fence to pay.
+        if self.workers.len() > 1 {
+            self.notify();
+        }
         Ok(handle)
     }
 
@@ -419,7 +448,24 @@ impl Shared {
 
     /// [`Shared::free_task`] for a caller that already knows its worker context (`None`
     /// outside any worker): the worker loop frees without a second thread-local lookup.
+    #[inline]
     pub(crate) fn free_task_on(dead: Dead, ctx: Option<&WorkerCtx<'_>>) {
+        // The hot case inline: a pool task freed on a worker of its own scheduler.
+        if let (Home::Pool(index), Some(ctx)) = (dead.home(), ctx) {
+            if std::ptr::eq(dead.owner(), ctx.shared().as_owner()) {
+                ctx.free_slot(SlotId::from_raw(index));
+                Row::bump_owned(&ctx.row().slot_frees, 1);
+                return;
+            }
+        }
+        Self::free_task_elsewhere(dead);
+    }
+
+    /// [`Shared::free_task_on`] for a heap task, or from a thread that is not a worker of
+    /// the task's scheduler.
+    #[cold]
+    #[inline(never)]
+    fn free_task_elsewhere(dead: Dead) {
         let Home::Pool(index) = dead.home() else {
             dead.free_heap();
             return;
@@ -428,15 +474,9 @@ impl Shared {
         // the scheduler or, after the scheduler's drop, by the orphan protocol until this
         // very free has been counted.
         let shared = unsafe { &*dead.owner().cast::<Shared>() };
-        let id = SlotId::from_raw(index);
-        if let Some(ctx) = ctx.filter(|c| c.is_of(shared)) {
-            ctx.free_slot(id);
-            Row::bump_owned(&ctx.row().slot_frees, 1);
-        } else {
-            // SAFETY: the last reference is gone: nobody else uses the slot, freed once.
-            unsafe { shared.pool.free(id) };
-            shared.count_external_free();
-        }
+        // SAFETY: the last reference is gone: nobody else uses the slot, freed once.
+        unsafe { shared.pool.free(SlotId::from_raw(index)) };
+        shared.count_external_free();
     }
 
     /// A worker is exiting; `true` if it was the last one.
@@ -678,6 +718,32 @@ macro_rules! spawn_methods {
             T: Send + 'static,
         {
             self.shared().spawn_inner(f, false)
+        }
+
+        /// Spawns `f` with no [`JoinHandle`](crate::JoinHandle): fire and forget, as Go's
+        /// `go` statement and `rayon::spawn`. It is the cheapest spawn, since there is no
+        /// handle to build, and no handle to detach when it is dropped (one atomic RMW
+        /// fewer per task than `drop(spawn(f))`). A full pool or an oversize task uses a heap
+        /// task (counted in `heap_fallbacks`); a panic goes to the panic handler. On a shut-down
+        /// scheduler `f` is handed back unrun in the error, never lost.
+        ///
+        /// ```
+        /// use std::sync::atomic::{AtomicUsize, Ordering};
+        /// use std::sync::Arc;
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let n = Arc::new(AtomicUsize::new(0));
+        /// for _ in 0..100 {
+        ///     let n = n.clone();
+        ///     sched.spawn_detached(move || { n.fetch_add(1, Ordering::Relaxed); }).unwrap();
+        /// }
+        /// drop(sched); // shutdown drains the queue: every task has run
+        /// assert_eq!(n.load(Ordering::Relaxed), 100);
+        /// ```
+        pub fn spawn_detached<F>(&self, f: F) -> Result<(), SpawnError<F>>
+        where
+            F: FnOnce() + Send + 'static,
+        {
+            self.shared().spawn_detached(f)
         }
 
         /// Runs `a` and `b`, potentially in parallel, and returns both results (rayon-style
@@ -1019,10 +1085,18 @@ impl Scheduler {
         let n = b.resolved_workers();
         let mut owners = Vec::with_capacity(n);
         let mut slots = Vec::with_capacity(n);
+        let mut sole_owner = false;
         for _ in 0..n {
-            let owner = Owner::<TaskRef>::with_capacity(b.deque_capacity).map_err(|e| {
+            let mut owner = Owner::<TaskRef>::with_capacity(b.deque_capacity).map_err(|e| {
                 crate::builder::BuildError::Invalid { setting: "deque_capacity", reason: e.to_string() }
             })?;
+            if n == 1 {
+                // With one worker nobody steals from its deque but its own thread and a
+                // timed-out shutdown's drain (`worker::take_any`), which uses `steal_heavy`
+                // whenever `sole_owner` is set; `steal_round` never runs with one worker.
+                // SAFETY: that is the contract of `set_asymmetric`.
+                sole_owner = unsafe { owner.set_asymmetric() };
+            }
             slots.push(WorkerSlot {
                 stealer: owner.stealer(),
                 parker: Arc::new(Parker::new()),
@@ -1047,6 +1121,7 @@ impl Scheduler {
             shutdown_parker: Arc::new(Parker::new()),
             ext_frees: AtomicU64::new(0),
             orphan_target: AtomicU64::new(u64::MAX),
+            sole_owner,
             config: Config {
                 idle: b.idle,
                 on_thread_start: b.on_thread_start.clone(),
@@ -1054,6 +1129,12 @@ impl Scheduler {
                 panic_handler: b.panic_handler.clone(),
             },
         });
+        for i in 0..shared.pool.capacity() as u32 {
+            let id = SlotId::from_raw(i);
+            // SAFETY: `i` is below the capacity; no worker exists yet, so every slot is free
+            // and this thread alone touches the pool.
+            unsafe { TaskRef::prepare_slot(shared.pool.slot_ptr_unchecked(id).cast(), i, shared.as_owner()) };
+        }
         let cores = worker::pin_plan(b.pin, n);
         let mut sched = Scheduler { shared: shared.clone(), threads: Vec::with_capacity(n), done: false };
         for (i, owner) in owners.into_iter().enumerate() {

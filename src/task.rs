@@ -193,11 +193,19 @@ impl fmt::Display for TaskError {
 
 impl std::error::Error for TaskError {}
 
+/// A panic payload, as `catch_unwind` returns it.
+type Payload = Box<dyn Any + Send>;
+
 /// Type-erased operations of one `(F, T)` pair and layout.
 pub(crate) struct Vtable {
     /// Runs the closure (consuming it) under `catch_unwind` and writes the output; returns
     /// whether it panicked. Caller holds `RUNNING` (T1).
     run: unsafe fn(NonNull<Header>) -> bool,
+    /// `run`, then `drop_output`, in one call, for an output that nobody will read: only
+    /// for output types with no drop glue (so whether the drop comes before or after the
+    /// worker's bookkeeping is unobservable); `None` for the others. Returns the panic
+    /// payload. Caller holds the closure (T1, or F1's sole reference).
+    run_unread: Option<unsafe fn(NonNull<Header>) -> Option<Payload>>,
     /// Drops the closure unrun and writes `Err(error)`. Caller holds `RUNNING` (T1).
     abandon: unsafe fn(NonNull<Header>, TaskError),
     /// Moves the output to `dst`, a `*mut Result<T, TaskError>`. Caller owns the output (T3).
@@ -215,6 +223,7 @@ impl Vtable {
     pub(crate) const fn stack(run: unsafe fn(NonNull<Header>) -> bool) -> Vtable {
         Vtable {
             run,
+            run_unread: None,
             abandon: |_, _| not_a_task(),
             take_output: |_, _| not_a_task(),
             drop_output: |_| not_a_task(),
@@ -222,6 +231,9 @@ impl Vtable {
         }
     }
 }
+
+/// The vtable of a prepared pool slot that holds no task yet: never called.
+static UNUSED_SLOT: Vtable = Vtable::stack(|_| not_a_task());
 
 /// A stack job reached a task-only operation: scheduler state is inconsistent; stop.
 #[cold]
@@ -338,6 +350,7 @@ struct VtableOf<F, T>(std::marker::PhantomData<(F, T)>);
 impl<F: FnOnce() -> T, T> VtableOf<F, T> {
     const VTABLE: Vtable = Vtable {
         run: run::<F, T>,
+        run_unread: if std::mem::needs_drop::<T>() { None } else { Some(run_unread::<F, T>) },
         abandon: abandon::<F, T>,
         take_output: take_output::<F, T>,
         drop_output: drop_output::<F, T>,
@@ -354,6 +367,16 @@ unsafe fn run<F: FnOnce() -> T, T>(h: NonNull<Header>) -> bool {
     let panicked = out.is_err();
     s.output = ManuallyDrop::new(out);
     panicked
+}
+
+/// `run` for an unread output without drop glue: the output is discarded where it is made.
+unsafe fn run_unread<F: FnOnce() -> T, T>(h: NonNull<Header>) -> Option<Payload> {
+    debug_assert!(!std::mem::needs_drop::<T>());
+    // SAFETY: the caller holds the closure; the union holds it until this read, which
+    // moves it out exactly once.
+    let f = unsafe { ManuallyDrop::take(&mut (*stage::<F, T>(h)).closure) };
+    // The output has no drop glue: forgetting it is dropping it.
+    catch_unwind(AssertUnwindSafe(f)).map(std::mem::forget).err()
 }
 
 unsafe fn abandon<F: FnOnce() -> T, T>(h: NonNull<Header>, error: TaskError) {
@@ -457,17 +480,36 @@ impl TaskRef {
         (TaskRef(mem), (!detached).then_some(TaskRef(mem)))
     }
 
-    /// Builds a task in pool slot memory `slot`. Returns the queue's reference and, unless
-    /// `detached`, the handle's.
+    /// Writes the parts of slot `index`'s header that stay the same for every task the
+    /// slot will ever hold: `owner`, `home`, and `next` (which every queue writes before
+    /// reading). Called once per slot, before the pool hands the slot out; a spawn then
+    /// writes only what changes (`new_in_slot`), four stores fewer per task.
     ///
     /// # Safety
-    /// `slot` is an allocated, unused `TaskSlot` of the owner's pool with index `index`,
-    /// and `fits_inline::<F, T>()`.
+    /// `slot` is slot `index` of `owner`'s pool, not in use, and no other thread accesses it.
+    pub(crate) unsafe fn prepare_slot(slot: NonNull<TaskSlot>, index: u32, owner: *const ()) {
+        let header = Header {
+            state: AtomicUsize::new(0),
+            next: AtomicPtr::new(ptr::null_mut()),
+            vtable: &UNUSED_SLOT,
+            owner,
+            waiter: UnsafeCell::new(None),
+            home: Home::Pool(index),
+        };
+        // SAFETY: the caller gives us the slot, exclusively; a TaskSlot starts with a Header.
+        unsafe { ptr::write(slot.cast::<Header>().as_ptr(), header) };
+    }
+
+    /// Builds a task in pool slot memory `slot`, prepared by [`TaskRef::prepare_slot`].
+    /// Returns the queue's reference and, unless `detached`, the handle's.
+    ///
+    /// # Safety
+    /// `slot` is an allocated, unused `TaskSlot` of the owner's pool, prepared once by
+    /// `prepare_slot`, and `fits_inline::<F, T>()`.
+    #[inline(always)]
     pub(crate) unsafe fn new_in_slot<F, T>(
         slot: NonNull<TaskSlot>,
-        index: u32,
         f: F,
-        owner: *const (),
         detached: bool,
     ) -> (TaskRef, Option<TaskRef>)
     where
@@ -475,8 +517,26 @@ impl TaskRef {
         T: Send,
     {
         debug_assert!(fits_inline::<F, T>());
-        // SAFETY: forwarded from the caller; a TaskSlot is 16-aligned and holds the stage.
-        unsafe { Self::init::<F, T>(slot.cast(), f, owner, Home::Pool(index), detached) }
+        let h = slot.cast::<Header>();
+        let p = h.as_ptr();
+        // SAFETY: the slot is ours (caller) and its header was fully written once by
+        // `prepare_slot`; we replace the per-task fields in place. `owner`, `home` and
+        // `next` keep their prepared values (`next` is written by every queue before it
+        // is read). `ptr::write` because the old values need no drop: the state is an
+        // integer, and `waiter` is `None` once a task is freed (T4: the completer takes a
+        // registered waiter, a joiner that gives up clears it).
+        unsafe {
+            ptr::addr_of_mut!((*p).state).write(AtomicUsize::new(if detached {
+                INITIAL_DETACHED
+            } else {
+                INITIAL
+            }));
+            ptr::addr_of_mut!((*p).vtable).write(&VtableOf::<F, T>::VTABLE);
+            debug_assert!(matches!((*p).home, Home::Pool(_)));
+            debug_assert!((*p).waiter.with(|w| (*w).is_none()), "a freed task left its waiter behind");
+            ptr::write(stage::<F, T>(h), Stage { closure: ManuallyDrop::new(f) });
+        }
+        (TaskRef(h), (!detached).then_some(TaskRef(h)))
     }
 
     /// Builds a task on the heap (see [`TaskRef::new_in_slot`] for `detached`).
@@ -753,6 +813,27 @@ impl TaskRef {
         // SAFETY: claimed, output written.
         let (payload, dead) = unsafe { self.complete_and_release(abandon) };
         Ran { claimed: true, payload, dead }
+    }
+
+    /// F1 for an output nobody reads (no handle, no drop glue): if ours is the only
+    /// reference, runs the closure, discards the output and returns the panic payload
+    /// and the memory to free; else hands the task back for [`TaskRef::run`]. One
+    /// Acquire load and one indirect call: the worker's hot path for a detached task.
+    #[inline(always)]
+    pub(crate) fn run_unread(self) -> Result<(Option<Payload>, Dead), TaskRef> {
+        let h = self.header();
+        // F1, Acquire: as in `run` (pairs with the handle's AcqRel give-up, if it had one).
+        // Loaded before the vtable, so the vtable is read once, after it.
+        let sole = h.state.load(Acquire) == REF_ONE;
+        match h.vtable.run_unread {
+            Some(run_unread) if sole => {
+                // SAFETY: sole reference and no handle: the closure is ours (F1), and
+                // nobody can read the output.
+                let payload = unsafe { run_unread(self.0) };
+                Ok((payload, Dead(self.0)))
+            }
+            _ => Err(self),
+        }
     }
 
     /// F2 (see [`TaskRef::run`]).

@@ -51,7 +51,7 @@
 //! finish before it, so a task that needs something the frame below holds (a permit, a
 //! lock) deadlocks this thread. `Semaphore`'s docs say how to avoid it.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::ptr::{self, NonNull};
 use std::time::Instant;
 
@@ -63,8 +63,8 @@ use crate::pool::{Cache, SlotId};
 use crate::scheduler::Shared;
 use crate::stats::Row;
 use crate::sync::atomic::Ordering::*;
-use crate::sync::{spin_loop, Arc};
-use crate::task::{Header, TaskRef, TaskSlot};
+use crate::sync::{spin_loop, Arc, UnsafeCell};
+use crate::task::{Header, Home, TaskRef, TaskSlot};
 
 /// Every this many tasks a worker looks at the injection queue and its own oldest task
 /// first (Go uses 61 too: prime, so it does not beat with other periodic behaviour).
@@ -89,14 +89,20 @@ pub const MAX_NESTED_WAITS: u32 = 32;
 /// A worker thread's own state. Lives on the worker's stack; reachable through the
 /// `CURRENT` thread-local while the worker runs.
 pub(crate) struct WorkerCtx<'a> {
-    shared: &'a Arc<Shared>,
+    /// The scheduler's state, one load away (not two, as through the `Arc`).
+    shared: &'a Shared,
+    /// The same, as the `Arc` that owns it (for `filch::current`'s handle).
+    shared_arc: &'a Arc<Shared>,
     index: usize,
     /// `shared.workers[index].stats`, resolved once (the hot paths bump it per task).
     row: &'a Row,
     deque: Owner<TaskRef>,
     /// A thief's handle on our own deque: takes the oldest task (fairness) and spills.
     own: Stealer<TaskRef>,
-    cache: RefCell<Cache<'a, TaskSlot>>,
+    /// This worker's pool magazine. Touched only by `alloc_slot` and `free_slot`, on this
+    /// thread, and neither calls out to anything that could re-enter them: a plain cell,
+    /// with no borrow flag to check on every spawn.
+    cache: UnsafeCell<Cache<'a, TaskSlot>>,
     /// Numbers coprime with the worker count, for random steal orders.
     strides: Vec<usize>,
     rng: Cell<u64>,
@@ -121,7 +127,7 @@ loom::thread_local! {
 }
 
 /// Runs `f` with the current thread's worker context, if this thread is a worker.
-#[inline]
+#[inline(always)]
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&WorkerCtx<'_>>) -> R) -> R {
     let p = CURRENT.with(Cell::get);
     // SAFETY: `CURRENT` is non-null only between `worker_main` setting it and clearing it,
@@ -132,11 +138,15 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&WorkerCtx<'_>>) -> R) -> R 
 
 impl<'a> WorkerCtx<'a> {
     pub(crate) fn is_of(&self, shared: &Shared) -> bool {
-        ptr::eq(&**self.shared, shared)
+        ptr::eq(self.shared, shared)
     }
 
-    pub(crate) fn shared(&self) -> &'a Arc<Shared> {
+    pub(crate) fn shared(&self) -> &'a Shared {
         self.shared
+    }
+
+    pub(crate) fn shared_arc(&self) -> &'a Arc<Shared> {
+        self.shared_arc
     }
 
     #[inline]
@@ -162,13 +172,15 @@ impl<'a> WorkerCtx<'a> {
     }
 
     pub(crate) fn alloc_slot(&self) -> Option<SlotId> {
-        self.cache.borrow_mut().try_alloc()
+        // SAFETY: see `cache`: the only access in progress on this thread.
+        self.cache.with_mut(|c| unsafe { (*c).try_alloc() })
     }
 
     pub(crate) fn free_slot(&self, id: SlotId) {
         // SAFETY: the caller (`Shared::free_task`) frees a slot of this worker's pool whose
-        // last task reference is gone, exactly once.
-        unsafe { self.cache.borrow_mut().free(id) }
+        // last task reference is gone, exactly once; nothing else is accessing the cache
+        // meanwhile (see `cache`).
+        self.cache.with_mut(|c| unsafe { (*c).free(id) })
     }
 
     /// Pops the newest task of the own deque.
@@ -256,10 +268,15 @@ impl<'a> WorkerCtx<'a> {
     }
 
     /// Steps 1–3 of the module docs, without idling.
+    #[inline(always)]
     pub(crate) fn find_task(&self) -> Option<TaskRef> {
-        let tick = self.tick.get().wrapping_add(1);
+        // Counts down to the next fairness turn: cheaper than a modulo per task.
+        let tick = self.tick.get() - 1;
         self.tick.set(tick);
-        if tick % FAIR_INTERVAL == 0 && self.joins.get() == 0 {
+        if tick == 0 {
+            self.tick.set(FAIR_INTERVAL);
+        }
+        if tick == 0 && self.joins.get() == 0 {
             if let Some(t) = self.pop_injector() {
                 return Some(t);
             }
@@ -338,19 +355,57 @@ impl<'a> WorkerCtx<'a> {
         None
     }
 
-    /// K4 when leaving the searching role.
+    /// K4 when leaving the searching role (a plain flag test when not searching, as
+    /// after every task found in the own deque).
+    #[inline(always)]
     fn stop_searching(&self) {
-        if self.searching.replace(false)
-            && self.shared.sleep.stop_searching()
-            && self.shared.has_visible_work()
-        {
+        if self.searching.replace(false) {
+            self.stop_searching_slow();
+        }
+    }
+
+    #[inline(never)]
+    fn stop_searching_slow(&self) {
+        if self.shared.sleep.stop_searching() && self.shared.has_visible_work() {
             self.shared.wake_one();
         }
     }
 
     /// Runs one task: T1 claim, run or abandon, T2 complete, T5 release, fused where the
-    /// state allows (`TaskRef::run`).
+    /// state allows (`TaskRef::run`). Inline for the commonest case, a detached task
+    /// whose output has no drop glue (`TaskRef::run_unread`); the rest out of line.
+    #[inline(always)]
     pub(crate) fn run_task(&self, t: TaskRef) {
+        // Relaxed: as in `run_task_general`.
+        if !self.shared.abandon.load(Relaxed) {
+            match t.run_unread() {
+                Ok((payload, dead)) => {
+                    let row = self.row();
+                    Row::bump_owned(&row.completed, 1);
+                    if let Some(p) = payload {
+                        Row::bump_owned(&row.panicked, 1);
+                        self.shared.report_panic(p);
+                    }
+                    // Every task a worker runs belongs to its own scheduler, so a pool
+                    // task goes straight back to this worker's magazine.
+                    debug_assert!(ptr::eq(dead.owner(), self.shared.as_owner()));
+                    match dead.home() {
+                        Home::Pool(index) => {
+                            self.free_slot(SlotId::from_raw(index));
+                            Row::bump_owned(&row.slot_frees, 1);
+                        }
+                        _ => Shared::free_task_on(dead, Some(self)),
+                    }
+                }
+                Err(t) => self.run_task_general(t),
+            }
+        } else {
+            self.run_task_general(t);
+        }
+    }
+
+    #[inline(never)]
+    fn run_task_general(&self, t: TaskRef) {
         if t.is_stack_job() {
             // SAFETY: taken from a queue, which hands each entry out once.
             unsafe { t.execute_stack_job() };
@@ -532,7 +587,9 @@ pub(crate) fn take_any(shared: &Shared) -> Option<TaskRef> {
     }
     for w in shared.workers.iter() {
         loop {
-            match w.stealer.steal() {
+            // A sole-owner deque pops without a fence; its foreign thieves pay for both.
+            let stolen = if shared.sole_owner { w.stealer.steal_heavy() } else { w.stealer.steal() };
+            match stolen {
                 Steal::Success(t) => return Some(t),
                 Steal::Retry => continue,
                 Steal::Empty => break,
@@ -631,14 +688,15 @@ fn worker_main(
     {
         let ctx = WorkerCtx {
             shared: &shared,
+            shared_arc: &shared,
             index,
             row: &shared.workers[index].stats,
             own: deque.stealer(),
             deque,
-            cache: RefCell::new(shared.pool.cache()),
+            cache: UnsafeCell::new(shared.pool.cache()),
             strides: coprimes(shared.workers.len()),
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ ((index as u64 + 1) << 17)),
-            tick: Cell::new(0),
+            tick: Cell::new(FAIR_INTERVAL),
             searching: Cell::new(false),
             joins: Cell::new(0),
             scope_frame: Cell::new((ptr::null(), 0)),
