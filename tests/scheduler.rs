@@ -343,3 +343,145 @@ fn a_full_deque_spills_to_the_injector_and_nothing_is_lost() {
     assert_eq!(total, 999 * 500);
     assert!(s.stats().total.spills > 0);
 }
+
+/// `spawn_detached` from outside and from inside a task, on one and on two workers (one
+/// worker puts its deque in sole-owner mode): every task runs exactly once, the counters
+/// add up, and tasks too large for a slot or beyond the pool's capacity fall back to the
+/// heap rather than failing.
+#[test]
+fn spawn_detached_runs_each_task_once() {
+    for workers in [1, 2] {
+        let s = Scheduler::builder().workers(workers).pin(false).pool_capacity(256).build().unwrap();
+        const OUTSIDE: usize = 500;
+        const INSIDE: usize = 2000; // more than the pool holds: some go to the heap
+        let runs: Arc<Vec<AtomicUsize>> =
+            Arc::new((0..OUTSIDE + INSIDE + 1).map(|_| AtomicUsize::new(0)).collect());
+        for i in 0..OUTSIDE {
+            let r = runs.clone();
+            s.spawn_detached(move || {
+                r[i].fetch_add(1, Ordering::Relaxed);
+            })
+            .unwrap();
+        }
+        let r = runs.clone();
+        s.spawn(move || {
+            for i in OUTSIDE..OUTSIDE + INSIDE {
+                let r = r.clone();
+                filch::spawn_detached(move || {
+                    r[i].fetch_add(1, Ordering::Relaxed);
+                })
+                .unwrap();
+            }
+            let big = [7u8; filch::TASK_INLINE_BYTES + 1];
+            let r = r.clone();
+            filch::spawn_detached(move || {
+                r[OUTSIDE + INSIDE].fetch_add(big.len() - filch::TASK_INLINE_BYTES, Ordering::Relaxed);
+            })
+            .unwrap();
+        })
+        .join()
+        .unwrap();
+        let stats = s.stats();
+        drop(s); // graceful: drains every queued task
+        let bad: Vec<_> = runs.iter().enumerate().filter(|(_, c)| c.load(Ordering::Relaxed) != 1).collect();
+        assert!(bad.is_empty(), "{workers} workers: tasks run other than once: {bad:?}");
+        assert!(stats.total.heap_fallbacks >= 1, "{workers} workers: the oversize task used the heap");
+        assert_eq!(stats.total.spawned, (OUTSIDE + INSIDE + 2) as u64, "{workers} workers");
+    }
+}
+
+/// A detached task's panic is reported and counted, and the worker keeps going.
+#[test]
+fn spawn_detached_panics_go_to_the_handler() {
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let s = Scheduler::builder()
+        .workers(1)
+        .pin(false)
+        .panic_handler(move |p| {
+            let msg = p.downcast_ref::<&str>().copied().unwrap_or("?").to_string();
+            tx.lock().unwrap().send(msg).unwrap();
+        })
+        .build()
+        .unwrap();
+    s.spawn_detached(|| panic!("detached boom")).unwrap();
+    assert_eq!(rx.recv().unwrap(), "detached boom");
+    assert_eq!(s.spawn(|| 5).join().unwrap(), 5, "the worker survived the panic");
+    let stats = s.stats();
+    assert_eq!(stats.total.panicked, 1);
+}
+
+/// On a shut-down scheduler `spawn_detached` hands the closure back, never runs it, and
+/// drops nothing behind the caller's back; from inside a task the same holds.
+#[test]
+fn spawn_detached_after_shutdown_gives_the_closure_back() {
+    let s = sched(1);
+    let h = s.handle();
+    s.shutdown_timeout(Duration::from_secs(60)).unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    let err = h.spawn_detached(move || {
+        r.fetch_add(1, Ordering::SeqCst);
+    });
+    let err = err.unwrap_err();
+    assert_eq!(err.kind(), SpawnErrorKind::ShutDown);
+    (err.into_inner())(); // the closure came back whole, and still works
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
+}
+
+/// The one-worker deque pops without a fence; its only foreign thief is a timed-out
+/// shutdown's drain (`steal_heavy`). Here the drain runs while the worker is still inside a
+/// task, popping (and, once it sees the abandon flag, dropping) the children that task
+/// queued on its own deque: every child either runs once or is dropped unrun once, and
+/// its captures are dropped exactly once.
+#[test]
+fn one_worker_timed_out_shutdown_races_its_pops_exactly_once() {
+    struct Probe(Arc<Vec<AtomicUsize>>, usize);
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            self.0[self.1].fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    const CHILDREN: usize = 300;
+    for round in 0..30 {
+        // A small pool: each round leaks its shared state on purpose (the worker is still
+        // running when the timeout expires; see `shutdown_timeout`).
+        let s = Scheduler::builder().workers(1).pin(false).pool_capacity(512).build().unwrap();
+        let runs: Arc<Vec<AtomicUsize>> = Arc::new((0..CHILDREN).map(|_| AtomicUsize::new(0)).collect());
+        let drops: Arc<Vec<AtomicUsize>> = Arc::new((0..CHILDREN).map(|_| AtomicUsize::new(0)).collect());
+        let (queued_tx, queued_rx) = mpsc::channel();
+        let (r, d) = (runs.clone(), drops.clone());
+        let driver = s.spawn(move || {
+            for i in 0..CHILDREN {
+                let (r, p) = (r.clone(), Probe(d.clone(), i));
+                drop(filch::spawn(move || {
+                    // A little work, so the worker is still popping when the drain starts.
+                    for _ in 0..2000 {
+                        std::hint::spin_loop();
+                    }
+                    r[i].fetch_add(1, Ordering::SeqCst);
+                    drop(p);
+                }));
+            }
+            queued_tx.send(()).unwrap();
+            // Pop (run, or once the abandon flag shows, drop) while the drain steals.
+            while filch::yield_now() {}
+        });
+        queued_rx.recv().unwrap();
+        let err = s.shutdown_timeout(Duration::ZERO).unwrap_err();
+        assert!(err.still_running <= 1, "round {round}");
+        drop(driver);
+        // The driver may still be finishing; wait for every child to be settled.
+        let settled = |d: &Arc<Vec<AtomicUsize>>| d.iter().all(|c| c.load(Ordering::SeqCst) >= 1);
+        while !settled(&drops) {
+            std::thread::yield_now();
+        }
+        for i in 0..CHILDREN {
+            let (ran, dropped) = (runs[i].load(Ordering::SeqCst), drops[i].load(Ordering::SeqCst));
+            assert!(
+                ran <= 1 && dropped == 1,
+                "round {round}, child {i}: ran {ran} times, dropped {dropped} times"
+            );
+        }
+    }
+}
