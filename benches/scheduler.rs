@@ -7,6 +7,8 @@
 //! - `spawn_internal/N`: one task spawns N empty tasks and waits for all.
 //! - `local_spawn_join`: on ONE worker, a task spawns an empty task and joins it, in a
 //!   loop; the time per iteration is the local spawn + run + join cost.
+//! - `local_spawn_run`: on ONE worker, a task spawns batches of 1000 empty tasks and runs
+//!   each batch through `yield_now`; the time per element is one local spawn + run.
 //!
 //! Idle CPU and wake-up latency are one-shot measurements, not criterion loops: see
 //! `examples/idle.rs` (`make bench` runs it too).
@@ -190,5 +192,70 @@ fn local_spawn_join(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, spawn_external, spawn_internal, local_spawn_join);
+/// Local spawn + run on ONE worker: a task spawns 1000 empty tasks, then runs them all
+/// through `yield_now`, per iteration; the time per element is one spawn + one run.
+/// `filch_detached` is `spawn_detached` (the counterpart of `rayon::spawn` and Go's `go`),
+/// `filch_handle_dropped` is `spawn` with the handle dropped at once (one detach RMW more).
+fn local_spawn_run(c: &mut Criterion) {
+    const BATCH: u64 = 1000;
+    let f = filch::Scheduler::builder().workers(1).pin(false).build().unwrap();
+    let r = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let mut g = c.benchmark_group("local_spawn_run");
+    g.sample_size(30).measurement_time(Duration::from_secs(3)).throughput(Throughput::Elements(BATCH));
+    g.bench_function("filch_detached", |b| {
+        b.iter_custom(|iters| {
+            f.spawn(move || {
+                let start = Instant::now();
+                for it in 0..iters {
+                    for i in 0..BATCH {
+                        let _ = filch::spawn_detached(move || {
+                            black_box(it ^ i);
+                        });
+                    }
+                    while filch::yield_now() {}
+                }
+                start.elapsed()
+            })
+            .join()
+            .unwrap()
+        })
+    });
+    g.bench_function("filch_handle_dropped", |b| {
+        b.iter_custom(|iters| {
+            f.spawn(move || {
+                let start = Instant::now();
+                for it in 0..iters {
+                    for i in 0..BATCH {
+                        drop(filch::spawn(move || {
+                            black_box(it ^ i);
+                        }));
+                    }
+                    while filch::yield_now() {}
+                }
+                start.elapsed()
+            })
+            .join()
+            .unwrap()
+        })
+    });
+    g.bench_function("rayon_spawn", |b| {
+        b.iter_custom(|iters| {
+            r.install(move || {
+                let start = Instant::now();
+                for it in 0..iters {
+                    for i in 0..BATCH {
+                        rayon::spawn(move || {
+                            black_box(it ^ i);
+                        });
+                    }
+                    while rayon::yield_local() == Some(rayon::Yield::Executed) {}
+                }
+                start.elapsed()
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, spawn_external, spawn_internal, local_spawn_join, local_spawn_run);
 criterion_main!(benches);

@@ -6,7 +6,10 @@
 //! ```
 //!
 //! A task on a one-worker scheduler spawns N empty tasks and joins each (`join` mode), or
-//! spawns detached tasks in batches of 1000 that the worker then runs (`run` mode). Prints ns per task;
+//! spawns tasks in batches of 1000 that the worker then runs through `yield_now`: with
+//! `spawn_detached` (`detached` mode) or with `spawn` and the handle dropped at once (`run`
+//! mode). An optional third argument sets the worker count (default 1; with more, the
+//! other workers may steal). Prints ns per task;
 //! divide callgrind's instruction total difference between two N by the N difference
 //! for instructions per task.
 use std::time::Instant;
@@ -14,13 +17,24 @@ use std::time::Instant;
 fn main() {
     let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
     let mode = std::env::args().nth(2).unwrap_or_else(|| "run".into());
-    let s = filch::Scheduler::builder().workers(1).pin(false).build().unwrap();
+    let workers: usize = std::env::args().nth(3).and_then(|a| a.parse().ok()).unwrap_or(1);
+    let s = filch::Scheduler::builder().workers(workers).pin(false).build().unwrap();
     let per_task = s
         .spawn(move || {
             let start = Instant::now();
             if mode == "join" {
                 for i in 0..n {
                     std::hint::black_box(filch::spawn(move || std::hint::black_box(i)).join().unwrap());
+                }
+            } else if mode == "detached" {
+                // As `run`, with `spawn_detached`: no handle to build or detach.
+                for batch in 0..n / 1000 {
+                    for i in 0..1000 {
+                        let _ = filch::spawn_detached(move || {
+                            std::hint::black_box(batch * 1000 + i);
+                        });
+                    }
+                    while filch::yield_now() {}
                 }
             } else {
                 // Batches of 1000 stay inside the deque and the pool (no spill, no heap).
