@@ -470,12 +470,9 @@ fn one_worker_timed_out_shutdown_races_its_pops_exactly_once() {
         queued_rx.recv().unwrap();
         let err = s.shutdown_timeout(Duration::ZERO).unwrap_err();
         assert!(err.still_running <= 1, "round {round}");
-        drop(driver);
-        // The driver may still be finishing; wait for every child to be settled.
-        let settled = |d: &Arc<Vec<AtomicUsize>>| d.iter().all(|c| c.load(Ordering::SeqCst) >= 1);
-        while !settled(&drops) {
-            std::thread::yield_now();
-        }
+        // The drain is over; the driver returns once its deque is empty, so after this join
+        // every child has been run or dropped by one side or the other.
+        driver.join().unwrap();
         for i in 0..CHILDREN {
             let (ran, dropped) = (runs[i].load(Ordering::SeqCst), drops[i].load(Ordering::SeqCst));
             assert!(
