@@ -496,6 +496,8 @@ impl<T> Pool<T> {
             links: self.links.as_ptr(),
             current: Chain::EMPTY,
             spare: Chain::EMPTY,
+            got: 0,
+            given: 0,
             _not_sync: PhantomData,
         }
     }
@@ -735,6 +737,12 @@ pub struct Cache<'p, T> {
     current: Chain,
     /// Empty, or a chain that `current` replaces when it runs dry.
     spare: Chain,
+    /// Slots taken from the global stack, and given back to it, over this cache's life
+    /// (counted per batch, off the hot paths): with the allocations its owner made, they
+    /// give the number of frees it took in, which the scheduler needs and would otherwise
+    /// count on every free (`Cache::transferred`).
+    got: u64,
+    given: u64,
     /// Makes `Cache` `!Sync` (`Cell<()>` is `Send + !Sync`).
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -823,6 +831,7 @@ impl<'p, T> Cache<'p, T> {
         }
         match self.pool.pop_batch() {
             Some(batch) => {
+                self.got += u64::from(batch.len);
                 self.current = batch;
                 true
             }
@@ -872,6 +881,7 @@ impl<'p, T> Cache<'p, T> {
     #[cold]
     fn spill(&mut self) {
         if !self.spare.is_empty() {
+            self.given += u64::from(self.spare.len);
             self.pool.push_batch(self.spare);
         }
         self.spare = std::mem::replace(&mut self.current, Chain::EMPTY);
@@ -891,10 +901,18 @@ impl<'p, T> Cache<'p, T> {
     pub fn flush(&mut self) {
         for chain in [&mut self.current, &mut self.spare] {
             if !chain.is_empty() {
+                self.given += u64::from(chain.len);
                 self.pool.push_batch(*chain);
                 *chain = Chain::EMPTY;
             }
         }
+    }
+
+    /// Slots this cache has taken from the global stack and given back to it, as
+    /// `(got, given)`. Since slots are conserved, `frees − allocs = cached() + given − got`
+    /// for the allocations and frees made through this cache.
+    pub(crate) fn transferred(&self) -> (u64, u64) {
+        (self.got, self.given)
     }
 }
 

@@ -454,7 +454,6 @@ impl Shared {
         if let (Home::Pool(index), Some(ctx)) = (dead.home(), ctx) {
             if std::ptr::eq(dead.owner(), ctx.shared().as_owner()) {
                 ctx.free_slot(SlotId::from_raw(index));
-                Row::bump_owned(&ctx.row().slot_frees, 1);
                 return;
             }
         }

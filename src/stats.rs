@@ -27,7 +27,8 @@ pub(crate) struct Row {
     pub(crate) heap_fallbacks: AtomicU64,
     pub(crate) blocked_waits: AtomicU64,
     /// Pool slots given back through this row (for the orphan protocol in `scheduler`;
-    /// slots taken are `spawned - heap_fallbacks`); not reported.
+    /// slots taken are `spawned - heap_fallbacks`); not reported. A worker's is written
+    /// once, at its exit (`WorkerCtx::settle_slot_frees`), not per free.
     pub(crate) slot_frees: AtomicU64,
 }
 

@@ -176,6 +176,23 @@ impl<'a> WorkerCtx<'a> {
         self.cache.with_mut(|c| unsafe { (*c).try_alloc() })
     }
 
+    /// At exit, after the last task: gives the magazine back to the pool and records in
+    /// `slot_frees` how many slots this worker freed, for the orphan protocol. Nothing
+    /// counts them one by one: the magazine conserves slots, so frees = allocations (its
+    /// row's pool spawns) + slots given to the pool − slots taken from it, once it is empty.
+    fn settle_slot_frees(&self) {
+        // SAFETY: see `cache`: the only access in progress on this thread.
+        let (got, given) = self.cache.with_mut(|c| unsafe {
+            (*c).flush();
+            (*c).transferred()
+        });
+        let row = self.row();
+        // Relaxed: this thread's own counters; the final accounting reads them after
+        // joining this thread.
+        let allocs = row.spawned.load(Relaxed) - row.heap_fallbacks.load(Relaxed);
+        row.slot_frees.store(allocs + given - got, Relaxed);
+    }
+
     pub(crate) fn free_slot(&self, id: SlotId) {
         // SAFETY: the caller (`Shared::free_task`) frees a slot of this worker's pool whose
         // last task reference is gone, exactly once; nothing else is accessing the cache
@@ -392,7 +409,6 @@ impl<'a> WorkerCtx<'a> {
                     match dead.home() {
                         Home::Pool(index) => {
                             self.free_slot(SlotId::from_raw(index));
-                            Row::bump_owned(&row.slot_frees, 1);
                         }
                         _ => Shared::free_task_on(dead, Some(self)),
                     }
@@ -706,6 +722,7 @@ fn worker_main(
         let exit = || shared.is_closed() && !shared.has_visible_work();
         ctx.run_until(&exit, None, &|| true);
         CURRENT.with(|c| c.set(ptr::null()));
+        ctx.settle_slot_frees();
     }
     if let Some(h) = &shared.config.on_thread_stop {
         h(index);

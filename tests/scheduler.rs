@@ -482,3 +482,55 @@ fn one_worker_timed_out_shutdown_races_its_pops_exactly_once() {
         }
     }
 }
+
+/// The orphan protocol counts slots exactly: the scheduler's shared state (observed through
+/// the panic handler it owns) outlives `drop(scheduler)` while handles hold pool slots, and
+/// goes with the very last of them. The slots travel between two workers' magazines and
+/// the pool's global stack first (spawns inside tasks, steals, frees on workers and on this
+/// thread, heap fallbacks past the 256 slots), so a miscount either way fails: too few and
+/// the state goes early, too many and it never goes.
+#[test]
+fn the_last_handle_frees_the_scheduler_state_and_not_before() {
+    struct Flag(Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    for round in 0..20 {
+        let freed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Flag(freed.clone());
+        let s = Scheduler::builder()
+            .workers(2)
+            .pin(false)
+            .pool_capacity(256)
+            .panic_handler(move |_| {
+                let _owned = &flag;
+            })
+            .build()
+            .unwrap();
+        let mut kept = s
+            .spawn(|| {
+                let hs: Vec<_> = (0..2000u64).map(|i| filch::spawn(move || i)).collect();
+                let mut keep = Vec::new();
+                for (i, h) in hs.into_iter().enumerate() {
+                    if i % 7 == 0 {
+                        keep.push(h);
+                    } else {
+                        assert_eq!(h.join().unwrap(), i as u64); // freed on a worker
+                    }
+                }
+                keep
+            })
+            .join()
+            .unwrap();
+        kept.extend((0..50u64).map(|i| s.spawn(move || i)));
+        drop(s);
+        let n = kept.len();
+        for (i, h) in kept.into_iter().enumerate() {
+            assert!(!freed.load(Ordering::SeqCst), "round {round}: state gone with {} handles left", n - i);
+            h.join().unwrap(); // freed on this thread
+        }
+        assert!(freed.load(Ordering::SeqCst), "round {round}: the last handle did not free the state");
+    }
+}
