@@ -1,8 +1,8 @@
 //! filch's scheduler beside rayon and tokio, measured in the same run, same worker count.
 //!
 //! - `spawn_external/N`: the main thread spawns N empty tasks, then waits for all (the
-//!   seed's headline table). filch both with `JoinHandle`s joined in order and detached
-//!   with a countdown latch; rayon `spawn` with the same latch; tokio `spawn` with its
+//!   seed's headline table). filch both with `JoinHandle`s joined in order and with
+//!   `spawn_detached` and a countdown latch; rayon `spawn` with the same latch; tokio `spawn` with its
 //!   `JoinHandle`s awaited.
 //! - `spawn_internal/N`: one task spawns N empty tasks and waits for all.
 //! - `local_spawn_join`: on ONE worker, a task spawns an empty task and joins it, in a
@@ -79,7 +79,7 @@ fn spawn_external(c: &mut Criterion) {
                 let l = Latch::new(n);
                 for _ in 0..n {
                     let l = l.clone();
-                    drop(f.spawn(move || l.count_down()));
+                    f.spawn_detached(move || l.count_down()).unwrap();
                 }
                 l.wait();
             })

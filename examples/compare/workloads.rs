@@ -166,10 +166,13 @@ impl System for Filch {
         let st = leak((filch::WaitGroup::new(), AtomicU64::new(0)));
         st.0.add(n as u64).unwrap();
         for _ in 0..n {
-            drop(self.0.spawn(move || {
-                st.1.fetch_add(1, Relaxed);
-                st.0.done().unwrap();
-            }));
+            // Fire and forget, as Go's `go` and `rayon::spawn`: no handle to build or detach.
+            self.0
+                .spawn_detached(move || {
+                    st.1.fetch_add(1, Relaxed);
+                    st.0.done().unwrap();
+                })
+                .unwrap();
         }
         st.0.wait();
         st.1.load(Relaxed)
@@ -179,10 +182,11 @@ impl System for Filch {
         st.0.add(n as u64).unwrap();
         drop(self.0.spawn(move || {
             for _ in 0..n {
-                drop(filch::spawn(move || {
+                filch::spawn_detached(move || {
                     st.1.fetch_add(1, Relaxed);
                     st.0.done().unwrap();
-                }));
+                })
+                .unwrap();
             }
         }));
         st.0.wait();
