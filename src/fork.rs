@@ -103,7 +103,7 @@ fn pop_back<F: FnOnce() -> R + Send, R: Send>(ctx: &WorkerCtx<'_>, job: &StackJo
             let _ = t.into_raw();
             return true;
         }
-        ctx.run_task(t);
+        ctx.run_task_outlined(t);
     }
     false
 }
