@@ -8,10 +8,13 @@
 //! A task on a one-worker scheduler spawns N empty tasks and joins each (`join` mode), or
 //! spawns tasks in batches of 1000 that the worker then runs through `yield_now`: with
 //! `spawn_detached` (`detached` mode) or with `spawn` and the handle dropped at once (`run`
-//! mode). An optional third argument sets the worker count (default 1; with more, the
-//! other workers may steal). Prints ns per task;
+//! mode). An optional third argument sets the worker count (default 1). With more, every
+//! other worker is first held in a spinning task, so nobody steals and the measured task
+//! pays what a local spawn pays on a busy multi-worker scheduler: K1's and `pop`'s fences
+//! (a one-worker scheduler skips both). Prints ns per task;
 //! divide callgrind's instruction total difference between two N by the N difference
 //! for instructions per task.
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 fn main() {
@@ -19,6 +22,23 @@ fn main() {
     let mode = std::env::args().nth(2).unwrap_or_else(|| "run".into());
     let workers: usize = std::env::args().nth(3).and_then(|a| a.parse().ok()).unwrap_or(1);
     let s = filch::Scheduler::builder().workers(workers).pin(false).build().unwrap();
+    // Hold every other worker in a task until the measurement is over.
+    let done: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let blockers: Vec<_> = (1..workers)
+        .map(|_| {
+            let started = started_tx.clone();
+            s.spawn(move || {
+                started.send(()).unwrap();
+                while !done.load(Ordering::Acquire) {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    for _ in 1..workers {
+        started_rx.recv().unwrap();
+    }
     let per_task = s
         .spawn(move || {
             let start = Instant::now();
@@ -51,5 +71,9 @@ fn main() {
         })
         .join()
         .unwrap();
+    done.store(true, Ordering::Release);
+    for b in blockers {
+        b.join().unwrap();
+    }
     println!("{per_task:.1} ns per task");
 }
