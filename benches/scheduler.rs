@@ -202,40 +202,42 @@ fn local_spawn_run(c: &mut Criterion) {
     let r = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
     let mut g = c.benchmark_group("local_spawn_run");
     g.sample_size(30).measurement_time(Duration::from_secs(3)).throughput(Throughput::Elements(BATCH));
+    /// `iters` batches of `BATCH` spawns (by `spawn`), each run through `yield_now`, timed
+    /// inside the one worker.
+    fn filch_batches<S: Fn(u64, u64) + Copy + Send + 'static>(
+        f: &filch::Scheduler,
+        iters: u64,
+        spawn: S,
+    ) -> Duration {
+        f.spawn(move || {
+            let start = Instant::now();
+            for it in 0..iters {
+                for i in 0..BATCH {
+                    spawn(it, i);
+                }
+                while filch::yield_now() {}
+            }
+            start.elapsed()
+        })
+        .join()
+        .unwrap()
+    }
     g.bench_function("filch_detached", |b| {
         b.iter_custom(|iters| {
-            f.spawn(move || {
-                let start = Instant::now();
-                for it in 0..iters {
-                    for i in 0..BATCH {
-                        let _ = filch::spawn_detached(move || {
-                            black_box(it ^ i);
-                        });
-                    }
-                    while filch::yield_now() {}
-                }
-                start.elapsed()
+            filch_batches(&f, iters, |it, i| {
+                let _ = filch::spawn_detached(move || {
+                    black_box(it ^ i);
+                });
             })
-            .join()
-            .unwrap()
         })
     });
     g.bench_function("filch_handle_dropped", |b| {
         b.iter_custom(|iters| {
-            f.spawn(move || {
-                let start = Instant::now();
-                for it in 0..iters {
-                    for i in 0..BATCH {
-                        drop(filch::spawn(move || {
-                            black_box(it ^ i);
-                        }));
-                    }
-                    while filch::yield_now() {}
-                }
-                start.elapsed()
+            filch_batches(&f, iters, |it, i| {
+                drop(filch::spawn(move || {
+                    black_box(it ^ i);
+                }));
             })
-            .join()
-            .unwrap()
         })
     });
     g.bench_function("rayon_spawn", |b| {

@@ -998,6 +998,7 @@ mod tests {
             let t = s.spawn(|| {
                 let mut n = 0usize;
                 start.wait();
+                // Acquire: pairs with the owner's Release store of `done` (nothing else to see).
                 while !done.load(O::Acquire) {
                     if let Steal::Success(i) = thief.steal_heavy() {
                         seen[i].fetch_add(1, O::Relaxed);
@@ -1021,6 +1022,7 @@ mod tests {
                     seen[i].fetch_add(1, O::Relaxed);
                 }
             }
+            // Release: pairs with the thief's Acquire load above.
             done.store(true, O::Release);
             t.join().unwrap()
         });

@@ -98,6 +98,8 @@ pub(crate) mod asym {
         #[cfg(not(loom))]
         {
             let _ = site;
+            // Keeps program order for the CPU to see; its partner is `heavy` on the other
+            // thread, which makes this thread pass a full barrier.
             std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
         }
         #[cfg(loom)]
