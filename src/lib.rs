@@ -232,11 +232,13 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    // On a worker: spawn through its context directly (no `Handle`, no `Arc` clone).
+    // On a worker: spawn through its context directly (no `Handle`, no `Arc` clone, no
+    // second thread-local lookup).
     let mut f = Some(f);
-    let local = worker::with_current(|ctx| ctx.map(|c| c.shared().spawn_inner(f.take().unwrap(), true)));
+    let local =
+        worker::with_current(|ctx| ctx.map(|c| c.shared().spawn_from::<F, T>(c, f.take().unwrap(), false)));
     match local {
-        Some(Ok(h)) => h,
+        Some(Ok(h)) => scheduler::joinable(h),
         Some(Err(e)) => {
             drop(e.into_inner());
             JoinHandle::refused()
@@ -261,9 +263,9 @@ where
     // On a worker: straight to the local path with the context in hand (one thread-local
     // lookup, not two).
     let local =
-        worker::with_current(|ctx| ctx.map(|c| c.shared().spawn_detached_local(c, f.take().unwrap())));
+        worker::with_current(|ctx| ctx.map(|c| c.shared().spawn_from::<F, ()>(c, f.take().unwrap(), true)));
     match local {
-        Some(r) => r,
+        Some(r) => r.map(|_| ()),
         None => global().spawn_detached(f.take().unwrap()),
     }
 }

@@ -246,11 +246,7 @@ impl Shared {
         T: Send + 'static,
     {
         // SAFETY: `F: 'static`: nothing it borrows can go away.
-        let handle = unsafe { self.spawn_raw::<F, T>(f, allow_heap, false)? };
-        match handle {
-            Some(h) => Ok(JoinHandle::new(h)),
-            None => unreachable!("a spawn that is not detached returns its handle"),
-        }
+        unsafe { self.spawn_raw::<F, T>(f, allow_heap, false) }.map(joinable)
     }
 
     /// A detached spawn: no `JoinHandle`, so neither a handle to build nor one to detach.
@@ -264,14 +260,24 @@ impl Shared {
         unsafe { self.spawn_raw::<F, ()>(f, true, true) }.map(|_| ())
     }
 
-    /// [`Shared::spawn_detached`] from `ctx`, a worker of this scheduler.
+    /// A spawn from `ctx`, a worker of this scheduler, for a caller that already looked
+    /// the context up (the free functions `filch::spawn` and `filch::spawn_detached`): one
+    /// thread-local lookup per spawn, not two. Falls back to the heap; the handle's
+    /// reference unless `detached`.
     #[inline]
-    pub(crate) fn spawn_detached_local<F>(&self, ctx: &WorkerCtx<'_>, f: F) -> Result<(), SpawnError<F>>
+    pub(crate) fn spawn_from<F, T>(
+        &self,
+        ctx: &WorkerCtx<'_>,
+        f: F,
+        detached: bool,
+    ) -> Result<Option<TaskRef>, SpawnError<F>>
     where
-        F: FnOnce() + Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
     {
         debug_assert!(ctx.is_of(self));
-        self.spawn_local::<F, ()>(ctx, f, true, true).map(|_| ())
+        // `F: 'static`: nothing the task borrows can go away.
+        self.spawn_local(ctx, f, true, detached)
     }
 
     /// A detached spawn without the `'static` bound (scope tasks). Falls back to the heap
@@ -510,6 +516,14 @@ impl Shared {
             (a + pool_allocs(&w.stats), f + w.stats.slot_frees.load(Relaxed))
         });
         a + pool_allocs(&self.external) - f
+    }
+}
+
+/// The `JoinHandle` of a spawn made with a handle (`detached == false`).
+pub(crate) fn joinable<T>(handle: Option<TaskRef>) -> JoinHandle<T> {
+    match handle {
+        Some(h) => JoinHandle::new(h),
+        None => unreachable!("a spawn that is not detached returns its handle"),
     }
 }
 

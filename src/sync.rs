@@ -102,6 +102,7 @@ pub(crate) mod asym {
             // thread, which makes this thread pass a full barrier.
             std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
         }
+        // Under loom: a SeqCst fence, whose partner is `heavy`'s (also a SeqCst fence).
         #[cfg(loom)]
         super::mutation::fence(site, std::sync::atomic::Ordering::SeqCst);
     }
@@ -127,6 +128,7 @@ pub(crate) mod asym {
             let _ = site;
             unreachable!("asym::heavy without asym::available");
         }
+        // Under loom: a SeqCst fence, whose partner is `light`'s (also a SeqCst fence).
         #[cfg(loom)]
         super::mutation::fence(site, std::sync::atomic::Ordering::SeqCst);
     }

@@ -519,12 +519,12 @@ impl TaskRef {
         debug_assert!(fits_inline::<F, T>());
         let h = slot.cast::<Header>();
         let p = h.as_ptr();
-        // SAFETY: the slot is ours (caller) and its header was fully written once by
-        // `prepare_slot`; we replace the per-task fields in place. `owner`, `home` and
-        // `next` keep their prepared values (`next` is written by every queue before it
-        // is read). `ptr::write` because the old values need no drop: the state is an
-        // integer, and `waiter` is `None` once a task is freed (T4: the completer takes a
-        // registered waiter, a joiner that gives up clears it).
+        // We replace the per-task fields in place. `owner`, `home` and `next` keep their
+        // prepared values (`next` is written by every queue before it is read); `waiter` is
+        // `None` once a task is freed (T4: the completer takes a registered waiter, a joiner
+        // that gives up clears it), so it is not written either.
+        // SAFETY: the slot is ours (caller) and `prepare_slot` wrote its whole header once;
+        // `write` drops nothing, and the state and vtable need no drop.
         unsafe {
             ptr::addr_of_mut!((*p).state).write(AtomicUsize::new(if detached {
                 INITIAL_DETACHED
