@@ -25,6 +25,19 @@ fn steal_once(s: &Stealer<usize>) -> Option<usize> {
     None
 }
 
+/// Takes one item with `steal_batch` into `mine`, retrying on `Retry` (bounded, as
+/// `steal_once`).
+fn steal_batch_once(s: &Stealer<usize>, mine: &Owner<usize>) -> Option<usize> {
+    for _ in 0..3 {
+        match s.steal_batch(mine) {
+            Steal::Success(v) => return Some(v),
+            Steal::Empty => return None,
+            Steal::Retry => thread::yield_now(),
+        }
+    }
+    None
+}
+
 fn assert_exactly_once(mut taken: Vec<usize>, pushed: impl IntoIterator<Item = usize>) {
     let mut pushed: Vec<usize> = pushed.into_iter().collect();
     taken.sort_unstable();
@@ -186,6 +199,36 @@ fn steal_batch_vs_pop() {
     });
 }
 
+/// `steal_batch`'s *first* claim (its own S1–S4) against the owner: `push_pop_one_thief`
+/// with both steals done by `steal_batch` into the thief's own deque. Never more than two
+/// items, so each batch claims exactly one (half, rounded up) and B1–B4 never run. The
+/// second batch starts from the `top` the first one moved: the O2 / S2 store-buffering
+/// window, where without the batch's S2 the owner pops index 1 without a CAS while the
+/// batch claims it too. The owner then re-pushes index 1, so a batch whose `bottom` load
+/// (S3) is not Acquire may take the new item without synchronizing with its push.
+fn steal_batch_first_vs_pop() {
+    model(3, || {
+        let o = Owner::<usize>::with_capacity(4).unwrap();
+        o.push(1).unwrap();
+        o.push(2).unwrap();
+        let s = o.stealer();
+        let th = thread::spawn(move || {
+            let mine = Owner::<usize>::with_capacity(4).unwrap();
+            let mut got = Vec::new();
+            got.extend(steal_batch_once(&s, &mine));
+            got.extend(steal_batch_once(&s, &mine));
+            drain(&mine, &mut got);
+            got
+        });
+        let mut taken: Vec<usize> = o.pop().into_iter().collect();
+        o.push(3).unwrap();
+        taken.extend(o.pop());
+        taken.extend(th.join().unwrap());
+        drain(&o, &mut taken);
+        assert_exactly_once(taken, [1, 2, 3]);
+    });
+}
+
 /// A full deque: pushes are refused (handed back, never overwritten) until a thief or
 /// the owner makes room.
 fn full_deque() {
@@ -235,6 +278,11 @@ fn deque_wrap_around() {
 #[test]
 fn deque_steal_batch_vs_pop() {
     steal_batch_vs_pop();
+}
+
+#[test]
+fn deque_steal_batch_first_vs_pop() {
+    steal_batch_first_vs_pop();
 }
 
 #[test]
@@ -301,4 +349,18 @@ fn mutant_steal_bottom_acquire_caught_by_push_pop_one_thief() {
 fn mutant_batch_bottom_acquire_caught_by_steal_batch_vs_pop() {
     mutation::set(Site::BatchBottomAcquire);
     steal_batch_vs_pop();
+}
+
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn mutant_batch_first_fence_caught_by_steal_batch_first_vs_pop() {
+    mutation::set(Site::BatchFirstFence);
+    steal_batch_first_vs_pop();
+}
+
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn mutant_batch_first_bottom_acquire_caught_by_steal_batch_first_vs_pop() {
+    mutation::set(Site::BatchFirstBottomAcquire);
+    steal_batch_first_vs_pop();
 }

@@ -799,12 +799,12 @@ impl<T: Word> Stealer<T> {
     /// ```
     pub fn steal_batch(&self, dest: &Owner<T>) -> Steal<T> {
         let inner = &*self.inner;
-        // S1..S3 exactly as in `steal`.
+        // S1..S3 exactly as in `steal`, with mutation sites of their own.
         let t = inner.top.load(Relaxed);
-        // S2: pairs with O2.
-        mutation::fence(Site::StealFence, SeqCst);
-        // S3: pairs with P3/O1/O5.
-        let b = inner.bottom.load(mutation::ord(Site::StealBottomAcquire, Acquire));
+        // S2, SeqCst fence: pairs with the owner's O2 (store-buffering on bottom/top).
+        mutation::fence(Site::BatchFirstFence, SeqCst);
+        // S3, Acquire: pairs with the Release stores of `bottom` (P3, O1, O5).
+        let b = inner.bottom.load(mutation::ord(Site::BatchFirstBottomAcquire, Acquire));
         let len = len_between(t, b);
         if len <= 0 {
             return Steal::Empty;

@@ -253,6 +253,11 @@ pub mod mutation {
         BatchFence,
         /// `deque::Stealer::steal_batch`: the per-item Acquire load of `bottom`.
         BatchBottomAcquire,
+        /// `deque::Stealer::steal_batch`: the `fence(SeqCst)` between the `top` and `bottom`
+        /// loads of the first item (S2).
+        BatchFirstFence,
+        /// `deque::Stealer::steal_batch`: the Acquire load of `bottom` for the first item (S3).
+        BatchFirstBottomAcquire,
         /// `sleep::Sleep::notify` (K1): the `fence(SeqCst)` after publishing a task.
         SleepNotifyFence,
         /// `sleep::Sleep::prepare_sleep` (K3): the Release decrement of `searching`.
