@@ -5,6 +5,9 @@
 //! (Acquire), so cancelling a token cancels every descendant at once, without a list of
 //! children and without locking. Cancelling is one-way and idempotent.
 //!
+//! Dropping a token drops the ancestors it alone kept alive iteratively, so a chain of any
+//! depth drops without recursion.
+//!
 //! Release/Acquire make whatever the canceller wrote before `cancel` visible to a task
 //! that sees the token cancelled (e.g. the reason it stored somewhere).
 
@@ -92,6 +95,24 @@ impl CancelToken {
             match &node.parent {
                 Some(p) => node = p,
                 None => return false,
+            }
+        }
+    }
+}
+
+impl Drop for Node {
+    /// Unlinks the chain of ancestors this node was the last owner of one at a time: a
+    /// recursive drop of a deep chain (a million nested children) would overflow the stack.
+    fn drop(&mut self) {
+        let mut next = self.parent.take();
+        while let Some(parent) = next {
+            match Arc::try_unwrap(parent) {
+                // We held the last reference: take its parent before it drops (with
+                // `parent: None`, so its own drop does not recurse).
+                Ok(mut node) => next = node.parent.take(),
+                // Someone else still holds it: dropping our reference ends the walk. If
+                // theirs goes meanwhile, their drop continues the walk from there.
+                Err(_) => break,
             }
         }
     }
