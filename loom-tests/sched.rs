@@ -19,7 +19,7 @@
 //! are in each model's docs.
 
 use filch::{Idle, Scheduler, TaskError};
-use loom::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use loom::sync::Arc;
 use loom::thread;
 
@@ -149,6 +149,66 @@ fn cancel_vs_worker() {
     });
 }
 
+/// Captured by the panic handler of `cancel_vs_drop_heap`'s scheduler, so it is dropped
+/// exactly when the scheduler's shared state is freed.
+struct FreedFlag(Arc<AtomicBool>);
+
+impl Drop for FreedFlag {
+    fn drop(&mut self) {
+        // SeqCst: the model's check below must be able to see the free in any interleaving
+        // loom picks after it; the flag orders nothing else.
+        self.0.store(true, SeqCst);
+    }
+}
+
+/// (c') `JoinHandle::cancel` on a *heap* task (its closure is over the inline size)
+/// racing `drop(Scheduler)`. The canceller claims the task and drops its closure while the
+/// worker pops it, fails its claim, gives its reference up and exits, and the drop
+/// finishes; then `cancel` counts itself in the shared state's stats. The shared state must
+/// outlive every task a handle still holds (orphan protocol), heap tasks included: the
+/// model checks that it is not freed while the canceller still holds its handle, and that
+/// the closure ran or was dropped exactly once. 0.3 s at two preemptions (the cap).
+fn cancel_vs_drop_heap() {
+    model_capped(2, 2, || {
+        let counts = Arc::new(Counts::default());
+        let freed = Arc::new(AtomicBool::new(false));
+        let flag = FreedFlag(freed.clone());
+        let sched = Scheduler::builder()
+            .workers(1)
+            .pin(false)
+            .idle(Idle::Park { spins: 0, yields: 0 })
+            .pool_capacity(filch::MIN_POOL_CAPACITY)
+            .deque_capacity(filch::MIN_DEQUE_CAPACITY)
+            .panic_handler(move |_| {
+                let _ = &flag;
+            })
+            .build()
+            .expect("valid settings");
+        let inner = task(&counts, 3);
+        let pad = [7u8; filch::TASK_INLINE_BYTES];
+        let h = sched.spawn(move || inner() + pad[0] as usize - 7);
+        let canceller = {
+            let freed = freed.clone();
+            thread::spawn(move || {
+                let cancelled = h.cancel();
+                assert!(!freed.load(SeqCst), "the shared state was freed while a handle held its task");
+                (cancelled, h.join())
+            })
+        };
+        drop(sched);
+        let (cancelled, joined) = canceller.join().unwrap();
+        let ran = Counts::get(&counts.ran);
+        if cancelled {
+            assert!(matches!(joined, Err(TaskError::Cancelled)), "a won cancel joins to Cancelled");
+            assert_eq!(ran, 0, "a cancelled task never runs");
+        } else {
+            assert_eq!((joined.expect("ran"), ran), (3, 1), "an uncancelled task runs exactly once");
+        }
+        assert_eq!(Counts::get(&counts.dropped), 1, "the closure was dropped exactly once");
+        assert!(freed.load(SeqCst), "the last handle's free released the shared state");
+    });
+}
+
 /// A value written by a task through a borrow and read by the thread that waited for it:
 /// a `loom::cell::UnsafeCell`, so a missing happens-before edge is a causality violation.
 struct Slot(loom::cell::UnsafeCell<usize>);
@@ -261,6 +321,21 @@ fn sched_shutdown_vs_spawn() {
 fn sched_cancel_vs_worker() {
     cancel_vs_worker();
 }
+
+#[test]
+fn sched_cancel_vs_drop_heap() {
+    cancel_vs_drop_heap();
+}
+
+mutant_test!(
+    /// Heap tasks left out of the orphan protocol's balance, as before the fix: the
+    /// scheduler's drop frees the shared state as soon as its worker exits, while a handle
+    /// to a heap task still exists and its `cancel` is about to write the stats row.
+    mutant_orphan_counts_heap_caught_by_cancel_vs_drop_heap,
+    OrphanCountsHeap,
+    cancel_vs_drop_heap,
+    "the shared state was freed while a handle held its task"
+);
 
 // Mutation evidence: each test weakens one site and runs the model that catches it (in a
 // child process, see `crate::task::in_child`); it passes only if the model fails.

@@ -105,6 +105,14 @@ pub enum BuildError {
     },
     /// The OS refused to start a worker thread.
     Spawn(std::io::Error),
+    /// The [`Builder::on_thread_start`] hook panicked on a worker (the first one that did,
+    /// if several); the workers already started were shut down.
+    StartHook {
+        /// The worker's index.
+        worker: usize,
+        /// The panic's message (`"<non-string payload>"` if it was not a string).
+        message: String,
+    },
 }
 
 impl fmt::Display for BuildError {
@@ -112,6 +120,9 @@ impl fmt::Display for BuildError {
         match self {
             BuildError::Invalid { setting, reason } => write!(f, "invalid `{setting}` setting: {reason}"),
             BuildError::Spawn(e) => write!(f, "could not start a worker thread: {e}"),
+            BuildError::StartHook { worker, message } => {
+                write!(f, "the on_thread_start hook panicked on worker {worker}: {message}")
+            }
         }
     }
 }
@@ -120,7 +131,7 @@ impl std::error::Error for BuildError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             BuildError::Spawn(e) => Some(e),
-            BuildError::Invalid { .. } => None,
+            BuildError::Invalid { .. } | BuildError::StartHook { .. } => None,
         }
     }
 }
@@ -154,6 +165,7 @@ pub struct Builder {
     pub(crate) on_thread_start: Option<ThreadHook>,
     pub(crate) on_thread_stop: Option<ThreadHook>,
     pub(crate) panic_handler: Option<PanicHandler>,
+    pub(crate) inject_loop_panics: usize,
 }
 
 impl fmt::Debug for Builder {
@@ -183,6 +195,7 @@ impl Default for Builder {
             on_thread_start: None,
             on_thread_stop: None,
             panic_handler: None,
+            inject_loop_panics: 0,
         }
     }
 }
@@ -297,6 +310,8 @@ impl Builder {
     }
 
     /// Called on each worker thread, with its index, before it runs any task.
+    /// [`build`](Builder::build) waits until it has run on every worker; if it panics,
+    /// `build` fails with [`BuildError::StartHook`].
     ///
     /// ```
     /// use std::sync::{Arc, Mutex};
@@ -317,6 +332,10 @@ impl Builder {
     }
 
     /// Called on each worker thread, with its index, after its last task, before it exits.
+    ///
+    /// A panic in the hook is contained: it goes to the [panic
+    /// handler](Builder::panic_handler), is counted in [`WorkerStats::hook_panics`](crate::WorkerStats::hook_panics),
+    /// and the worker exits as usual.
     ///
     /// ```
     /// use std::sync::{Arc, Mutex};
@@ -363,7 +382,19 @@ impl Builder {
         self
     }
 
+    /// Fault injection for tests of the runtime's containment: the first `n` times a
+    /// worker is about to park in its outermost loop, it panics there instead, as a bug in
+    /// the runtime would. Not for production use.
+    #[doc(hidden)]
+    pub fn inject_loop_panics(mut self, n: usize) -> Self {
+        self.inject_loop_panics = n;
+        self
+    }
+
     /// Validates every setting and starts the workers.
+    ///
+    /// With an [`on_thread_start`](Builder::on_thread_start) hook, returns once the hook has
+    /// run on every worker, and fails with [`BuildError::StartHook`] if it panicked on one.
     ///
     /// ```
     /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();

@@ -31,6 +31,7 @@
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
+use crate::contain::{self, AbortOnUnwind};
 use crate::join::with_thread_parker;
 use crate::park::Parker;
 use crate::scheduler::Shared;
@@ -65,9 +66,13 @@ where
     RB: Send,
 {
     let job_b = StackJob::new(b, ctx.shared().as_owner(), ctx.parker());
-    // Step 1. SAFETY: `job_b` stays in this frame, which is not left (by return or unwind)
-    // before the job is popped back (step 3) or its latch is set (steps 4–5); it is
-    // queued once.
+    // From the push until `b` is popped back or its latch is set, a queue points into this
+    // frame: nothing may unwind out of it (`contain.rs`). `a` runs under `catch_unwind` and
+    // the worker loop contains every task it runs, so only a runtime bug could trip this.
+    let queued = AbortOnUnwind::new("a `join` frame whose second half was still queued");
+    // Step 1. SAFETY: `job_b` stays in this frame, which is not left (by return or unwind:
+    // `queued` aborts) before the job is popped back (step 3) or its latch is set (steps
+    // 4–5); it is queued once.
     ctx.push_local(unsafe { job_b.as_task_ref() });
     ctx.shared().notify_hint();
     // Step 2.
@@ -76,20 +81,28 @@ where
         Err(payload) => {
             // Step 5: `b` finishes first; its own panic gives way to `a`'s.
             if pop_back(ctx, &job_b) {
-                let _ = catch_unwind(AssertUnwindSafe(|| job_b.run_inline()));
+                queued.disarm();
+                if let Err(p) = catch_unwind(AssertUnwindSafe(|| job_b.run_inline())) {
+                    contain::drop_payload(p);
+                }
             } else {
                 job_b.latch().wait(Some(ctx), ctx.parker());
-                let _ = job_b.into_result_caught();
+                queued.disarm();
+                if let Err(p) = job_b.into_result_caught() {
+                    contain::drop_payload(p);
+                }
             }
             resume_unwind(payload)
         }
     };
     // Step 3.
     if pop_back(ctx, &job_b) {
+        queued.disarm();
         return (ra, job_b.run_inline());
     }
     // Step 4.
     job_b.latch().wait(Some(ctx), ctx.parker());
+    queued.disarm();
     (ra, job_b.into_result())
 }
 
@@ -118,7 +131,14 @@ where
     let rb = catch_unwind(AssertUnwindSafe(b));
     match (ra, rb) {
         (Ok(ra), Ok(rb)) => (ra, rb),
-        (Err(p), _) | (Ok(_), Err(p)) => resume_unwind(p),
+        (Err(p), rb) => {
+            // `a`'s panic wins; `b`'s payload (if any) is dropped contained.
+            if let Err(q) = rb {
+                contain::drop_payload(q);
+            }
+            resume_unwind(p)
+        }
+        (Ok(_), Err(p)) => resume_unwind(p),
     }
 }
 
@@ -153,7 +173,10 @@ where
             // it is handed back unqueued.
             match shared.inject_stack_job(unsafe { job.as_task_ref() }) {
                 Ok(()) => {
+                    // The injection queue points into this frame until the latch is set.
+                    let queued = AbortOnUnwind::new("a frame waiting for its injected stack job");
                     job.latch().wait(ctx, parker);
+                    queued.disarm();
                     job.into_result()
                 }
                 Err(t) => {

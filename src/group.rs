@@ -188,7 +188,7 @@ where
     worker::with_current(|ctx| {
         let ctx: Option<&WorkerCtx<'_>> = ctx.filter(|c| c.is_of(shared));
         let accepted = match ctx {
-            Some(_) => !shared.is_shutting_down(),
+            Some(_) => !shared.is_abandoning(),
             None => shared.enter_external(),
         };
         if !accepted {

@@ -164,8 +164,10 @@ impl<T> JoinHandle<T> {
         }
         // SAFETY: we hold RUNNING from the claim.
         unsafe { task.abandon_claimed(TaskError::Cancelled) };
-        // SAFETY: the task was queued and unclaimed, so its scheduler is alive: a scheduler
-        // completes (runs or abandons) every queued task before its drop finishes.
+        // SAFETY: this handle holds a reference to the task, so the task is not freed yet,
+        // and the orphan protocol keeps a task's scheduler state alive until every task it
+        // created (pool or heap) is freed (`scheduler.rs`, "Task memory"), however the
+        // scheduler's own drop races this call.
         let shared = unsafe { &*task.header().owner.cast::<Shared>() };
         worker::with_current(|ctx| match ctx.filter(|c| c.is_of(shared)) {
             Some(c) => Row::bump_owned(&c.row().cancelled, 1),

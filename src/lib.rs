@@ -25,6 +25,7 @@
 
 mod builder;
 mod cancel;
+mod contain;
 pub mod deque;
 mod fork;
 mod group;
@@ -243,7 +244,13 @@ where
             drop(e.into_inner());
             JoinHandle::refused()
         }
-        None => global().spawn(f.take().unwrap()),
+        None => outside(|s| match s.spawn_inner(f.take().unwrap(), true) {
+            Ok(h) => h,
+            Err(e) => {
+                drop(e.into_inner());
+                JoinHandle::refused()
+            }
+        }),
     }
 }
 
@@ -266,7 +273,7 @@ where
         worker::with_current(|ctx| ctx.map(|c| c.shared().spawn_from::<F, ()>(c, f.take().unwrap(), true)));
     match local {
         Some(r) => r.map(|_| ()),
-        None => global().spawn_detached(f.take().unwrap()),
+        None => outside(|s| s.spawn_detached(f.take().unwrap())),
     }
 }
 
@@ -276,7 +283,7 @@ fn with_scheduler<R>(f: impl FnOnce(&scheduler::Shared) -> R) -> R {
     let local = worker::with_current(|ctx| ctx.map(|c| (f.take().unwrap())(c.shared())));
     match local {
         Some(r) => r,
-        None => (f.take().unwrap())(global().shared_state()),
+        None => outside(f.take().unwrap()),
     }
 }
 
@@ -311,7 +318,7 @@ where
         Some(r) => r,
         None => {
             let (a, b) = ab.take().unwrap();
-            fork::join(global().shared_state(), a, b)
+            outside(|s| fork::join(s, a, b))
         }
     }
 }
@@ -384,6 +391,17 @@ where
     T: Send + 'static,
 {
     with_scheduler(|s| group::spawn_group(s, tasks))
+}
+
+/// The scheduler a free function uses off the workers: the one whose queues this thread is
+/// draining in a timed-out shutdown (so a drained `join` half that spawns is refused
+/// there, not moved to another scheduler), else the global default.
+fn outside<R>(f: impl FnOnce(&scheduler::Shared) -> R) -> R {
+    let mut f = Some(f);
+    match worker::with_draining(|d| d.map(|s| (f.take().unwrap())(s))) {
+        Some(r) => r,
+        None => (f.take().unwrap())(global().shared_state()),
+    }
 }
 
 fn global() -> &'static Scheduler {

@@ -36,24 +36,48 @@
 //!   exactly `SHUTDOWN` wakes every sleeper, as L4 does: a worker that went to sleep after
 //!   L4's wake-up because that spawn was still in flight would otherwise sleep forever.
 //!
+//! - **L6**: a *local* spawn (a running task forking, on a worker of this scheduler) is
+//!   accepted during a graceful shutdown: work in flight runs to completion, including
+//!   what it spawns. Only a timed-out shutdown (`abandon`) refuses it; one that raced past
+//!   that Relaxed check lands in its own worker's deque, which the worker empties
+//!   (abandoning) before it exits.
+//!
 //! # Task memory and the orphan protocol
 //!
-//! A pool slot is freed by whoever drops a task's last reference: usually a worker (into
-//! its cache), sometimes a `JoinHandle` on another thread (uncached). `JoinHandle`s may
-//! outlive their `Scheduler`, and holding an `Arc` per handle would put a contended RMW on
-//! every spawn. Instead workers count the slots they allocate and free in their own stats
-//! rows (single writer, no RMW; allocations are `spawned - heap_fallbacks`), and other
-//! threads count their frees in `ext_frees` (their allocations are the external row's
-//! `spawned - heap_fallbacks`). When the `Scheduler` is dropped (workers joined, queues empty, no spawn
-//! possible) it computes how many slots are still held by handles, `target`, stores it,
-//! and sets `ORPHAN` in `ext_frees` (AcqRel). If `ext_frees` already equals `target`, it
-//! frees the shared state; otherwise it leaves its `Arc` reference to the handle whose free
-//! brings `ext_frees` to `target` (each free sees a distinct count, so exactly one does).
+//! A task (pool slot or heap) is freed by whoever drops its last reference: usually a
+//! worker, sometimes a `JoinHandle` on another thread. `JoinHandle`s may outlive their
+//! `Scheduler`, and holding an `Arc` per handle would put a contended RMW on every spawn.
+//! Instead workers count the tasks they create (`spawned`) and free in their own stats
+//! rows (single writer, no RMW: pool frees derived from the magazine's flow at exit, heap
+//! frees counted), and other threads count their frees in `ext_frees` (their creations are
+//! the external row's `spawned`). Once no task can be created any more (D4 below) the last
+//! party computes how many tasks are still to be freed outside the workers, `target`,
+//! stores it, and sets `ORPHAN` in `ext_frees` (AcqRel). If `ext_frees` already equals
+//! `target`, its reference goes as usual; otherwise it leaves one `Arc` reference to the
+//! free that brings `ext_frees` to `target` (each free sees a distinct count, so exactly
+//! one does). So the shared state outlives every task, and a handle's `cancel` may write to
+//! it after claiming the task, whatever the scheduler's drop does meanwhile (the loom model
+//! `sched_cancel_vs_drop_heap`, mutant `OrphanCountsHeap`).
+//!
+//! # Teardown (who settles)
+//!
+//! - **D1**: the teardown count `running` starts at `workers + 1`: one share per worker
+//!   and one for the `Scheduler`.
+//! - **D2**: a worker gives up its share as the very last thing it does (AcqRel RMW);
+//!   leaving only the `Scheduler`'s share, it unparks the waiting drop.
+//! - **D3**: the `Scheduler` gives up its share after joining its workers (graceful drop,
+//!   or a shutdown that finished in time), or at once, detaching the threads, when a
+//!   shutdown timed out or when it is dropped inside one of its own tasks.
+//! - **D4**: whoever gives up the last share (the AcqRel chain orders every other party's
+//!   stores before it) settles task memory as above. So a timed-out shutdown, or a drop
+//!   from inside a task, frees everything once the last worker leaves; nothing waits for
+//!   that worker, and nothing leaks.
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::builder::{Builder, Idle, PanicHandler, ThreadHook};
+use crate::contain::{self, Payload};
 use crate::deque::{Owner, Stealer};
 use crate::inject::Injector;
 use crate::join::JoinHandle;
@@ -98,9 +122,19 @@ pub(crate) struct Shared {
     /// Workers blocked in a wait past `MAX_NESTED_WAITS` (`worker.rs`, "Nested waits");
     /// kept below the worker count, so one worker always helps.
     pub(crate) blocked_waiters: AtomicUsize,
-    /// Workers that have not exited yet; the last one unparks `shutdown_parker`.
+    /// The teardown count (module docs, "Teardown"): workers that have not exited yet,
+    /// plus one for the `Scheduler` until it gives its share up.
     running: AtomicUsize,
     shutdown_parker: Arc<Parker>,
+    /// Workers whose run loop a panic ended (`worker.rs`, "Lost workers").
+    lost_workers: AtomicUsize,
+    /// Workers whose start hook has not finished yet; the builder waits for zero.
+    starting: AtomicUsize,
+    /// The first start-hook failure: the worker's index and the panic's message.
+    start_failure: crate::sync::Mutex<Option<(usize, String)>>,
+    /// Test-only fault injection: this many panics are raised in worker run loops
+    /// (`Builder::inject_loop_panics`).
+    pub(crate) inject_loop_panics: AtomicUsize,
     ext_frees: AtomicU64,
     orphan_target: AtomicU64,
     /// One worker, whose deque is in sole-owner mode (`deque::Owner::set_asymmetric`):
@@ -122,8 +156,16 @@ impl Shared {
     }
 
     pub(crate) fn is_shutting_down(&self) -> bool {
-        // Relaxed: a local spawn's early refusal; correctness comes from L4 (module docs).
+        // Relaxed: an early look; correctness comes from L4 (module docs).
         self.lifecycle.load(Relaxed) & SHUTDOWN != 0
+    }
+
+    /// Whether a timed-out shutdown is dropping queued tasks (local spawns are refused).
+    #[inline(always)]
+    pub(crate) fn is_abandoning(&self) -> bool {
+        // Relaxed: a local spawn that races past the store lands in its own worker's
+        // deque, which that worker empties (abandoning) before it exits (L6).
+        self.abandon.load(Relaxed)
     }
 
     /// Whether any queue visibly holds a task (K3/K4 re-check, exit check).
@@ -174,22 +216,23 @@ impl Shared {
     }
 
     /// Reports the panic of a task nobody joins.
-    pub(crate) fn report_panic(&self, payload: Box<dyn std::any::Any + Send>) {
+    ///
+    /// Never panics: the handler runs contained, the default report ignores a failed write
+    /// (stderr may be a closed pipe), and the payload is dropped contained (its `Drop` is
+    /// user code).
+    pub(crate) fn report_panic(&self, payload: Payload) {
         match &self.config.panic_handler {
             Some(h) => {
-                let h = h.clone();
-                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || h(payload))).is_err() {
-                    eprintln!("filch: the panic handler itself panicked");
+                if let Err(p) = contain::call(|| h(payload)) {
+                    let msg = contain::message(&*p).unwrap_or("<non-string payload>");
+                    contain::report(format_args!("filch: the panic handler itself panicked: {msg}"));
+                    contain::drop_payload(p);
                 }
             }
             None => {
-                let msg = payload
-                    .downcast_ref::<&str>()
-                    .copied()
-                    .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-                    .unwrap_or("<non-string payload>");
-                eprintln!("filch: a detached task panicked: {msg}");
-                drop(payload);
+                let msg = contain::message(&*payload).unwrap_or("<non-string payload>");
+                contain::report(format_args!("filch: a detached task panicked: {msg}"));
+                contain::drop_payload(payload);
             }
         }
     }
@@ -332,7 +375,9 @@ impl Shared {
         F: FnOnce() -> T + Send,
         T: Send,
     {
-        if self.is_shutting_down() {
+        // A running task may fork during a graceful shutdown: its children run to
+        // completion (L6). Only a timed-out shutdown refuses them.
+        if self.is_abandoning() {
             return Err(SpawnError { kind: SpawnErrorKind::ShutDown, closure: f });
         }
         let (queued, handle) = self
@@ -415,6 +460,7 @@ impl Shared {
         }
         // L2. SAFETY: the stack job stays alive until its latch is set (its creator waits).
         unsafe { self.injector.push(job.into_raw()) };
+        Row::bump_shared(&self.external.injected, 1);
         self.leave_external();
         self.notify();
         Ok(())
@@ -463,36 +509,126 @@ impl Shared {
                 return;
             }
         }
-        Self::free_task_elsewhere(dead);
+        Self::free_task_elsewhere(dead, ctx);
     }
 
     /// [`Shared::free_task_on`] for a heap task, or from a thread that is not a worker of
-    /// the task's scheduler.
+    /// the task's scheduler. Every free is counted for the orphan protocol: in the
+    /// worker's own row, or in `ext_frees`.
     #[cold]
     #[inline(never)]
-    fn free_task_elsewhere(dead: Dead) {
-        let Home::Pool(index) = dead.home() else {
-            dead.free_heap();
-            return;
-        };
-        // SAFETY: a pool task's owner is the `Shared` whose pool holds it, kept alive by
-        // the scheduler or, after the scheduler's drop, by the orphan protocol until this
-        // very free has been counted.
-        let shared = unsafe { &*dead.owner().cast::<Shared>() };
-        // SAFETY: the last reference is gone: nobody else uses the slot, freed once.
-        unsafe { shared.pool.free(SlotId::from_raw(index)) };
-        shared.count_external_free();
+    fn free_task_elsewhere(dead: Dead, ctx: Option<&WorkerCtx<'_>>) {
+        let owner = dead.owner();
+        match dead.home() {
+            Home::Heap => {
+                dead.free_heap();
+                if owner.is_null() || !mutation::keep(Site::OrphanCountsHeap) {
+                    // A bare task of the loom models (no scheduler), or the mutant, which
+                    // leaves heap tasks out of the orphan count.
+                    return;
+                }
+                match ctx {
+                    Some(c) if std::ptr::eq(owner, c.shared().as_owner()) => {
+                        Row::bump_owned(&c.row().heap_frees, 1);
+                    }
+                    _ => {
+                        // SAFETY: a task's owner is the `Shared` that created it, kept
+                        // alive by the scheduler or, after its teardown, by the orphan
+                        // protocol until this very free has been counted.
+                        unsafe { &*owner.cast::<Shared>() }.count_external_free();
+                    }
+                }
+            }
+            Home::Pool(index) => {
+                // SAFETY: as above; the pool holding the slot is the owner's.
+                let shared = unsafe { &*owner.cast::<Shared>() };
+                // SAFETY: the last reference is gone: nobody else uses the slot, freed once.
+                unsafe { shared.pool.free(SlotId::from_raw(index)) };
+                shared.count_external_free();
+            }
+            Home::Stack => contain::fatal("a stack job was freed as a task"),
+        }
     }
 
-    /// A worker is exiting; `true` if it was the last one.
-    pub(crate) fn running_exit(&self) -> bool {
-        // Release: pairs with the Acquire load in `Scheduler::wait_workers`: everything the
-        // worker did (its stats, its cache flush) happens before the final accounting.
-        self.running.fetch_sub(1, Release) == 1
+    /// D2: a worker is leaving (module docs, "Teardown"). The last party to leave settles
+    /// the task memory; a worker that leaves the `Scheduler` alone wakes it.
+    pub(crate) fn leave(this: &Arc<Shared>) {
+        // D2, AcqRel: Release orders everything this worker did (its rows, its cache flush)
+        // before the party that settles; Acquire, when we are that party, orders every
+        // other party's leaving before our settle. Partners: this RMW in other workers, and
+        // D3's in `Scheduler::give_up_share` / the Acquire load in `wait_workers`.
+        match this.running.fetch_sub(1, AcqRel) {
+            1 => Shared::settle(this),
+            2 => this.shutdown_parker.unpark(),
+            _ => {}
+        }
     }
 
-    pub(crate) fn wake_shutdown(&self) {
-        self.shutdown_parker.unpark();
+    /// Whether a worker leaving now is the last one that could run tasks on a scheduler
+    /// nobody closed: every worker but it was lost. Called by a lost worker before it
+    /// leaves (`worker.rs`, "Lost workers").
+    pub(crate) fn count_lost_worker(&self) -> bool {
+        // Relaxed: the RMW's total order gives exactly one worker the last count; the
+        // caller's close (L4, AcqRel) orders what follows.
+        self.lost_workers.fetch_add(1, Relaxed) + 1 == self.workers.len()
+    }
+
+    /// Shuts the scheduler down from the inside, when no worker is left to run its tasks:
+    /// refuses new tasks (L4) and drops every queued one unrun (joiners get `ShutDown`).
+    pub(crate) fn close_orphaned(&self) {
+        self.close();
+        // Spawns that entered before L4 push after it: wait for them to leave (L3), so the
+        // drain below sees everything that was accepted.
+        while !self.is_closed() {
+            crate::park::yield_now();
+        }
+        let dropped = worker::drain_abandoning(self);
+        if dropped != 0 {
+            contain::report(format_args!(
+                "filch: every worker of a scheduler was lost; {dropped} queued task(s) dropped unrun"
+            ));
+        }
+    }
+
+    /// L4: refuses new external tasks, wakes every sleeper so that workers see it.
+    pub(crate) fn close(&self) {
+        // L4, AcqRel: Release makes SHUTDOWN visible to L1's Acquire; Acquire pairs with
+        // L3 of spawns that completed before.
+        self.lifecycle.fetch_or(SHUTDOWN, AcqRel);
+        self.wake_all();
+        // Workers may also be spinning or yielding; they check `is_closed` each round.
+    }
+
+    /// D4: settles task memory once every worker has left and the `Scheduler` has given up
+    /// its share, so that no task can be created any more (module docs, "Task memory").
+    /// Called by whichever party left last.
+    fn settle(this: &Arc<Shared>) {
+        let target = this.task_balance();
+        // Relaxed: published by the AcqRel RMW below.
+        this.orphan_target.store(target, Relaxed);
+        // AcqRel: Release publishes `orphan_target` to every later free's Acquire;
+        // Acquire pairs with the frees counted before.
+        let frees = this.ext_frees.fetch_or(ORPHAN, AcqRel);
+        if frees != target {
+            // Handles still hold `target - frees` tasks: the free that completes the count
+            // releases this reference (count_external_free).
+            std::mem::forget(this.clone());
+        }
+    }
+
+    /// A start hook finished on a worker; `failure` is its panic, if it panicked.
+    pub(crate) fn start_done(&self, index: usize, failure: Option<Payload>) {
+        if let Some(p) = failure {
+            let msg = contain::message(&*p).unwrap_or("<non-string payload>").to_owned();
+            contain::drop_payload(p);
+            let mut first = self.start_failure.lock().unwrap_or_else(|e| e.into_inner());
+            first.get_or_insert((index, msg));
+        }
+        // Release: the failure written above happens before the builder's Acquire load
+        // that sees the count reach zero (`Scheduler::start`).
+        if self.starting.fetch_sub(1, Release) == 1 {
+            self.shutdown_parker.unpark();
+        }
     }
 
     /// The orphan protocol's free side (module docs).
@@ -508,14 +644,27 @@ impl Shared {
         }
     }
 
-    fn slot_balance(&self) -> u64 {
-        // Relaxed: called after every worker was joined (join orders their stores) and no
-        // spawn can happen any more.
-        let pool_allocs = |r: &Row| r.spawned.load(Relaxed) - r.heap_fallbacks.load(Relaxed);
+    /// Tasks (pool and heap) created and not freed by a worker: the frees still to be
+    /// counted in `ext_frees`, past and future.
+    fn task_balance(&self) -> u64 {
+        // Relaxed: called by the last party of the teardown (D4), whose AcqRel RMW on
+        // `running` ordered every worker's stores before it, and no spawn can happen any
+        // more.
+        let allocs = |r: &Row| {
+            let all = r.spawned.load(Relaxed);
+            // The mutant leaves heap tasks out of the count, as the protocol once did: a
+            // handle to a heap task could then outlive the state its cancel writes to.
+            if mutation::keep(Site::OrphanCountsHeap) {
+                all
+            } else {
+                all - r.heap_fallbacks.load(Relaxed)
+            }
+        };
         let (a, f) = self.workers.iter().fold((0u64, 0u64), |(a, f), w| {
-            (a + pool_allocs(&w.stats), f + w.stats.slot_frees.load(Relaxed))
+            let frees = w.stats.slot_frees.load(Relaxed) + w.stats.heap_frees.load(Relaxed);
+            (a + allocs(&w.stats), f + frees)
         });
-        a + pool_allocs(&self.external) - f
+        a + allocs(&self.external) - f
     }
 }
 
@@ -652,8 +801,13 @@ impl std::error::Error for ShutdownTimeout {}
 /// assert_eq!(h.join().unwrap(), 42);
 /// ```
 ///
-/// Dropping it shuts it down gracefully: no new task is accepted, queued tasks still run,
-/// and every worker thread is joined before `drop` returns.
+/// Dropping it shuts it down gracefully: no new task is accepted from outside, queued
+/// tasks still run (and so do the tasks they spawn), and every worker thread is joined
+/// before `drop` returns.
+///
+/// Dropped inside one of its own tasks, it cannot wait for its workers (one of them is
+/// running the drop): it closes the scheduler the same way and returns at once; the
+/// workers finish the queued work and exit, and the last one frees the scheduler's memory.
 pub struct Scheduler {
     shared: Arc<Shared>,
     threads: Vec<crate::sync::thread::JoinHandle<()>>,
@@ -1130,8 +1284,13 @@ impl Scheduler {
             lifecycle: CachePadded(AtomicUsize::new(0)),
             abandon: AtomicBool::new(false),
             blocked_waiters: AtomicUsize::new(0),
-            running: AtomicUsize::new(n),
+            // D1: every worker, plus the scheduler's own share.
+            running: AtomicUsize::new(n + 1),
             shutdown_parker: Arc::new(Parker::new()),
+            lost_workers: AtomicUsize::new(0),
+            starting: AtomicUsize::new(if b.on_thread_start.is_some() { n } else { 0 }),
+            start_failure: crate::sync::Mutex::new(None),
+            inject_loop_panics: AtomicUsize::new(b.inject_loop_panics),
             ext_frees: AtomicU64::new(0),
             orphan_target: AtomicU64::new(u64::MAX),
             sole_owner,
@@ -1156,34 +1315,45 @@ impl Scheduler {
                 Ok(t) => sched.threads.push(t),
                 Err(e) => {
                     // The workers already started exit through the normal shutdown; the
-                    // ones never started are counted out first.
+                    // ones never started are counted out first, from both counts.
                     let missing = n - i;
                     // Relaxed: nobody waits on `running` before shutdown begins below.
                     shared.running.fetch_sub(missing, Relaxed);
+                    if shared.config.on_thread_start.is_some() {
+                        // Relaxed: as above; the builder does not wait for these.
+                        shared.starting.fetch_sub(missing, Relaxed);
+                    }
                     drop(sched);
                     return Err(crate::builder::BuildError::Spawn(e));
                 }
             }
         }
+        // With a start hook, `build` returns once every hook has run, and fails if one
+        // panicked (that worker never runs a task; the others are shut down).
+        // Acquire: pairs with the Release decrement in `Shared::start_done`.
+        while shared.starting.load(Acquire) != 0 {
+            shared.shutdown_parker.park();
+        }
+        let failure = shared.start_failure.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some((worker, message)) = failure {
+            drop(sched);
+            return Err(crate::builder::BuildError::StartHook { worker, message });
+        }
         Ok(sched)
     }
 
-    /// L4: refuses new tasks and waits for in-flight external spawns to land.
+    /// L4 (`Shared::close`).
     fn close(&self) {
-        let s = &self.shared;
-        // L4, AcqRel: Release makes SHUTDOWN visible to L1's Acquire; Acquire pairs with
-        // L3 of spawns that completed before.
-        s.lifecycle.fetch_or(SHUTDOWN, AcqRel);
-        s.wake_all();
-        // Workers may also be spinning or yielding; they check `is_closed` each round.
+        self.shared.close();
     }
 
-    /// Waits until every worker exited or `deadline` passed; `true` if all exited.
+    /// Waits until every worker has left (only the scheduler's share of the teardown count
+    /// is left) or `deadline` passed; `true` if all left.
     fn wait_workers(&self, deadline: Option<Instant>) -> bool {
         let s = &self.shared;
         loop {
-            // Acquire: pairs with the Release decrement of each exiting worker.
-            if s.running.load(Acquire) == 0 {
+            // Acquire: pairs with D2, the AcqRel decrement of each leaving worker.
+            if s.running.load(Acquire) == 1 {
                 return true;
             }
             match deadline {
@@ -1199,13 +1369,20 @@ impl Scheduler {
         }
     }
 
-    /// Shuts down gracefully within `timeout`: no new task is accepted, queued tasks run,
-    /// and every worker thread is joined before `Ok(())` returns.
+    /// Shuts down gracefully within `timeout`: no new task is accepted from outside, queued
+    /// tasks run (and so do the tasks they spawn), and every worker thread is joined before
+    /// `Ok(())` returns.
     ///
     /// When the time runs out, tasks that never started are dropped unrun (each capture's
     /// destructor runs exactly once) and their joiners get [`TaskError::ShutDown`](crate::TaskError::ShutDown); workers
     /// still inside a task cannot be interrupted, so their threads are detached and exit
-    /// when that task returns. That case returns `Err(ShutdownTimeout)`.
+    /// when that task returns, the last of them freeing the scheduler's memory. That case
+    /// returns `Err(ShutdownTimeout)`. A `join` half or an injected body found in the
+    /// queues is run rather than dropped (its caller is waiting for it); inside it,
+    /// `filch::spawn` and friends refer to this scheduler, which refuses them.
+    ///
+    /// Called from inside one of its own tasks it cannot succeed (that task's worker is
+    /// busy running the caller): it returns the error when the time is up.
     ///
     /// ```
     /// use std::time::Duration;
@@ -1227,46 +1404,46 @@ impl Scheduler {
         for w in s.workers.iter() {
             w.parker.unpark();
         }
-        let mut abandoned = 0;
-        while let Some(t) = worker::take_any(&s) {
-            abandoned += worker::abandon_task(&s, None, t) as usize;
-        }
-        // Acquire: as in `wait_workers`.
-        let still_running = s.running.load(Acquire);
+        let abandoned = worker::drain_abandoning(&s);
+        // Acquire: as in `wait_workers`; the count includes our own share.
+        let still_running = s.running.load(Acquire) - 1;
         if still_running == 0 {
             self.finish();
         } else {
-            // Detach: the threads keep their own `Arc<Shared>`.
-            self.threads.clear();
-            self.done = true;
-            // The scheduler's own reference is dropped with `self`; the state lives on
-            // while workers or handles hold it. Slots still held by handles are freed into
-            // the pool, which lives as long as the last worker's or handle's `Arc`.
-            std::mem::forget(self.shared.clone());
+            // Detach: the threads keep their own `Arc<Shared>`, and the last to leave
+            // settles the task memory (D3).
+            self.give_up_share();
         }
         Err(ShutdownTimeout { still_running, abandoned })
     }
 
-    /// Joins the threads (all have exited or are about to) and settles task memory.
+    /// D3: detaches the worker threads and gives up the scheduler's share of the teardown
+    /// count; if every worker has already left, settles the task memory here.
+    fn give_up_share(&mut self) {
+        self.threads.clear();
+        self.done = true;
+        Shared::leave(&self.shared);
+    }
+
+    /// Joins the threads (all have left or are about to), drops what lost workers left
+    /// queued, and settles task memory (D3 with every worker gone).
     fn finish(&mut self) {
         for t in self.threads.drain(..) {
             if t.join().is_err() {
-                eprintln!("filch: a worker thread panicked outside a task");
+                contain::report(format_args!("filch: a worker thread panicked outside a task"));
             }
         }
-        self.done = true;
-        let s = &self.shared;
-        let target = s.slot_balance();
-        // Relaxed: published by the AcqRel RMW below.
-        s.orphan_target.store(target, Relaxed);
-        // AcqRel: Release publishes `orphan_target` to every later free's Acquire;
-        // Acquire pairs with the frees counted before.
-        let frees = s.ext_frees.fetch_or(ORPHAN, AcqRel);
-        if frees != target {
-            // Handles still hold `target - frees` slots: the free that completes the count
-            // releases this reference (count_external_free).
-            std::mem::forget(self.shared.clone());
+        // Only a scheduler that lost workers can have tasks left here.
+        // Relaxed: the workers' exits (D2) were acquired by `wait_workers`.
+        if self.shared.lost_workers.load(Relaxed) != 0 {
+            let dropped = worker::drain_abandoning(&self.shared);
+            if dropped != 0 {
+                contain::report(format_args!(
+                    "filch: {dropped} task(s) left queued by lost workers were dropped unrun"
+                ));
+            }
         }
+        self.give_up_share();
     }
 }
 
@@ -1282,6 +1459,13 @@ impl Drop for Scheduler {
             return;
         }
         self.close();
+        if worker::with_current(|c| c.is_some_and(|c| c.is_of(&self.shared))) {
+            // Dropped inside one of its own tasks: waiting for the workers would wait for
+            // this very thread. The scheduler is closed; the workers finish what is queued
+            // and leave, and the last one settles the memory (D3).
+            self.give_up_share();
+            return;
+        }
         self.wait_workers(None);
         self.finish();
     }

@@ -243,6 +243,5 @@ unsafe fn execute<F: FnOnce() -> R + Send, R: Send>(h: NonNull<Header>) -> bool 
 #[cold]
 #[inline(never)]
 fn already_taken() -> ! {
-    eprintln!("filch: internal error: a stack job ran twice; aborting");
-    std::process::abort();
+    crate::contain::fatal("a stack job ran twice");
 }

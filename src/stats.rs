@@ -26,6 +26,11 @@ pub(crate) struct Row {
     pub(crate) spills: AtomicU64,
     pub(crate) heap_fallbacks: AtomicU64,
     pub(crate) blocked_waits: AtomicU64,
+    pub(crate) hook_panics: AtomicU64,
+    pub(crate) lost: AtomicU64,
+    /// Heap tasks a worker freed (for the orphan protocol, beside `slot_frees`); not
+    /// reported.
+    pub(crate) heap_frees: AtomicU64,
     /// Pool slots given back through this row (for the orphan protocol in `scheduler`;
     /// slots taken are `spawned - heap_fallbacks`); not reported. A worker's is written
     /// once, at its exit (`WorkerCtx::settle_slot_frees`), not per free.
@@ -63,6 +68,8 @@ impl Row {
             spills: l(&self.spills),
             heap_fallbacks: l(&self.heap_fallbacks),
             blocked_waits: l(&self.blocked_waits),
+            hook_panics: l(&self.hook_panics),
+            lost: l(&self.lost),
         }
     }
 }
@@ -110,6 +117,12 @@ pub struct WorkerStats {
     /// Waits (join, `WaitGroup`, `Semaphore`) this worker blocked in without running other
     /// tasks, because [`crate::MAX_NESTED_WAITS`] helping waits were already on its stack.
     pub blocked_waits: u64,
+    /// Panics of the [`on_thread_stop`](crate::Builder::on_thread_stop) hook on this worker
+    /// (each also went to the panic handler).
+    pub hook_panics: u64,
+    /// 1 if this worker was lost: a panic escaped its run loop (a runtime bug; the panic
+    /// went to the panic handler and the worker's queued tasks to the other workers).
+    pub lost: u64,
 }
 
 impl WorkerStats {
@@ -126,6 +139,8 @@ impl WorkerStats {
         self.spills += o.spills;
         self.heap_fallbacks += o.heap_fallbacks;
         self.blocked_waits += o.blocked_waits;
+        self.hook_panics += o.hook_panics;
+        self.lost += o.lost;
     }
 }
 
@@ -170,7 +185,7 @@ impl Stats {
 
 impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const COLS: [&str; 12] = [
+        const COLS: [&str; 14] = [
             "spawned",
             "completed",
             "panicked",
@@ -183,6 +198,8 @@ impl fmt::Display for Stats {
             "spills",
             "heap",
             "blocked",
+            "hook_pan",
+            "lost",
         ];
         let row = |f: &mut fmt::Formatter<'_>, name: &str, s: &WorkerStats| {
             let v = [
@@ -198,6 +215,8 @@ impl fmt::Display for Stats {
                 s.spills,
                 s.heap_fallbacks,
                 s.blocked_waits,
+                s.hook_panics,
+                s.lost,
             ];
             write!(f, "{name:<9}")?;
             for x in v {

@@ -119,8 +119,7 @@ pub(crate) mod asym {
             if r != 0 {
                 // Registered (checked by the caller), so the kernel cannot refuse; if it
                 // ever did, going on would race with a fence-less light side.
-                eprintln!("filch: internal error: membarrier failed after registration; aborting");
-                std::process::abort();
+                crate::contain::fatal("membarrier failed after registration");
             }
         }
         #[cfg(all(not(target_os = "linux"), not(loom)))]
@@ -338,6 +337,10 @@ pub mod mutation {
         /// `semaphore` (M6): a leaving waiter whose parker a releaser already took passes
         /// the wake-up on (the mutant drops it).
         SemaphoreLeavePassesOn,
+        /// `scheduler` (orphan protocol): heap tasks count in the task balance like pool
+        /// tasks, so a handle to one keeps the shared state alive (the mutant leaves them
+        /// out, as the protocol once did).
+        OrphanCountsHeap,
     }
 
     #[cfg(loom)]

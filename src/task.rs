@@ -193,8 +193,7 @@ impl fmt::Display for TaskError {
 
 impl std::error::Error for TaskError {}
 
-/// A panic payload, as `catch_unwind` returns it.
-type Payload = Box<dyn Any + Send>;
+use crate::contain::{self, Payload};
 
 /// Type-erased operations of one `(F, T)` pair and layout.
 pub(crate) struct Vtable {
@@ -239,8 +238,7 @@ static UNUSED_SLOT: Vtable = Vtable::stack(|_| not_a_task());
 #[cold]
 #[inline(never)]
 fn not_a_task() -> ! {
-    eprintln!("filch: internal error: a task operation was applied to a stack job; aborting");
-    std::process::abort();
+    crate::contain::fatal("a task operation was applied to a stack job");
 }
 
 /// Where a task's memory came from.
@@ -407,7 +405,9 @@ unsafe fn drop_output<F: FnOnce() -> T, T>(h: NonNull<Header>) -> Option<Box<dyn
         Err(TaskError::Panicked(p)) => Some(p),
         other => {
             // A panicking destructor of the output must not unwind into the scheduler.
-            let _ = catch_unwind(AssertUnwindSafe(move || drop(other)));
+            if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(other))) {
+                contain::drop_payload(p);
+            }
             None
         }
     }
@@ -676,7 +676,9 @@ impl TaskRef {
         if prev.is_complete() && prev.has_join_interest() {
             // SAFETY: COMPLETE with our JOIN_INTEREST: the output is ours (T3). A panic
             // payload nobody joined is dropped here, as std's JoinHandle does.
-            drop(unsafe { (h.vtable.drop_output)(self.0) });
+            if let Some(p) = unsafe { (h.vtable.drop_output)(self.0) } {
+                contain::drop_payload(p);
+            }
         }
     }
 
@@ -908,7 +910,9 @@ impl TaskRef {
         if prev.is_complete() {
             // SAFETY: complete, our interest, last reference: output and memory are ours. A
             // payload nobody joined is dropped here, as std's JoinHandle does.
-            drop(unsafe { (h.vtable.drop_output)(self.0) });
+            if let Some(p) = unsafe { (h.vtable.drop_output)(self.0) } {
+                contain::drop_payload(p);
+            }
         }
         Some(Dead(self.0))
     }

@@ -47,6 +47,20 @@
 //! depends on — a task queued behind the waiters that will release them — always has a
 //! thread to run it. With one worker no wait ever blocks.
 //!
+//! # Lost workers
+//!
+//! Every task a worker runs is contained (`contain.rs`), so nothing user code does can
+//! unwind out of the run loop; a `join` frame that a panic would unwind with its second
+//! half still queued aborts instead. Should a panic escape the outermost loop all the
+//! same (a runtime bug, or the fault `Builder::inject_loop_panics` raises for the
+//! containment tests), the worker is *lost*, not silently dead: it leaves the searcher
+//! count as a live worker would, counts itself in `Stats` (`lost`), hands the payload to
+//! the panic handler, moves every task of its own deque to the injection queue for the
+//! others (K1), and leaves through the normal exit (D2), so `drop` still returns. If it
+//! was the last worker left on a scheduler nobody closed, it closes the scheduler (L4),
+//! waits for external spawns in flight, and drops every queued task unrun, so that no
+//! joiner waits forever; spawns are refused from then on.
+//!
 //! Helping cannot make every wait safe: a task run on top of a waiting frame cannot
 //! finish before it, so a task that needs something the frame below holds (a permit, a
 //! lock) deadlocks this thread. `Semaphore`'s docs say how to avoid it.
@@ -56,6 +70,7 @@ use std::ptr::{self, NonNull};
 use std::time::Instant;
 
 use crate::builder::Idle;
+use crate::contain;
 use crate::deque::{Owner, Steal, Stealer};
 use crate::inject::Pop;
 use crate::park::{yield_now, Parker};
@@ -85,6 +100,9 @@ pub(crate) const INJECT_BATCH: usize = 32;
 /// assert_eq!(sched.spawn(move || depth(n)).join().unwrap(), n);
 /// ```
 pub const MAX_NESTED_WAITS: u32 = 32;
+
+/// The message of a fault raised by `Builder::inject_loop_panics`.
+pub(crate) const INJECTED_FAULT: &str = "filch: injected run-loop fault";
 
 /// A worker thread's own state. Lives on the worker's stack; reachable through the
 /// `CURRENT` thread-local while the worker runs.
@@ -124,6 +142,16 @@ std::thread_local! {
 #[cfg(loom)]
 loom::thread_local! {
     static CURRENT: Cell<*const WorkerCtx<'static>> = Cell::new(ptr::null());
+}
+
+#[cfg(not(loom))]
+std::thread_local! {
+    static DRAINING: Cell<*const Shared> = const { Cell::new(ptr::null()) };
+}
+
+#[cfg(loom)]
+loom::thread_local! {
+    static DRAINING: Cell<*const Shared> = Cell::new(ptr::null());
 }
 
 /// Runs `f` with the current thread's worker context, if this thread is a worker. Not
@@ -263,6 +291,40 @@ impl<'a> WorkerCtx<'a> {
             Row::bump_owned(&self.row().injected, moved);
         }
         moved
+    }
+
+    /// The outermost loop's `before_park`: raises an injected fault, if one is pending
+    /// (`Builder::inject_loop_panics`); otherwise lets the worker park.
+    fn maybe_inject_loop_panic(&self) -> bool {
+        let pending = &self.shared.inject_loop_panics;
+        // Relaxed: a test's fault counter; only its count matters.
+        if pending.load(Relaxed) != 0 && pending.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1)).is_ok()
+        {
+            std::panic::panic_any(INJECTED_FAULT);
+        }
+        true
+    }
+
+    /// After a panic escaped this worker's run loop: reports it, counts the loss, and
+    /// hands every queued task to the others (module docs, "Lost workers").
+    #[cold]
+    fn lose(&self, payload: contain::Payload) {
+        // Leave the searcher count as a live worker would: a searcher that vanished would
+        // keep spawners from waking anybody.
+        self.stop_searching();
+        Row::bump_owned(&self.row().lost, 1);
+        let msg = contain::message(&*payload).unwrap_or("<non-string payload>");
+        contain::report(format_args!(
+            "filch: worker {} lost: a panic escaped its run loop ({msg}); its queued tasks go to the other workers",
+            self.index
+        ));
+        self.shared.report_panic(payload);
+        self.hand_off_queued();
+        if self.shared.count_lost_worker() && !self.shared.is_shutting_down() {
+            // Nobody is left to run anything: refuse new tasks and drop the queued ones, so
+            // that no joiner waits forever.
+            self.shared.close_orphaned();
+        }
     }
 
     /// Before this worker blocks in a wait without helping: every task of its own deque
@@ -594,8 +656,32 @@ impl<'a> WorkerCtx<'a> {
 #[cold]
 #[inline(never)]
 fn unreachable_full(_t: TaskRef) -> ! {
-    eprintln!("filch: internal error: a deque push that had room failed; aborting");
-    std::process::abort();
+    crate::contain::fatal("a deque push that had room failed");
+}
+
+/// Drops every queued task unrun as `ShutDown` (stack jobs are executed instead) from a
+/// thread that is not a worker: a timed-out shutdown, or a scheduler whose workers were
+/// all lost. Returns how many tasks this call abandoned.
+///
+/// While it runs, the free functions (`filch::spawn`, `filch::join`, …) called by the
+/// stack jobs it executes refer to `shared` (which refuses new tasks), not to the global
+/// scheduler.
+pub(crate) fn drain_abandoning(shared: &Shared) -> usize {
+    let prev = DRAINING.with(|d| d.replace(shared));
+    let mut abandoned = 0;
+    while let Some(t) = take_any(shared) {
+        abandoned += abandon_task(shared, None, t) as usize;
+    }
+    DRAINING.with(|d| d.set(prev));
+    abandoned
+}
+
+/// The scheduler whose queues this thread is draining (`drain_abandoning`), if any.
+pub(crate) fn with_draining<R>(f: impl FnOnce(Option<&Shared>) -> R) -> R {
+    let p = DRAINING.with(Cell::get);
+    // SAFETY: non-null only inside `drain_abandoning`, whose caller borrows the `Shared`
+    // for the whole drain; the reference does not escape `f`.
+    f(unsafe { p.as_ref() })
 }
 
 /// Takes any queued task, from any thread (a timed-out shutdown's caller).
@@ -678,7 +764,7 @@ pub(crate) fn pin_plan(pin: bool, n: usize) -> Option<Vec<core_affinity::CoreId>
 
 fn warn_once(msg: &str) {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| eprintln!("filch: pinning disabled: {msg}"));
+    ONCE.call_once(|| crate::contain::report(format_args!("filch: pinning disabled: {msg}")));
 }
 
 /// Starts worker `index`'s thread.
@@ -708,15 +794,19 @@ fn worker_main(
             warn_once(&format!("could not pin worker {index} to core {}", c.id));
         }
     }
+    let mut started = true;
     if let Some(h) = &shared.config.on_thread_start {
-        h(index);
+        let failure = contain::call(|| h(index)).err();
+        started = failure.is_none();
+        shared.start_done(index, failure);
     }
-    {
+    let row = &shared.workers[index].stats;
+    if started {
         let ctx = WorkerCtx {
             shared: &shared,
             shared_arc: &shared,
             index,
-            row: &shared.workers[index].stats,
+            row,
             own: deque.stealer(),
             deque,
             cache: UnsafeCell::new(shared.pool.cache()),
@@ -730,14 +820,22 @@ fn worker_main(
         let p: *const WorkerCtx<'_> = &ctx;
         CURRENT.with(|c| c.set(p.cast()));
         let exit = || shared.is_closed() && !shared.has_visible_work();
-        ctx.run_until(&exit, None, &|| true);
+        // The outermost loop. Every task it runs is contained, so a panic escaping it is a
+        // runtime bug (or the injected fault of the containment tests): the worker is lost.
+        let escaped = contain::call(|| ctx.run_until(&exit, None, &|| ctx.maybe_inject_loop_panic()));
+        // Not a worker any more: what `lose` drops or runs is freed and spawned as from
+        // outside.
         CURRENT.with(|c| c.set(ptr::null()));
+        if let Err(payload) = escaped {
+            ctx.lose(payload);
+        }
         ctx.settle_slot_frees();
+        if let Some(h) = &shared.config.on_thread_stop {
+            if let Err(p) = contain::call(|| h(index)) {
+                Row::bump_owned(&row.hook_panics, 1);
+                shared.report_panic(p);
+            }
+        }
     }
-    if let Some(h) = &shared.config.on_thread_stop {
-        h(index);
-    }
-    if shared.running_exit() {
-        shared.wake_shutdown();
-    }
+    Shared::leave(&shared);
 }
