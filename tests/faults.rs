@@ -65,9 +65,10 @@ fn assert_child_ok(case: &str, close_stderr: bool) {
 /// Waits until `cond` holds: a liveness check, bounded so that a property that never
 /// comes true fails instead of hanging.
 fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let bound = std::env::var("FILCH_FAULTS_LIVENESS_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(120);
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < Duration::from_secs(120), "never happened: {what}");
+        assert!(start.elapsed() < Duration::from_secs(bound), "never happened: {what}");
         std::thread::yield_now();
     }
 }

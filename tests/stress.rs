@@ -378,8 +378,14 @@ fn million_tasks_exactly_once() {
         .deque_capacity(filch::MIN_DEQUE_CAPACITY)
         // The last helping worker nests helping waits without bound (DESIGN §7); an
         // unoptimized build's frames are several times larger than a release build's, and
-        // overflowed std's default 2 MiB here. CI runs this in release, with the default.
-        .stack_size(if cfg!(debug_assertions) { 32 << 20 } else { 2 << 20 })
+        // overflowed std's default 2 MiB here. CI runs this in release, with the default,
+        // and again under AddressSanitizer (`make sanitize` sets FILCH_TEST_ASAN), whose
+        // redzones and fake stack frames overflowed 2 MiB too.
+        .stack_size(if cfg!(debug_assertions) || std::env::var_os("FILCH_TEST_ASAN").is_some() {
+            32 << 20
+        } else {
+            2 << 20
+        })
         .panic_handler(move |p| {
             let c = if p.downcast_ref::<&str>() == Some(&PLANNED) { &hp } else { &fp };
             c.fetch_add(1, Relaxed);
