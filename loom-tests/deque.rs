@@ -69,23 +69,30 @@ fn last_item_race() {
 /// pop (O2) against steal (S2) with `top` already moved by an earlier steal.
 fn push_pop_one_thief() {
     model(3, || {
-        let o = Owner::<usize>::with_capacity(4).unwrap();
-        o.push(1).unwrap();
-        o.push(2).unwrap();
-        let s = o.stealer();
-        let th = thread::spawn(move || {
+        owner_pop_push_pop_vs(|s| {
             let mut got = Vec::new();
             got.extend(steal_once(&s));
             got.extend(steal_once(&s));
             got
-        });
-        let mut taken: Vec<usize> = o.pop().into_iter().collect();
-        o.push(3).unwrap();
-        taken.extend(o.pop());
-        taken.extend(th.join().unwrap());
-        drain(&o, &mut taken);
-        assert_exactly_once(taken, [1, 2, 3]);
+        })
     });
+}
+
+/// The owner side of `push_pop_one_thief` and `steal_batch_first_vs_pop`: pushes 1 and 2,
+/// starts `thief` on a stealer, pops, pushes 3, pops, and checks that the owner and the
+/// thief together took every item exactly once.
+fn owner_pop_push_pop_vs(thief: impl FnOnce(Stealer<usize>) -> Vec<usize> + Send + 'static) {
+    let o = Owner::<usize>::with_capacity(4).unwrap();
+    o.push(1).unwrap();
+    o.push(2).unwrap();
+    let s = o.stealer();
+    let th = thread::spawn(move || thief(s));
+    let mut taken: Vec<usize> = o.pop().into_iter().collect();
+    o.push(3).unwrap();
+    taken.extend(o.pop());
+    taken.extend(th.join().unwrap());
+    drain(&o, &mut taken);
+    assert_exactly_once(taken, [1, 2, 3]);
 }
 
 /// Push/pop against two thieves, including the last-item race three ways.
@@ -208,24 +215,14 @@ fn steal_batch_vs_pop() {
 /// (S3) is not Acquire may take the new item without synchronizing with its push.
 fn steal_batch_first_vs_pop() {
     model(3, || {
-        let o = Owner::<usize>::with_capacity(4).unwrap();
-        o.push(1).unwrap();
-        o.push(2).unwrap();
-        let s = o.stealer();
-        let th = thread::spawn(move || {
+        owner_pop_push_pop_vs(|s| {
             let mine = Owner::<usize>::with_capacity(4).unwrap();
             let mut got = Vec::new();
             got.extend(steal_batch_once(&s, &mine));
             got.extend(steal_batch_once(&s, &mine));
             drain(&mine, &mut got);
             got
-        });
-        let mut taken: Vec<usize> = o.pop().into_iter().collect();
-        o.push(3).unwrap();
-        taken.extend(o.pop());
-        taken.extend(th.join().unwrap());
-        drain(&o, &mut taken);
-        assert_exactly_once(taken, [1, 2, 3]);
+        })
     });
 }
 

@@ -29,14 +29,17 @@ use crate::task::{model_capped, mutant_test};
 /// finds the injection queue claimed by the other worker retries without a spin hint, so
 /// under a spent preemption bound it loops until loom's branch limit).
 fn build() -> Scheduler {
+    builder().build().expect("valid settings")
+}
+
+/// The settings of [`build`], for a model that adds its own.
+fn builder() -> filch::Builder {
     Scheduler::builder()
         .workers(1)
         .pin(false)
         .idle(Idle::Park { spins: 0, yields: 0 })
         .pool_capacity(filch::MIN_POOL_CAPACITY)
         .deque_capacity(filch::MIN_DEQUE_CAPACITY)
-        .build()
-        .expect("valid settings")
 }
 
 /// How often the closures ran and were dropped.
@@ -173,12 +176,7 @@ fn cancel_vs_drop_heap() {
         let counts = Arc::new(Counts::default());
         let freed = Arc::new(AtomicBool::new(false));
         let flag = FreedFlag(freed.clone());
-        let sched = Scheduler::builder()
-            .workers(1)
-            .pin(false)
-            .idle(Idle::Park { spins: 0, yields: 0 })
-            .pool_capacity(filch::MIN_POOL_CAPACITY)
-            .deque_capacity(filch::MIN_DEQUE_CAPACITY)
+        let sched = builder()
             .panic_handler(move |_| {
                 let _ = &flag;
             })

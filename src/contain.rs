@@ -12,7 +12,7 @@
 //! queue still points at (a `join` whose second half is queued, a stack job waiting for
 //! its latch). They hold an [`AbortOnUnwind`] guard: if anything unwinds through such a
 //! region despite the rules above (a runtime bug), the process aborts with a message
-//! instead of running the queued half on a dead frame. docs/DESIGN.md §11 lists every
+//! instead of running the queued half on a dead frame. docs/DESIGN.md §9 lists every
 //! place where user code runs and how it is contained.
 
 use std::any::Any;

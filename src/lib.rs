@@ -395,7 +395,10 @@ where
 
 /// The scheduler a free function uses off the workers: the one whose queues this thread is
 /// draining in a timed-out shutdown (so a drained `join` half that spawns is refused
-/// there, not moved to another scheduler), else the global default.
+/// there, not moved to another scheduler), else the global default. Cold and out of line:
+/// the free functions' hot path is the worker's.
+#[cold]
+#[inline(never)]
 fn outside<R>(f: impl FnOnce(&scheduler::Shared) -> R) -> R {
     let mut f = Some(f);
     match worker::with_draining(|d| d.map(|s| (f.take().unwrap())(s))) {

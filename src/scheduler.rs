@@ -220,6 +220,8 @@ impl Shared {
     /// Never panics: the handler runs contained, the default report ignores a failed write
     /// (stderr may be a closed pipe), and the payload is dropped contained (its `Drop` is
     /// user code).
+    #[cold]
+    #[inline(never)]
     pub(crate) fn report_panic(&self, payload: Payload) {
         match &self.config.panic_handler {
             Some(h) => {

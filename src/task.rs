@@ -842,6 +842,7 @@ impl TaskRef {
     ///
     /// # Safety
     /// The caller holds `RUNNING` and has written the output.
+    #[inline(always)]
     unsafe fn complete_and_release(self, cancelled: bool) -> (Option<Box<dyn Any + Send>>, Option<Dead>) {
         let h = self.header();
         let set = COMPLETE | if cancelled { CANCELLED } else { 0 };
