@@ -1,6 +1,6 @@
 //! Fault containment: user mistakes (panicking bodies, drops, hooks and handlers, a closed
 //! stderr, racing cancels and drops, drops from the wrong place) never crash, corrupt or
-//! hang the scheduler. One test per case of docs/DESIGN.md §11; VERIFICATION says how each
+//! hang the scheduler. One test per case of docs/DESIGN.md §9; VERIFICATION says how each
 //! failed before its fix.
 //!
 //! Cases that could kill the process (a segfault, an abort) or that need a closed stderr
