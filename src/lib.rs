@@ -23,42 +23,46 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
-mod builder;
-mod cancel;
-mod contain;
-pub mod deque;
-mod fork;
-mod group;
-pub(crate) mod inject;
-mod join;
-mod parallel;
-pub(crate) mod park;
-pub mod pool;
-mod scheduler;
-mod scope;
-mod semaphore;
-pub(crate) mod sleep;
-mod stack_job;
-mod stats;
-#[doc(hidden)]
-pub mod sync;
-pub(crate) mod task;
-mod wait_group;
-mod waitlist;
-mod worker;
+// The module tree is the layer diagram of docs/DESIGN.md: each layer imports only from
+// the layers below it (`make lint` checks it), the public facade at the top.
+mod api;
+mod contain; // 0: fault containment
+mod lockfree; // 1: deque, pool, injection queue, parker
+mod primitives; // 4: CancelToken, WaitGroup, Semaphore, the wait list
+mod runtime; // 3: shared state, spawn paths, workers, sleep, stats, JoinHandle
+mod shim; // 0: the atomics shim (std or loom), mutation switches
+mod structured; // 5: join, scope, parallel_for, batches
+pub(crate) mod task; // 2: task header and state word, stack jobs // 6: Builder, Scheduler, Handle
 
-pub use builder::{BuildError, Builder, Idle, MAX_WORKERS, MIN_DEQUE_CAPACITY, MIN_POOL_CAPACITY};
-pub use cancel::{CancelToken, Cancelled};
-pub use group::TaskGroup;
-pub use join::JoinHandle;
-pub use parallel::ZeroChunkLen;
-pub use scheduler::{Handle, Scheduler, ShutdownTimeout, SpawnError, SpawnErrorKind};
-pub use scope::Scope;
-pub use semaphore::{OwnedPermit, Permit, Semaphore};
-pub use stats::{Stats, WorkerStats};
+pub use lockfree::{deque, pool};
+
+/// The atomics shim's public face: the mutation switches the loom suite sets, and (hidden)
+/// the internal structures it models directly. Not part of filch's API otherwise.
+pub mod sync {
+    #[doc(hidden)]
+    pub use crate::lockfree::inject::{Injector, Linked, Pop};
+    #[doc(hidden)]
+    pub use crate::lockfree::park::Parker;
+    pub use crate::shim::mutation;
+}
+
+pub use api::builder::{BuildError, Builder, MAX_WORKERS, MIN_DEQUE_CAPACITY, MIN_POOL_CAPACITY};
+pub use api::scheduler::{Handle, Scheduler, ShutdownTimeout};
+pub use primitives::cancel::{CancelToken, Cancelled};
+pub use primitives::semaphore::{OwnedPermit, Permit, Semaphore};
+pub use primitives::wait_group::{WaitGroup, WaitGroupError};
+pub use runtime::config::Idle;
+pub use runtime::join_handle::JoinHandle;
+pub use runtime::spawn::{SpawnError, SpawnErrorKind};
+pub use runtime::stats::{Stats, WorkerStats};
+pub use runtime::worker::MAX_NESTED_WAITS;
+pub use structured::group::TaskGroup;
+pub use structured::parallel::ZeroChunkLen;
+pub use structured::scope::Scope;
 pub use task::{TaskError, INLINE as TASK_INLINE_BYTES};
-pub use wait_group::{WaitGroup, WaitGroupError};
-pub use worker::MAX_NESTED_WAITS;
+
+use runtime::{thread, worker};
+use structured::{fork, group, parallel, scope};
 
 /// Crate-private internals wrapped for the loom suite in `loom-tests/` (a separate crate):
 /// the task state machine (`task.rs`) and the sleep protocol (`sleep.rs`). Built only under
@@ -70,7 +74,7 @@ pub mod loom_api {
     use std::any::Any;
     use std::ptr::NonNull;
 
-    use crate::join::JoinHandle;
+    use crate::runtime::join_handle::JoinHandle;
     use crate::task::{Header, TaskError, TaskRef};
 
     /// The queue's reference to a task: what a worker pops, claims, runs and releases.
@@ -144,7 +148,7 @@ pub mod loom_api {
     }
 
     /// A stack job (`stack_job.rs`) in a box, standing for its creator's frame.
-    pub struct StackJob<F: FnOnce() -> R + Send, R: Send>(Box<crate::stack_job::StackJob<F, R>>);
+    pub struct StackJob<F: FnOnce() -> R + Send, R: Send>(Box<crate::task::stack_job::StackJob<F, R>>);
 
     /// A stack job's queue entry, to execute on another thread.
     pub struct StackEntry(usize);
@@ -153,8 +157,8 @@ pub mod loom_api {
     unsafe impl Send for StackEntry {}
 
     impl<F: FnOnce() -> R + Send, R: Send> StackJob<F, R> {
-        pub fn new(f: F, parker: &crate::sync::Arc<crate::park::Parker>) -> Self {
-            StackJob(Box::new(crate::stack_job::StackJob::new(f, std::ptr::null(), parker)))
+        pub fn new(f: F, parker: &crate::shim::Arc<crate::lockfree::park::Parker>) -> Self {
+            StackJob(Box::new(crate::task::stack_job::StackJob::new(f, std::ptr::null(), parker)))
         }
 
         /// # Safety
@@ -165,8 +169,8 @@ pub mod loom_api {
         }
 
         /// J3/J4 on a plain thread parking on `parker` (the one given to `new`).
-        pub fn wait(&self, parker: &crate::park::Parker) {
-            self.0.latch().wait(None, parker);
+        pub fn wait(&self, parker: &crate::lockfree::park::Parker) {
+            self.0.latch().wait_parked(parker);
         }
 
         /// After `wait`: the result, then the memory is reused (`Latch::scribble`).
@@ -191,11 +195,11 @@ pub mod loom_api {
     }
 
     /// The searchers count and sleepers bitmap (`sleep.rs`, K1–K5).
-    pub struct Sleep(crate::sleep::Sleep);
+    pub struct Sleep(crate::runtime::sleep::Sleep);
 
     impl Sleep {
         pub fn new(workers: usize) -> Sleep {
-            Sleep(crate::sleep::Sleep::new(workers))
+            Sleep(crate::runtime::sleep::Sleep::new(workers))
         }
         pub fn try_start_searching(&self) -> bool {
             self.0.try_start_searching()
@@ -239,7 +243,7 @@ where
     let local =
         worker::with_current(|ctx| ctx.map(|c| c.shared().spawn_from::<F, T>(c, f.take().unwrap(), false)));
     match local {
-        Some(Ok(h)) => scheduler::joinable(h),
+        Some(Ok(h)) => runtime::spawn::joinable(h),
         Some(Err(e)) => {
             drop(e.into_inner());
             JoinHandle::refused()
@@ -278,7 +282,7 @@ where
 }
 
 /// Runs `f` with the scheduler of the current worker, or the global default one.
-fn with_scheduler<R>(f: impl FnOnce(&scheduler::Shared) -> R) -> R {
+fn with_scheduler<R>(f: impl FnOnce(&runtime::shared::Shared) -> R) -> R {
     let mut f = Some(f);
     let local = worker::with_current(|ctx| ctx.map(|c| (f.take().unwrap())(c.shared())));
     match local {
@@ -399,9 +403,9 @@ where
 /// the free functions' hot path is the worker's.
 #[cold]
 #[inline(never)]
-fn outside<R>(f: impl FnOnce(&scheduler::Shared) -> R) -> R {
+fn outside<R>(f: impl FnOnce(&runtime::shared::Shared) -> R) -> R {
     let mut f = Some(f);
-    match worker::with_draining(|d| d.map(|s| (f.take().unwrap())(s))) {
+    match thread::with_draining(|d| d.map(|s| (f.take().unwrap())(s))) {
         Some(r) => r,
         None => (f.take().unwrap())(global().shared_state()),
     }
@@ -442,7 +446,7 @@ pub fn current() -> Option<Handle> {
 pub fn yield_now() -> bool {
     let ran = worker::with_current(|ctx| ctx.and_then(|c| c.find_task().map(|t| c.run_task(t))));
     if ran.is_none() {
-        park::yield_now();
+        lockfree::park::yield_now();
     }
     ran.is_some()
 }

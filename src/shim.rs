@@ -33,13 +33,6 @@ pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
 #[cfg(loom)]
 pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
 
-/// Scheduler-internal structures, re-exported (hidden) only so that the loom suite in
-/// `loom-tests/` — a separate crate — can model them directly. Not part of filch's API.
-#[doc(hidden)]
-pub use crate::inject::{Injector, Linked, Pop};
-#[doc(hidden)]
-pub use crate::park::Parker;
-
 /// Atomic types, `Ordering` and `fence`.
 pub(crate) mod atomic {
     #[cfg(loom)]

@@ -1,9 +1,10 @@
-//! Configuring a scheduler: [`Builder`], [`Idle`], [`BuildError`].
+//! Configuring a scheduler: [`Builder`], [`BuildError`].
 
 use std::fmt;
 use std::sync::Arc as StdArc;
 
-use crate::scheduler::Scheduler;
+use crate::api::scheduler::Scheduler;
+use crate::runtime::config::{Idle, PanicHandler, ThreadHook};
 
 /// The most workers one scheduler may have (the sleepers set is a fixed bitmap).
 ///
@@ -33,56 +34,6 @@ pub const MIN_DEQUE_CAPACITY: usize = 16;
 /// assert!(Scheduler::builder().pool_capacity(MIN_POOL_CAPACITY / 2).build().is_err());
 /// ```
 pub const MIN_POOL_CAPACITY: usize = 64;
-
-/// What an idle worker does when it finds no work.
-///
-/// ```
-/// use filch::{Idle, Scheduler};
-/// assert_eq!(Idle::default(), Idle::park());
-/// let eager = Idle::Park { spins: 0, yields: 0 }; // park as soon as there is no work
-/// let sched = Scheduler::builder().workers(2).idle(eager).build().unwrap();
-/// assert_eq!(sched.spawn(|| "parked idle").join().unwrap(), "parked idle");
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Idle {
-    /// Spin forever (lowest wake latency, burns a core per idle worker).
-    Spin,
-    /// `sched_yield` forever, like the seed scheduler: every idle worker keeps its core at
-    /// 100% while idle. Provided for comparison.
-    Yield,
-    /// Spin `spins` rounds, then `sched_yield` `yields` rounds, then park on a futex until
-    /// woken. The default, with the values of [`Idle::park`].
-    Park {
-        /// Search rounds with a spin hint between them.
-        spins: u32,
-        /// Search rounds with a `sched_yield` between them.
-        yields: u32,
-    },
-}
-
-impl Idle {
-    /// `Idle::Park` with the default escalation: 16 spin rounds (1, 2, 4, … 64 spin hints
-    /// between searches, about 1,000 in all), then 16 yield rounds, then park: tens of
-    /// microseconds of searching here. (It was 64 spin rounds, about 0.25 ms of pure
-    /// spinning on this machine's slow `pause`, and an idle worker held its core past the
-    /// end of a burst without a single scheduling point.)
-    ///
-    /// ```
-    /// use filch::Idle;
-    /// const IDLE: Idle = Idle::park();
-    /// assert_eq!(IDLE, Idle::Park { spins: 16, yields: 16 });
-    /// ```
-    pub const fn park() -> Idle {
-        Idle::Park { spins: 16, yields: 16 }
-    }
-}
-
-impl Default for Idle {
-    fn default() -> Self {
-        Idle::park()
-    }
-}
 
 /// A setting that [`Builder::build`] refused; the message names the setting.
 ///
@@ -136,9 +87,6 @@ impl std::error::Error for BuildError {
     }
 }
 
-pub(crate) type ThreadHook = StdArc<dyn Fn(usize) + Send + Sync>;
-pub(crate) type PanicHandler = StdArc<dyn Fn(Box<dyn std::any::Any + Send>) + Send + Sync>;
-
 /// Builds a [`Scheduler`]. Every setting has a default; `build` validates them all.
 ///
 /// ```
@@ -188,8 +136,8 @@ impl Default for Builder {
             workers: None,
             pin: true,
             idle: Idle::default(),
-            pool_capacity: crate::pool::DEFAULT_CAPACITY,
-            deque_capacity: crate::deque::DEFAULT_CAPACITY,
+            pool_capacity: crate::lockfree::pool::DEFAULT_CAPACITY,
+            deque_capacity: crate::lockfree::deque::DEFAULT_CAPACITY,
             thread_name: "filch".to_string(),
             stack_size: None,
             on_thread_start: None,
@@ -251,7 +199,7 @@ impl Builder {
     }
 
     /// Task pool slots, a power of two from [`MIN_POOL_CAPACITY`] to
-    /// [`crate::pool::MAX_CAPACITY`]. Default 8192. Spawns beyond it use heap tasks.
+    /// [`crate::lockfree::pool::MAX_CAPACITY`]. Default 8192. Spawns beyond it use heap tasks.
     ///
     /// ```
     /// let sched = filch::Scheduler::builder().workers(2).pool_capacity(64).build().unwrap();
@@ -266,7 +214,7 @@ impl Builder {
     }
 
     /// Per-worker deque capacity, a power of two from [`MIN_DEQUE_CAPACITY`] to
-    /// [`crate::deque::MAX_CAPACITY`]. Default 4096. A full deque spills half to the
+    /// [`crate::lockfree::deque::MAX_CAPACITY`]. Default 4096. A full deque spills half to the
     /// injection queue.
     ///
     /// ```
@@ -418,22 +366,22 @@ impl Builder {
             return invalid("workers", format!("{n} is out of range: use 1 to {MAX_WORKERS}"));
         }
         let p = self.pool_capacity;
-        if !p.is_power_of_two() || !(MIN_POOL_CAPACITY..=crate::pool::MAX_CAPACITY).contains(&p) {
+        if !p.is_power_of_two() || !(MIN_POOL_CAPACITY..=crate::lockfree::pool::MAX_CAPACITY).contains(&p) {
             return invalid(
                 "pool_capacity",
                 format!(
                     "{p} must be a power of two from {MIN_POOL_CAPACITY} to {}",
-                    crate::pool::MAX_CAPACITY
+                    crate::lockfree::pool::MAX_CAPACITY
                 ),
             );
         }
         let d = self.deque_capacity;
-        if !d.is_power_of_two() || !(MIN_DEQUE_CAPACITY..=crate::deque::MAX_CAPACITY).contains(&d) {
+        if !d.is_power_of_two() || !(MIN_DEQUE_CAPACITY..=crate::lockfree::deque::MAX_CAPACITY).contains(&d) {
             return invalid(
                 "deque_capacity",
                 format!(
                     "{d} must be a power of two from {MIN_DEQUE_CAPACITY} to {}",
-                    crate::deque::MAX_CAPACITY
+                    crate::lockfree::deque::MAX_CAPACITY
                 ),
             );
         }

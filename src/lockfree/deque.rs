@@ -63,7 +63,7 @@
 //! | B1–B4 | steal_batch: per extra item, `fence(SeqCst)`, load `bottom` Acquire, read slot, CAS `top` | as S2–S4 | as S2–S4; the "top load" is the thief's own previous CAS |
 //!
 //! Every ordering above that loom can observe is written through
-//! [`crate::sync::mutation`], so `loom-tests/` weakens it and watches a model fail
+//! [`crate::shim::mutation`], so `loom-tests/` weakens it and watches a model fail
 //! (`docs/VERIFICATION.md` lists which model catches which). P1, O3 and the Release of
 //! S4/B4 are the exception: they forbid a *load-buffering* outcome (the thief's early slot
 //! read seeing the owner's later overwrite), which loom does not model, so no loom model
@@ -73,9 +73,9 @@ use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
 
-use crate::sync::atomic::{AtomicUsize, Ordering::*};
-use crate::sync::mutation::{self, Site};
-use crate::sync::{asym, Arc, CachePadded, Witness};
+use crate::shim::atomic::{AtomicUsize, Ordering::*};
+use crate::shim::mutation::{self, Site};
+use crate::shim::{asym, Arc, CachePadded, Witness};
 
 /// Capacity of [`Owner::new`]: 4096 slots (4 under loom, so models reach the full and
 /// wrap-around paths).
@@ -712,7 +712,7 @@ impl<T: Word> Owner<T> {
         // As O1 (Release, partner S3), so the model isolates the seed's two real bugs.
         inner.bottom.store(b, Release);
         // The seed's fence; partner: S2.
-        crate::sync::atomic::fence(SeqCst);
+        crate::shim::atomic::fence(SeqCst);
         let t = inner.top.load(Acquire); // as S4's partner, like O3
         if len_between(t, b) >= 0 {
             let word = inner.slot(b).load(Relaxed);
@@ -983,7 +983,7 @@ mod tests {
     fn sole_owner_pops_race_heavy_steals_exactly_once() {
         use std::sync::atomic::{AtomicBool, AtomicU8, Ordering as O};
         #[cfg(target_os = "linux")]
-        assert!(crate::sync::asym::available(), "membarrier is available on any Linux >= 4.14");
+        assert!(crate::shim::asym::available(), "membarrier is available on any Linux >= 4.14");
         let mut owner = Owner::<usize>::with_capacity(64).unwrap();
         // SAFETY: the only foreign thief below uses `steal_heavy`.
         if !unsafe { owner.set_asymmetric() } {

@@ -88,7 +88,7 @@
 //! # Checking with loom
 //!
 //! Every non-Relaxed ordering above, and the `REFILLING` mark, is written through
-//! [`crate::sync::mutation`] (`Site::Inject*`); `loom-tests/inject.rs` weakens each one
+//! [`crate::shim::mutation`] (`Site::Inject*`); `loom-tests/inject.rs` weakens each one
 //! and shows a model fail.
 //!
 //! Two details of the code exist partly for loom. loom's DPOR remembers only the *last*
@@ -127,9 +127,9 @@
 use std::fmt;
 use std::ptr::{self, NonNull};
 
-use crate::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering, Ordering::*};
-use crate::sync::mutation::{self, Site};
-use crate::sync::{CachePadded, UnsafeCell};
+use crate::shim::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering, Ordering::*};
+use crate::shim::mutation::{self, Site};
+use crate::shim::{CachePadded, UnsafeCell};
 
 /// A node that can be queued in an [`Injector`]: it holds the queue's link.
 ///
@@ -465,7 +465,7 @@ impl<N: Linked> Drop for Claim<'_, N> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::sync::atomic::AtomicBool as StdAtomicBool;
+    use crate::shim::atomic::AtomicBool as StdAtomicBool;
     use std::sync::{Arc, Barrier};
 
     struct Node {
@@ -625,7 +625,7 @@ mod tests {
         let nodes = Arc::new(arena(TOTAL)); // id = producer * PER + sequence
         let q = Arc::new(Injector::<Node>::new());
         let seen: Arc<Vec<StdAtomicBool>> = Arc::new((0..TOTAL).map(|_| StdAtomicBool::new(false)).collect());
-        let received = Arc::new(crate::sync::atomic::AtomicUsize::new(0));
+        let received = Arc::new(crate::shim::atomic::AtomicUsize::new(0));
         let start = Arc::new(Barrier::new(PRODUCERS + 2));
         let producers: Vec<_> = (0..PRODUCERS)
             .map(|p| {

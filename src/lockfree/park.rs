@@ -17,7 +17,7 @@
 //! - `Futex` (Linux, not loom): `FUTEX_WAIT_PRIVATE` / `FUTEX_WAKE_PRIVATE` on the state
 //!   word itself, through `libc::syscall(SYS_futex, ..)`.
 //! - `CondvarFutex` (other systems, and every loom build): a futex emulated with a
-//!   `Mutex<()>` and a `Condvar` from [`crate::sync`] — loom's under `cfg(loom)`.
+//!   `Mutex<()>` and a `Condvar` from [`crate::shim`] — loom's under `cfg(loom)`.
 //!
 //! # The state word
 //!
@@ -63,7 +63,7 @@
 //!
 //! A thread's writes before `unpark` are visible to the parked thread after `park` returns
 //! (U1 → P1/P3/T1); that is the only ordering a caller gets. Every ordering above that loom
-//! can observe is written through [`crate::sync::mutation`] (`Site::ParkAcquire`,
+//! can observe is written through [`crate::shim::mutation`] (`Site::ParkAcquire`,
 //! `Site::UnparkRelease`, and `Site::ParkKeepToken` for U1 leaving a token when nobody is
 //! parked yet); `loom-tests/park.rs` shows each one's mutant fail a model.
 //!
@@ -94,9 +94,9 @@ use std::time::Duration;
 #[cfg(not(loom))]
 use std::time::Instant;
 
-use crate::sync::atomic::{AtomicU32, Ordering::*};
-use crate::sync::mutation::{self, Site};
-use crate::sync::CachePadded;
+use crate::shim::atomic::{AtomicU32, Ordering::*};
+use crate::shim::mutation::{self, Site};
+use crate::shim::CachePadded;
 
 /// No token; the owner is not parked.
 const EMPTY: u32 = 0;
@@ -154,14 +154,14 @@ impl Wait for Futex {
     }
 }
 
-/// A futex emulated with a mutex and a condition variable (both from [`crate::sync`], so
+/// A futex emulated with a mutex and a condition variable (both from [`crate::shim`], so
 /// loom's doubles under `cfg(loom)`). On Linux outside loom it is compiled only for the
 /// unit tests, which run the parker's state machine on both backends.
 #[cfg(any(not(target_os = "linux"), loom, test))]
 #[derive(Debug, Default)]
 pub(crate) struct CondvarFutex {
-    lock: crate::sync::Mutex<()>,
-    cvar: crate::sync::Condvar,
+    lock: crate::shim::Mutex<()>,
+    cvar: crate::shim::Condvar,
 }
 
 #[cfg(any(not(target_os = "linux"), loom, test))]
@@ -379,7 +379,7 @@ pub(crate) fn yield_now() {
         unsafe { libc::sched_yield() };
     }
     #[cfg(not(all(unix, not(loom))))]
-    crate::sync::thread::yield_now();
+    crate::shim::thread::yield_now();
 }
 
 #[cfg(all(test, not(loom)))]

@@ -67,7 +67,7 @@
 //! H1 cannot be moved onto H3 (an Acquire CAS after a Relaxed load): H2 reads through the
 //! value H1 returned, so H1 itself must synchronize with the push that wrote H2's link.
 //! H1 and H3's failure ordering, R3, and the tag are written through
-//! [`crate::sync::mutation`] (`Site::PoolHeadAcquire`, `Site::PoolPushRelease`,
+//! [`crate::shim::mutation`] (`Site::PoolHeadAcquire`, `Site::PoolPushRelease`,
 //! `Site::PoolNoTag`); `loom-tests/pool.rs` weakens each in turn and shows a model fail.
 //!
 //! # Guarantees
@@ -105,10 +105,10 @@ use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
-use crate::deque::Word;
-use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering, Ordering::*};
-use crate::sync::mutation::{self, Site};
-use crate::sync::{CachePadded, UnsafeCell};
+use crate::lockfree::deque::Word;
+use crate::shim::atomic::{AtomicU32, AtomicU64, Ordering, Ordering::*};
+use crate::shim::mutation::{self, Site};
+use crate::shim::{CachePadded, UnsafeCell};
 
 /// Capacity of [`Pool::new`]: 8192 slots (4 under loom, so models reach exhaustion).
 ///

@@ -13,8 +13,8 @@
 
 use std::fmt;
 
-use crate::sync::atomic::{AtomicBool, Ordering::*};
-use crate::sync::Arc;
+use crate::shim::atomic::{AtomicBool, Ordering::*};
+use crate::shim::Arc;
 
 struct Node {
     cancelled: AtomicBool,

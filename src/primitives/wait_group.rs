@@ -32,11 +32,11 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::park::Parker;
-use crate::sync::atomic::{AtomicU64, Ordering::*};
-use crate::sync::mutation::{self, Site};
-use crate::sync::Arc;
-use crate::waitlist::{wait_until, WaitList};
+use crate::lockfree::park::Parker;
+use crate::primitives::waitlist::{wait_until, WaitList};
+use crate::shim::atomic::{AtomicU64, Ordering::*};
+use crate::shim::mutation::{self, Site};
+use crate::shim::Arc;
 
 const WAITERS: u64 = 1 << 63;
 const COUNT: u64 = WAITERS - 1;

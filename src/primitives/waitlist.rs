@@ -12,10 +12,10 @@
 
 use std::time::Instant;
 
-use crate::fork::with_parker;
-use crate::park::Parker;
-use crate::sync::{Arc, Mutex, MutexGuard};
-use crate::worker;
+use crate::lockfree::park::Parker;
+use crate::runtime::join_handle::with_parker;
+use crate::runtime::worker;
+use crate::shim::{Arc, Mutex, MutexGuard};
 
 /// Parked waiters of one primitive.
 pub(crate) struct WaitList {

@@ -4,12 +4,12 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
-use crate::park::Parker;
-use crate::scheduler::Shared;
-use crate::stats::Row;
-use crate::sync::Arc;
+use crate::lockfree::park::Parker;
+use crate::runtime::shared::Shared;
+use crate::runtime::stats::Row;
+use crate::runtime::worker::{self, WorkerCtx};
+use crate::shim::Arc;
 use crate::task::{TaskError, TaskRef};
-use crate::worker;
 
 /// An owned permission to join a task: wait for it and take its result.
 ///
@@ -56,6 +56,15 @@ loom::thread_local! {
 
 /// Runs `f` with this thread's own parker (for threads outside any scheduler). The
 /// parker lives as long as the thread.
+/// Runs `f` with the parker of the current thread: its worker's (`ctx`) or, off the
+/// workers, the thread's own.
+pub(crate) fn with_parker<R>(ctx: Option<&WorkerCtx<'_>>, f: impl FnOnce(&Arc<Parker>) -> R) -> R {
+    match ctx {
+        Some(c) => f(c.parker()),
+        None => with_thread_parker(f),
+    }
+}
+
 pub(crate) fn with_thread_parker<R>(f: impl FnOnce(&Arc<Parker>) -> R) -> R {
     EXTERNAL_PARKER.with(f)
 }

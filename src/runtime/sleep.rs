@@ -34,9 +34,9 @@
 //! the worker. A searcher that ends its search without the task is covered the same way by
 //! K4. `docs/DESIGN.md` has the case analysis; the loom model `sleep_*` checks it.
 
-use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
-use crate::sync::mutation::{self, Site};
-use crate::sync::CachePadded;
+use crate::shim::atomic::{AtomicU64, AtomicUsize, Ordering::*};
+use crate::shim::mutation::{self, Site};
+use crate::shim::CachePadded;
 
 /// The searchers count and the sleepers bitmap of one scheduler.
 pub(crate) struct Sleep {

@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use crate::shim::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// The counters of one row; see [`Stats`] for their meaning.
 #[derive(Debug, Default)]

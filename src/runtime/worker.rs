@@ -69,17 +69,19 @@ use std::cell::Cell;
 use std::ptr::{self, NonNull};
 use std::time::Instant;
 
-use crate::builder::Idle;
 use crate::contain;
-use crate::deque::{Owner, Steal, Stealer};
-use crate::inject::Pop;
-use crate::park::{yield_now, Parker};
-use crate::pool::{Cache, SlotId};
-use crate::scheduler::Shared;
-use crate::stats::Row;
-use crate::sync::atomic::Ordering::*;
-use crate::sync::{spin_loop, Arc, UnsafeCell};
-use crate::task::{Header, Home, TaskRef, TaskSlot};
+use crate::lockfree::deque::{Owner, Steal, Stealer};
+use crate::lockfree::inject::Pop;
+use crate::lockfree::park::{yield_now, Parker};
+use crate::lockfree::pool::{Cache, SlotId};
+use crate::runtime::config::Idle;
+use crate::runtime::shared::Shared;
+use crate::runtime::stats::Row;
+use crate::shim::atomic::Ordering::*;
+use crate::shim::mutation::{self, Site};
+use crate::shim::{spin_loop, Arc, UnsafeCell};
+use crate::task::stack_job::Latch;
+use crate::task::{Dead, Header, Home, TaskRef, TaskSlot};
 
 /// Every this many tasks a worker looks at the injection queue and its own oldest task
 /// first (Go uses 61 too: prime, so it does not beat with other periodic behaviour).
@@ -144,14 +146,19 @@ loom::thread_local! {
     static CURRENT: Cell<*const WorkerCtx<'static>> = Cell::new(ptr::null());
 }
 
-#[cfg(not(loom))]
-std::thread_local! {
-    static DRAINING: Cell<*const Shared> = const { Cell::new(ptr::null()) };
-}
-
-#[cfg(loom)]
-loom::thread_local! {
-    static DRAINING: Cell<*const Shared> = Cell::new(ptr::null());
+/// Waits until `latch` is set (J3/J4 in `task/stack_job.rs`). `ctx`: the current thread's
+/// worker context, whose parker the latch was created with; it runs other tasks while it
+/// waits. `None`: `parker` is the thread's own, and it parks.
+pub(crate) fn wait_latch(latch: &Latch, ctx: Option<&WorkerCtx<'_>>, parker: &Parker) {
+    if latch.probe() {
+        return;
+    }
+    match ctx {
+        Some(c) => {
+            c.in_join(|| c.run_until(&|| latch.probe(), None, &|| latch.prepare_park()));
+        }
+        None => latch.wait_parked(parker),
+    }
 }
 
 /// Runs `f` with the current thread's worker context, if this thread is a worker. Not
@@ -166,6 +173,41 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&WorkerCtx<'_>>) -> R) -> R 
 }
 
 impl<'a> WorkerCtx<'a> {
+    /// Worker `index`'s context, on its own thread (`thread::worker_main`).
+    pub(crate) fn new(shared: &'a Arc<Shared>, index: usize, deque: Owner<TaskRef>) -> WorkerCtx<'a> {
+        WorkerCtx {
+            shared,
+            shared_arc: shared,
+            index,
+            row: &shared.workers[index].stats,
+            own: deque.stealer(),
+            deque,
+            cache: UnsafeCell::new(shared.pool.cache()),
+            strides: coprimes(shared.workers.len()),
+            rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ ((index as u64 + 1) << 17)),
+            tick: Cell::new(FAIR_INTERVAL),
+            searching: Cell::new(false),
+            joins: Cell::new(0),
+            scope_frame: Cell::new((ptr::null(), 0)),
+        }
+    }
+
+    /// Makes this context the current thread's (`with_current`) until [`Self::leave`].
+    pub(crate) fn enter(&self) {
+        let p: *const WorkerCtx<'_> = self;
+        CURRENT.with(|c| c.set(p.cast()));
+    }
+
+    /// Ends [`Self::enter`]: the thread is no longer a worker.
+    pub(crate) fn leave(&self) {
+        CURRENT.with(|c| c.set(ptr::null()));
+    }
+
+    /// This worker's index.
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
     pub(crate) fn is_of(&self, shared: &Shared) -> bool {
         ptr::eq(self.shared, shared)
     }
@@ -209,7 +251,7 @@ impl<'a> WorkerCtx<'a> {
     /// `slot_frees` how many slots this worker freed, for the orphan protocol. Nothing
     /// counts them one by one: the magazine conserves slots, so frees = allocations (its
     /// row's pool spawns) + slots given to the pool − slots taken from it, once it is empty.
-    fn settle_slot_frees(&self) {
+    pub(crate) fn settle_slot_frees(&self) {
         // SAFETY: see `cache`: the only access in progress on this thread.
         let (got, given) = self.cache.with_mut(|c| unsafe {
             (*c).flush();
@@ -293,45 +335,11 @@ impl<'a> WorkerCtx<'a> {
         moved
     }
 
-    /// The outermost loop's `before_park`: raises an injected fault, if one is pending
-    /// (`Builder::inject_loop_panics`); otherwise lets the worker park.
-    fn maybe_inject_loop_panic(&self) -> bool {
-        let pending = &self.shared.inject_loop_panics;
-        // Relaxed: a test's fault counter; only its count matters.
-        if pending.load(Relaxed) != 0 && pending.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1)).is_ok()
-        {
-            std::panic::panic_any(INJECTED_FAULT);
-        }
-        true
-    }
-
-    /// After a panic escaped this worker's run loop: reports it, counts the loss, and
-    /// hands every queued task to the others (module docs, "Lost workers").
-    #[cold]
-    fn lose(&self, payload: contain::Payload) {
-        // Leave the searcher count as a live worker would: a searcher that vanished would
-        // keep spawners from waking anybody.
-        self.stop_searching();
-        Row::bump_owned(&self.row().lost, 1);
-        let msg = contain::message(&*payload).unwrap_or("<non-string payload>");
-        contain::report(format_args!(
-            "filch: worker {} lost: a panic escaped its run loop ({msg}); its queued tasks go to the other workers",
-            self.index
-        ));
-        self.shared.report_panic(payload);
-        self.hand_off_queued();
-        if self.shared.count_lost_worker() && !self.shared.is_shutting_down() {
-            // Nobody is left to run anything: refuse new tasks and drop the queued ones, so
-            // that no joiner waits forever.
-            self.shared.close_orphaned();
-        }
-    }
-
     /// Before this worker blocks in a wait without helping: every task of its own deque
     /// goes to the injection queue, and K1 makes sure somebody looks, so nothing queued
     /// here waits for this thread.
     #[cold]
-    fn hand_off_queued(&self) {
+    pub(crate) fn hand_off_queued(&self) {
         if self.spill_n(usize::MAX) != 0 {
             self.shared.notify();
         }
@@ -438,7 +446,7 @@ impl<'a> WorkerCtx<'a> {
     /// K4 when leaving the searching role (a plain flag test when not searching, as
     /// after every task found in the own deque).
     #[inline(always)]
-    fn stop_searching(&self) {
+    pub(crate) fn stop_searching(&self) {
         if self.searching.replace(false) {
             self.stop_searching_slow();
         }
@@ -659,80 +667,6 @@ fn unreachable_full(_t: TaskRef) -> ! {
     crate::contain::fatal("a deque push that had room failed");
 }
 
-/// Drops every queued task unrun as `ShutDown` (stack jobs are executed instead) from a
-/// thread that is not a worker: a timed-out shutdown, or a scheduler whose workers were
-/// all lost. Returns how many tasks this call abandoned.
-///
-/// While it runs, the free functions (`filch::spawn`, `filch::join`, …) called by the
-/// stack jobs it executes refer to `shared` (which refuses new tasks), not to the global
-/// scheduler.
-pub(crate) fn drain_abandoning(shared: &Shared) -> usize {
-    let prev = DRAINING.with(|d| d.replace(shared));
-    let mut abandoned = 0;
-    while let Some(t) = take_any(shared) {
-        abandoned += abandon_task(shared, None, t) as usize;
-    }
-    DRAINING.with(|d| d.set(prev));
-    abandoned
-}
-
-/// The scheduler whose queues this thread is draining (`drain_abandoning`), if any.
-pub(crate) fn with_draining<R>(f: impl FnOnce(Option<&Shared>) -> R) -> R {
-    let p = DRAINING.with(Cell::get);
-    // SAFETY: non-null only inside `drain_abandoning`, whose caller borrows the `Shared`
-    // for the whole drain; the reference does not escape `f`.
-    f(unsafe { p.as_ref() })
-}
-
-/// Takes any queued task, from any thread (a timed-out shutdown's caller).
-pub(crate) fn take_any(shared: &Shared) -> Option<TaskRef> {
-    loop {
-        let mut got = None;
-        match shared.injector.pop_batch(1, |p| got = Some(p)) {
-            // SAFETY: nodes in the injector are task references given up by `into_raw`.
-            Pop::Taken(_) => return got.map(|p| unsafe { TaskRef::from_raw(p) }),
-            Pop::Empty => break,
-            // A worker is taking a batch; it will run or abandon what it takes, but wait
-            // for it so the drain does not stop early on a non-empty queue.
-            Pop::Busy => spin_loop(),
-        }
-    }
-    for w in shared.workers.iter() {
-        loop {
-            // A sole-owner deque pops without a fence; its foreign thieves pay for both.
-            let stolen = if shared.sole_owner { w.stealer.steal_heavy() } else { w.stealer.steal() };
-            match stolen {
-                Steal::Success(t) => return Some(t),
-                Steal::Retry => continue,
-                Steal::Empty => break,
-            }
-        }
-    }
-    None
-}
-
-/// Drops a queued task unrun as `ShutDown`; returns whether this call abandoned it.
-pub(crate) fn abandon_task(shared: &Shared, row: Option<&Row>, t: TaskRef) -> bool {
-    if t.is_stack_job() {
-        // A stack job belongs to a computation whose creator is running and waits for it
-        // (`join`, or an injected `scope`/`join` body): it is executed, never dropped.
-        // SAFETY: taken from a queue, which hands each entry out once.
-        unsafe { t.execute_stack_job() };
-        return false;
-    }
-    let ran = t.run(true, |_| match row {
-        Some(r) => Row::bump_owned(&r.abandoned, 1),
-        None => Row::bump_shared(&shared.external.abandoned, 1),
-    });
-    if let Some(p) = ran.payload {
-        shared.report_panic(p);
-    }
-    if let Some(dead) = ran.dead {
-        Shared::free_task(dead);
-    }
-    ran.claimed
-}
-
 fn coprimes(n: usize) -> Vec<usize> {
     fn gcd(a: usize, b: usize) -> usize {
         if b == 0 {
@@ -744,98 +678,61 @@ fn coprimes(n: usize) -> Vec<usize> {
     (1..=n.max(1)).filter(|&k| gcd(k, n) == 1).collect()
 }
 
-/// The cores to pin workers to, or `None` (unpinned), with the reason printed once.
-pub(crate) fn pin_plan(pin: bool, n: usize) -> Option<Vec<core_affinity::CoreId>> {
-    if !pin || cfg!(loom) {
-        return None;
+impl Shared {
+    /// Frees the memory of a task whose last reference is gone.
+    pub(crate) fn free_task(dead: Dead) {
+        with_current(|ctx| Shared::free_task_on(dead, ctx));
     }
-    match core_affinity::get_core_ids() {
-        Some(ids) if ids.len() >= n => Some(ids[..n].to_vec()),
-        Some(ids) => {
-            warn_once(&format!("{n} workers but only {} usable cores; running unpinned", ids.len()));
-            None
-        }
-        None => {
-            warn_once("could not read this process's CPU affinity mask; running unpinned");
-            None
-        }
-    }
-}
 
-fn warn_once(msg: &str) {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| crate::contain::report(format_args!("filch: pinning disabled: {msg}")));
-}
-
-/// Starts worker `index`'s thread.
-pub(crate) fn spawn_thread(
-    shared: Arc<Shared>,
-    index: usize,
-    deque: Owner<TaskRef>,
-    core: Option<core_affinity::CoreId>,
-    name: &str,
-    stack_size: Option<usize>,
-) -> std::io::Result<crate::sync::thread::JoinHandle<()>> {
-    let mut b = crate::sync::thread::Builder::new().name(format!("{name}-{index}"));
-    if let Some(s) = stack_size {
-        b = b.stack_size(s);
-    }
-    b.spawn(move || worker_main(shared, index, deque, core))
-}
-
-fn worker_main(
-    shared: Arc<Shared>,
-    index: usize,
-    deque: Owner<TaskRef>,
-    core: Option<core_affinity::CoreId>,
-) {
-    if let Some(c) = core {
-        if !core_affinity::set_for_current(c) {
-            warn_once(&format!("could not pin worker {index} to core {}", c.id));
-        }
-    }
-    let mut started = true;
-    if let Some(h) = &shared.config.on_thread_start {
-        let failure = contain::call(|| h(index)).err();
-        started = failure.is_none();
-        shared.start_done(index, failure);
-    }
-    let row = &shared.workers[index].stats;
-    if started {
-        let ctx = WorkerCtx {
-            shared: &shared,
-            shared_arc: &shared,
-            index,
-            row,
-            own: deque.stealer(),
-            deque,
-            cache: UnsafeCell::new(shared.pool.cache()),
-            strides: coprimes(shared.workers.len()),
-            rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ ((index as u64 + 1) << 17)),
-            tick: Cell::new(FAIR_INTERVAL),
-            searching: Cell::new(false),
-            joins: Cell::new(0),
-            scope_frame: Cell::new((ptr::null(), 0)),
-        };
-        let p: *const WorkerCtx<'_> = &ctx;
-        CURRENT.with(|c| c.set(p.cast()));
-        let exit = || shared.is_closed() && !shared.has_visible_work();
-        // The outermost loop. Every task it runs is contained, so a panic escaping it is a
-        // runtime bug (or the injected fault of the containment tests): the worker is lost.
-        let escaped = contain::call(|| ctx.run_until(&exit, None, &|| ctx.maybe_inject_loop_panic()));
-        // Not a worker any more: what `lose` drops or runs is freed and spawned as from
-        // outside.
-        CURRENT.with(|c| c.set(ptr::null()));
-        if let Err(payload) = escaped {
-            ctx.lose(payload);
-        }
-        ctx.settle_slot_frees();
-        if let Some(h) = &shared.config.on_thread_stop {
-            if let Err(p) = contain::call(|| h(index)) {
-                Row::bump_owned(&row.hook_panics, 1);
-                shared.report_panic(p);
+    /// [`Shared::free_task`] for a caller that already knows its worker context (`None`
+    /// outside any worker): the worker loop frees without a second thread-local lookup.
+    #[inline]
+    pub(crate) fn free_task_on(dead: Dead, ctx: Option<&WorkerCtx<'_>>) {
+        // The hot case inline: a pool task freed on a worker of its own scheduler.
+        if let (Home::Pool(index), Some(ctx)) = (dead.home(), ctx) {
+            if std::ptr::eq(dead.owner(), ctx.shared().as_owner()) {
+                ctx.free_slot(SlotId::from_raw(index));
+                return;
             }
         }
+        Self::free_task_elsewhere(dead, ctx);
     }
-    Shared::leave(&shared);
+
+    /// [`Shared::free_task_on`] for a heap task, or from a thread that is not a worker of
+    /// the task's scheduler. Every free is counted for the orphan protocol: in the
+    /// worker's own row, or in `ext_frees`.
+    #[cold]
+    #[inline(never)]
+    fn free_task_elsewhere(dead: Dead, ctx: Option<&WorkerCtx<'_>>) {
+        let owner = dead.owner();
+        match dead.home() {
+            Home::Heap => {
+                dead.free_heap();
+                if owner.is_null() || !mutation::keep(Site::OrphanCountsHeap) {
+                    // A bare task of the loom models (no scheduler), or the mutant, which
+                    // leaves heap tasks out of the orphan count.
+                    return;
+                }
+                match ctx {
+                    Some(c) if std::ptr::eq(owner, c.shared().as_owner()) => {
+                        Row::bump_owned(&c.row().heap_frees, 1);
+                    }
+                    _ => {
+                        // SAFETY: a task's owner is the `Shared` that created it, kept
+                        // alive by the scheduler or, after its teardown, by the orphan
+                        // protocol until this very free has been counted.
+                        unsafe { &*owner.cast::<Shared>() }.count_external_free();
+                    }
+                }
+            }
+            Home::Pool(index) => {
+                // SAFETY: as above; the pool holding the slot is the owner's.
+                let shared = unsafe { &*owner.cast::<Shared>() };
+                // SAFETY: the last reference is gone: nobody else uses the slot, freed once.
+                unsafe { shared.pool.free(SlotId::from_raw(index)) };
+                shared.count_external_free();
+            }
+            Home::Stack => contain::fatal("a stack job was freed as a task"),
+        }
+    }
 }

@@ -32,12 +32,10 @@
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use crate::contain::{self, AbortOnUnwind};
-use crate::join::with_thread_parker;
-use crate::park::Parker;
-use crate::scheduler::Shared;
-use crate::stack_job::StackJob;
-use crate::sync::Arc;
-use crate::worker::{self, WorkerCtx};
+use crate::runtime::join_handle::with_parker;
+use crate::runtime::shared::Shared;
+use crate::runtime::worker::{self, WorkerCtx};
+use crate::task::stack_job::StackJob;
 
 /// `join` on the scheduler `shared`, from any thread.
 pub(crate) fn join<A, B, RA, RB>(shared: &Shared, a: A, b: B) -> (RA, RB)
@@ -86,7 +84,7 @@ where
                     contain::drop_payload(p);
                 }
             } else {
-                job_b.latch().wait(Some(ctx), ctx.parker());
+                worker::wait_latch(job_b.latch(), Some(ctx), ctx.parker());
                 queued.disarm();
                 if let Err(p) = job_b.into_result_caught() {
                     contain::drop_payload(p);
@@ -101,7 +99,7 @@ where
         return (ra, job_b.run_inline());
     }
     // Step 4.
-    job_b.latch().wait(Some(ctx), ctx.parker());
+    worker::wait_latch(job_b.latch(), Some(ctx), ctx.parker());
     queued.disarm();
     (ra, job_b.into_result())
 }
@@ -175,7 +173,7 @@ where
                 Ok(()) => {
                     // The injection queue points into this frame until the latch is set.
                     let queued = AbortOnUnwind::new("a frame waiting for its injected stack job");
-                    job.latch().wait(ctx, parker);
+                    worker::wait_latch(job.latch(), ctx, parker);
                     queued.disarm();
                     job.into_result()
                 }
@@ -187,12 +185,4 @@ where
             }
         })
     })
-}
-
-/// Runs `f` with the parker the current thread waits on: its worker's, or its own.
-pub(crate) fn with_parker<R>(ctx: Option<&WorkerCtx<'_>>, f: impl FnOnce(&Arc<Parker>) -> R) -> R {
-    match ctx {
-        Some(c) => f(c.parker()),
-        None => with_thread_parker(f),
-    }
 }

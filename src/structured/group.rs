@@ -14,11 +14,11 @@
 use std::fmt;
 use std::ptr::{self, NonNull};
 
-use crate::join::JoinHandle;
-use crate::scheduler::Shared;
-use crate::stats::Row;
+use crate::runtime::join_handle::JoinHandle;
+use crate::runtime::shared::Shared;
+use crate::runtime::stats::Row;
+use crate::runtime::worker::{self, WorkerCtx};
 use crate::task::{Header, TaskError, TaskRef};
-use crate::worker::{self, WorkerCtx};
 
 /// The handles of a batch of tasks, in spawn order.
 ///
@@ -148,7 +148,7 @@ impl Chain<'_> {
             // SAFETY: `last` is a task reference this chain owns and has not published; its
             // `next` is free while it is in no queue. Relaxed: published by `push_chain`'s
             // Release CAS.
-            unsafe { (*self.last).next.store(p, crate::sync::atomic::Ordering::Relaxed) };
+            unsafe { (*self.last).next.store(p, crate::shim::atomic::Ordering::Relaxed) };
         }
         self.last = p;
         self.n += 1;

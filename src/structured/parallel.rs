@@ -35,11 +35,11 @@ use std::fmt;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use crate::cancel::{CancelToken, Cancelled};
-use crate::fork::{in_pool, join_on_worker};
-use crate::scheduler::Shared;
-use crate::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use crate::worker::{self, WorkerCtx};
+use crate::primitives::cancel::{CancelToken, Cancelled};
+use crate::runtime::shared::Shared;
+use crate::runtime::worker::{self, WorkerCtx};
+use crate::shim::atomic::{AtomicUsize, Ordering::Relaxed};
+use crate::structured::fork::{in_pool, join_on_worker};
 
 /// A block faster than this doubles the next block's length.
 pub(crate) const BLOCK_FAST: Duration = Duration::from_micros(5);

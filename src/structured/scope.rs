@@ -57,13 +57,14 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
-use crate::cancel::{CancelToken, Cancelled};
-use crate::fork::{with_parker, SharedPtr};
-use crate::scheduler::Shared;
-use crate::stack_job::Latch;
-use crate::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
-use crate::sync::mutation::{self, Site};
-use crate::worker::{self, WorkerCtx};
+use crate::primitives::cancel::{CancelToken, Cancelled};
+use crate::runtime::join_handle::with_parker;
+use crate::runtime::shared::Shared;
+use crate::runtime::worker::{self, WorkerCtx};
+use crate::shim::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
+use crate::shim::mutation::{self, Site};
+use crate::structured::fork::SharedPtr;
+use crate::task::stack_job::Latch;
 
 /// Counts a scope frame reserves at once when its credit is spent (S1).
 pub(crate) const CREDIT_CHUNK: usize = 16;
@@ -356,7 +357,7 @@ where
             // S4: the body's own S3 (with its frame's unspent credit), then the wait.
             // SAFETY: the body's count and the credit are ours; `scope` lives on here.
             unsafe { Scope::done(&scope, 1 + credit) };
-            scope.latch.wait(ctx, parker);
+            crate::runtime::worker::wait_latch(&scope.latch, ctx, parker);
             let task_panic = scope.take_panic();
             let v = match r {
                 Err(p) => resume_unwind(p),

@@ -3,7 +3,7 @@
 //! A task is a [`Header`] followed by a *stage*: a union that first holds the closure
 //! and, once the task has run (or been cancelled or abandoned), its output
 //! `Result<T, TaskError>`. Tasks whose stage fits [`INLINE`] bytes (alignment ≤ 16) live
-//! in one 128-byte slot of the scheduler's [`crate::pool::Pool`]; the rest, and every task
+//! in one 128-byte slot of the scheduler's [`crate::lockfree::pool::Pool`]; the rest, and every task
 //! spawned while the pool is exhausted, live in a heap allocation of the same layout
 //! (`HeapTask`). The header's vtable hides `F` and `T` from the scheduler.
 //!
@@ -38,16 +38,18 @@
 //!   that sees the count reach zero frees the memory (Acquire: every other holder's
 //!   accesses happen before the free).
 
+pub(crate) mod stack_job;
+
 use std::any::Any;
 use std::fmt;
 use std::mem::{align_of, size_of, ManuallyDrop, MaybeUninit};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
 
-use crate::park::Parker;
-use crate::sync::atomic::{AtomicPtr, AtomicUsize, Ordering, Ordering::*};
-use crate::sync::mutation::{self, Site};
-use crate::sync::{Arc, UnsafeCell};
+use crate::lockfree::park::Parker;
+use crate::shim::atomic::{AtomicPtr, AtomicUsize, Ordering, Ordering::*};
+use crate::shim::mutation::{self, Site};
+use crate::shim::{Arc, UnsafeCell};
 
 pub(crate) const RUNNING: usize = 1 << 0;
 pub(crate) const COMPLETE: usize = 1 << 1;
@@ -262,7 +264,7 @@ pub(crate) struct Header {
     /// Link for the injection queue; used only while the task is in it.
     pub(crate) next: AtomicPtr<Header>,
     vtable: &'static Vtable,
-    /// The owning scheduler, type-erased (`crate::scheduler::Shared`); outlives the task.
+    /// The owning scheduler, type-erased (`crate::runtime::shared::Shared`); outlives the task.
     pub(crate) owner: *const (),
     /// The joiner's parker. Written by the joiner only before it sets `JOIN_WAITER`, or
     /// after clearing it; taken by the completer only after seeing `JOIN_WAITER` (T4).
@@ -427,7 +429,7 @@ pub(crate) struct TaskRef(NonNull<Header>);
 // the header from several threads goes through atomics or the T1–T5 protocols.
 unsafe impl Send for TaskRef {}
 
-impl crate::deque::Word for TaskRef {
+impl crate::lockfree::deque::Word for TaskRef {
     #[inline(always)]
     fn into_word(self) -> usize {
         self.0.as_ptr() as usize
@@ -586,7 +588,7 @@ impl TaskRef {
         self.0
     }
 
-    pub(crate) fn state(&self, order: crate::sync::atomic::Ordering) -> State {
+    pub(crate) fn state(&self, order: crate::shim::atomic::Ordering) -> State {
         State(self.header().state.load(order))
     }
 
@@ -972,7 +974,7 @@ impl Dead {
 
 // SAFETY: `next` always returns the same field, and the injector alone uses it while the
 // task is in the queue (a task is in at most one queue at a time).
-unsafe impl crate::inject::Linked for Header {
+unsafe impl crate::lockfree::inject::Linked for Header {
     fn next(&self) -> &AtomicPtr<Header> {
         &self.next
     }

@@ -40,12 +40,11 @@ use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
 
-use crate::park::Parker;
-use crate::sync::atomic::{AtomicUsize, Ordering::*};
-use crate::sync::mutation::{self, Site};
-use crate::sync::{Arc, UnsafeCell};
+use crate::lockfree::park::Parker;
+use crate::shim::atomic::{AtomicUsize, Ordering::*};
+use crate::shim::mutation::{self, Site};
+use crate::shim::{Arc, UnsafeCell};
 use crate::task::{Header, TaskRef, Vtable};
-use crate::worker::WorkerCtx;
 
 const PENDING: usize = 0;
 const SLEEPY: usize = 1;
@@ -116,22 +115,13 @@ impl Latch {
         self.parker.with_mut(|p| unsafe { *p = std::ptr::null() });
     }
 
-    /// Waits until the latch is set. `ctx`: the current thread's worker context, whose
-    /// parker this latch was created with; `None`: `parker` is the thread's own.
-    pub(crate) fn wait(&self, ctx: Option<&WorkerCtx<'_>>, parker: &Parker) {
-        if self.probe() {
-            return;
-        }
-        match ctx {
-            Some(c) => {
-                c.in_join(|| c.run_until(&|| self.probe(), None, &|| self.prepare_park()));
-            }
-            None => {
-                while !self.probe() {
-                    if self.prepare_park() {
-                        parker.park();
-                    }
-                }
+    /// Waits until the latch is set, parking `parker` (the thread's own, which this latch
+    /// was created with) between looks. A worker waits with `worker::wait_latch` instead,
+    /// running other tasks meanwhile.
+    pub(crate) fn wait_parked(&self, parker: &Parker) {
+        while !self.probe() {
+            if self.prepare_park() {
+                parker.park();
             }
         }
     }

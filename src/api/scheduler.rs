@@ -1,0 +1,696 @@
+//! The public facade: [`Scheduler`] (start, spawn, shutdown) and [`Handle`]. Everything
+//! they do is delegated to the runtime (`crate::runtime`) and the structured tools.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::api::builder::Builder;
+use crate::contain;
+use crate::lockfree::deque::Owner;
+use crate::lockfree::park::Parker;
+use crate::lockfree::pool::Pool;
+use crate::runtime::config::Config;
+use crate::runtime::join_handle::JoinHandle;
+use crate::runtime::shared::{Shared, WorkerSlot};
+use crate::runtime::spawn::SpawnError;
+use crate::runtime::stats::{Row, Stats};
+use crate::runtime::{thread, worker};
+use crate::shim::atomic::Ordering::Relaxed;
+use crate::shim::{Arc, CachePadded};
+use crate::task::TaskRef;
+
+/// `shutdown_timeout` ran out of time.
+///
+/// ```
+/// use std::sync::mpsc::channel;
+/// let sched = filch::Scheduler::builder().workers(1).build().unwrap();
+/// let (started_tx, started) = channel();
+/// let (release, release_rx) = channel::<()>();
+/// let h = sched.spawn(move || { started_tx.send(()).unwrap(); release_rx.recv().unwrap() });
+/// started.recv().unwrap(); // the only worker is inside the task, waiting for `release`
+/// let err = sched.shutdown_timeout(std::time::Duration::from_millis(1)).unwrap_err();
+/// assert_eq!((err.still_running, err.abandoned), (1, 0));
+/// release.send(()).unwrap();
+/// h.join().unwrap(); // the detached worker finishes the task
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownTimeout {
+    /// Workers still inside a task when the time ran out; they exit when it returns, and
+    /// their threads are detached.
+    pub still_running: usize,
+    /// Queued tasks dropped unrun by the caller (their joiners get `ShutDown`); workers may
+    /// drop more as they come back.
+    pub abandoned: usize,
+}
+
+impl fmt::Display for ShutdownTimeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "shutdown timed out: {} worker(s) still running a task, {} queued task(s) dropped",
+            self.still_running, self.abandoned
+        )
+    }
+}
+
+impl std::error::Error for ShutdownTimeout {}
+
+/// A work-stealing scheduler: one worker thread per core, each with its own deque.
+///
+/// ```
+/// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+/// let h = sched.spawn(|| 6 * 7);
+/// assert_eq!(h.join().unwrap(), 42);
+/// ```
+///
+/// Dropping it shuts it down gracefully: no new task is accepted from outside, queued
+/// tasks still run (and so do the tasks they spawn), and every worker thread is joined
+/// before `drop` returns.
+///
+/// Dropped inside one of its own tasks, it cannot wait for its workers (one of them is
+/// running the drop): it closes the scheduler the same way and returns at once; the
+/// workers finish the queued work and exit, and the last one frees the scheduler's memory.
+pub struct Scheduler {
+    shared: Arc<Shared>,
+    threads: Vec<crate::shim::thread::JoinHandle<()>>,
+    /// Set by a successful `shutdown_timeout`, so `Drop` has nothing left to do.
+    done: bool,
+}
+
+/// A cheap, clonable way to spawn onto a scheduler from anywhere.
+///
+/// Spawning through a `Handle` whose scheduler was dropped is refused (`ShutDown`).
+///
+/// ```
+/// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+/// let handle = sched.handle();
+/// let h = handle.clone().spawn(|| 40 + 2);
+/// assert_eq!(h.join().unwrap(), 42);
+/// drop(sched);
+/// assert!(matches!(handle.spawn(|| 1).join(), Err(filch::TaskError::ShutDown)));
+/// ```
+#[derive(Clone)]
+pub struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scheduler").field("workers", &self.shared.workers.len()).finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle").field("workers", &self.shared.workers.len()).finish_non_exhaustive()
+    }
+}
+
+macro_rules! spawn_methods {
+    () => {
+        /// Spawns `f`. Never blocks and never fails: a full pool or an oversize task uses a
+        /// heap task (counted in `heap_fallbacks`); on a shut-down scheduler the task is
+        /// dropped unrun and its handle joins to [`TaskError::ShutDown`](crate::TaskError::ShutDown).
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let h = sched.spawn(|| "hello".len());
+        /// assert_eq!(h.join().unwrap(), 5);
+        /// let big = [1u8; 4096]; // too large for a pool slot: runs as a heap task
+        /// assert_eq!(sched.spawn(move || big.len()).join().unwrap(), 4096);
+        /// ```
+        pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+        where
+            F: FnOnce() -> T + Send + 'static,
+            T: Send + 'static,
+        {
+            match self.shared().spawn_inner(f, true) {
+                Ok(h) => h,
+                Err(e) => {
+                    drop(e.into_inner());
+                    JoinHandle::refused()
+                }
+            }
+        }
+
+        /// Spawns `f` into a pool slot, or hands `f` back: when the pool is full, the task
+        /// is too large for a slot, or the scheduler is shut down. Never allocates.
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let h = sched.try_spawn(|| 6 * 7).unwrap(); // an empty pool has room
+        /// assert_eq!(h.join().unwrap(), 42);
+        /// ```
+        pub fn try_spawn<F, T>(&self, f: F) -> Result<JoinHandle<T>, SpawnError<F>>
+        where
+            F: FnOnce() -> T + Send + 'static,
+            T: Send + 'static,
+        {
+            self.shared().spawn_inner(f, false)
+        }
+
+        /// Spawns `f` with no [`JoinHandle`](crate::JoinHandle): fire and forget, as Go's
+        /// `go` statement and `rayon::spawn`. It is the cheapest spawn, since there is no
+        /// handle to build, and no handle to detach when it is dropped (one atomic RMW
+        /// fewer per task than `drop(spawn(f))`). A full pool or an oversize task uses a heap
+        /// task (counted in `heap_fallbacks`); a panic goes to the panic handler. On a shut-down
+        /// scheduler `f` is handed back unrun in the error, never lost.
+        ///
+        /// ```
+        /// use std::sync::atomic::{AtomicUsize, Ordering};
+        /// use std::sync::Arc;
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let n = Arc::new(AtomicUsize::new(0));
+        /// for _ in 0..100 {
+        ///     let n = n.clone();
+        ///     sched.spawn_detached(move || { n.fetch_add(1, Ordering::Relaxed); }).unwrap();
+        /// }
+        /// drop(sched); // shutdown drains the queue: every task has run
+        /// assert_eq!(n.load(Ordering::Relaxed), 100);
+        /// ```
+        pub fn spawn_detached<F>(&self, f: F) -> Result<(), SpawnError<F>>
+        where
+            F: FnOnce() + Send + 'static,
+        {
+            self.shared().spawn_detached(f)
+        }
+
+        /// Runs `a` and `b`, potentially in parallel, and returns both results (rayon-style
+        /// fork-join). On a worker, `b` is pushed on the worker's deque as a job on this
+        /// stack frame (no pool slot, no allocation) and `a` runs at once; `b` then runs
+        /// here too unless an idle worker stole it meanwhile. Called from outside the
+        /// scheduler, the whole `join` runs on a worker while this thread waits.
+        ///
+        /// If either closure panics, the panic is re-raised here after both have finished
+        /// (`a`'s if both panic). On a shut-down scheduler both run on the calling thread.
+        ///
+        /// ```
+        /// fn fib(n: u64) -> u64 {
+        ///     if n < 2 { return n; }
+        ///     let (a, b) = filch::join(|| fib(n - 1), || fib(n - 2));
+        ///     a + b
+        /// }
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// assert_eq!(sched.join(|| fib(20), || fib(10)), (6765, 55));
+        /// ```
+        pub fn join<A, B, RA, RB>(&self, a: A, b: B) -> (RA, RB)
+        where
+            A: FnOnce() -> RA + Send,
+            B: FnOnce() -> RB + Send,
+            RA: Send,
+            RB: Send,
+        {
+            crate::structured::fork::join(self.shared(), a, b)
+        }
+
+        /// Runs `op` with a [`Scope`](crate::Scope) whose tasks may borrow from the
+        /// enclosing stack, and returns once every task spawned in it (transitively) has
+        /// finished. `op` runs on the calling thread; while it waits for the tasks, a
+        /// worker thread runs other tasks and any other thread parks.
+        ///
+        /// A panic in `op` or in a task is re-raised after all tasks finished (`op`'s
+        /// first, else the first task's).
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let data = vec![1u64, 2, 3, 4];
+        /// let mut sums = [0u64; 2];
+        /// let (lo, hi) = sums.split_at_mut(1);
+        /// sched.scope(|s| {
+        ///     s.spawn(|_| lo[0] = data[..2].iter().sum());
+        ///     s.spawn(|_| hi[0] = data[2..].iter().sum());
+        /// });
+        /// assert_eq!(sums, [3, 7]);
+        /// ```
+        pub fn scope<'scope, OP, R>(&self, op: OP) -> R
+        where
+            OP: FnOnce(&crate::Scope<'scope>) -> R,
+        {
+            crate::structured::scope::scope(self.shared(), None, op).0
+        }
+
+        /// [`scope`](Self::scope) under a [`CancelToken`](crate::CancelToken): once the token
+        /// is cancelled, `spawn` drops new tasks and queued tasks are dropped unrun. Returns
+        /// `Err` with the number of tasks skipped if any was.
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let token = filch::CancelToken::new();
+        /// let r = sched.scope_with(&token, |s| {
+        ///     s.spawn(|_| ());
+        ///     token.cancel();
+        ///     s.spawn(|_| unreachable!("spawned after the cancel"));
+        /// });
+        /// assert!(r.unwrap_err().skipped() >= 1);
+        /// ```
+        pub fn scope_with<'scope, OP, R>(
+            &self,
+            token: &'scope crate::CancelToken,
+            op: OP,
+        ) -> Result<R, crate::Cancelled>
+        where
+            OP: FnOnce(&crate::Scope<'scope>) -> R,
+        {
+            crate::structured::scope::scope_with(self.shared(), token, op)
+        }
+
+        /// Calls `f(i)` for every `i` in `range`, in parallel, with adaptive splitting: a
+        /// range is split only while other workers are idle (`docs/DESIGN.md`), so tiny and
+        /// huge ranges are both cheap. Returns when every index was visited; a panic in `f`
+        /// is re-raised after the other parts stopped.
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let sum = std::sync::Mutex::new(0u64);
+        /// sched.parallel_for(0..1000, |i| *sum.lock().unwrap() += i as u64);
+        /// assert_eq!(sum.into_inner().unwrap(), 499_500);
+        /// ```
+        pub fn parallel_for<F>(&self, range: std::ops::Range<usize>, f: F)
+        where
+            F: Fn(usize) + Sync + Send,
+        {
+            crate::structured::parallel::parallel_for(self.shared(), range, None, &f);
+        }
+
+        /// [`parallel_for`](Self::parallel_for) under a [`CancelToken`](crate::CancelToken):
+        /// once cancelled, no new block starts. `Err` reports how many indices were
+        /// skipped.
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let token = filch::CancelToken::new();
+        /// token.cancel();
+        /// let r = sched.parallel_for_with(&token, 0..100, |_| unreachable!());
+        /// assert_eq!(r.unwrap_err().skipped(), 100);
+        /// ```
+        pub fn parallel_for_with<F>(
+            &self,
+            token: &crate::CancelToken,
+            range: std::ops::Range<usize>,
+            f: F,
+        ) -> Result<(), crate::Cancelled>
+        where
+            F: Fn(usize) + Sync + Send,
+        {
+            crate::structured::parallel::outcome(crate::structured::parallel::parallel_for(
+                self.shared(),
+                range,
+                Some(token),
+                &f,
+            ))
+        }
+
+        /// Calls `f(chunk_index, chunk)` for every `chunk_len`-element chunk of `slice` (the
+        /// last may be shorter), in parallel, splitting like
+        /// [`parallel_for`](Self::parallel_for). `Err` if `chunk_len` is zero.
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let data: Vec<u64> = (1..=10).collect();
+        /// let sum = std::sync::Mutex::new(0u64);
+        /// sched.for_each_chunk(&data, 3, |_, c| *sum.lock().unwrap() += c.iter().sum::<u64>()).unwrap();
+        /// assert_eq!(sum.into_inner().unwrap(), 55);
+        /// ```
+        pub fn for_each_chunk<T, F>(
+            &self,
+            slice: &[T],
+            chunk_len: usize,
+            f: F,
+        ) -> Result<(), crate::ZeroChunkLen>
+        where
+            T: Sync,
+            F: Fn(usize, &[T]) + Sync + Send,
+        {
+            let n = crate::structured::parallel::chunk_count(slice.len(), chunk_len)?;
+            crate::structured::parallel::for_blocks(self.shared(), 0..n, None, &|r: std::ops::Range<
+                usize,
+            >| {
+                let block = &slice[r.start * chunk_len..r.end.saturating_mul(chunk_len).min(slice.len())];
+                if chunk_len == 1 {
+                    // As in `for_each_chunk_mut`: a plain walk for one-element chunks.
+                    for (k, x) in block.iter().enumerate() {
+                        f(r.start + k, std::slice::from_ref(x));
+                    }
+                } else {
+                    for (k, c) in block.chunks(chunk_len).enumerate() {
+                        f(r.start + k, c);
+                    }
+                }
+            });
+            Ok(())
+        }
+
+        /// Calls `f(chunk_index, chunk)` for every `chunk_len`-element chunk of `slice`,
+        /// mutably, in parallel (the swarm pattern: update every agent). `Err` if
+        /// `chunk_len` is zero.
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let mut agents = vec![1u32; 1000];
+        /// sched.for_each_chunk_mut(&mut agents, 64, |_, c| c.iter_mut().for_each(|a| *a *= 3)).unwrap();
+        /// assert!(agents.iter().all(|&a| a == 3));
+        /// ```
+        pub fn for_each_chunk_mut<T, F>(
+            &self,
+            slice: &mut [T],
+            chunk_len: usize,
+            f: F,
+        ) -> Result<(), crate::ZeroChunkLen>
+        where
+            T: Send,
+            F: Fn(usize, &mut [T]) + Sync + Send,
+        {
+            let len = slice.len();
+            let n = crate::structured::parallel::chunk_count(len, chunk_len)?;
+            let base = crate::structured::parallel::SendPtr(slice.as_mut_ptr());
+            crate::structured::parallel::for_blocks(self.shared(), 0..n, None, &|r: std::ops::Range<
+                usize,
+            >| {
+                let start = r.start;
+                // SAFETY: `slice` is borrowed mutably for this call; `for_blocks` hands out
+                // disjoint blocks of `0..n`, each once, so the chunks never alias.
+                let block = unsafe { base.chunks(r, chunk_len, len) };
+                if chunk_len == 1 {
+                    // One element per call: a plain walk the compiler can unroll and
+                    // vectorize once `f` is inlined (`chunks_mut(1)` hides the length).
+                    for (k, x) in block.iter_mut().enumerate() {
+                        f(start + k, std::slice::from_mut(x));
+                    }
+                } else {
+                    for (k, c) in block.chunks_mut(chunk_len).enumerate() {
+                        f(start + k, c);
+                    }
+                }
+            });
+            Ok(())
+        }
+
+        /// Spawns `n` tasks, task `i` running `f(i)`, as one batch: one publish on the
+        /// injection queue and at most one wake-up for the whole batch. `f` is shared by
+        /// the tasks (one `Arc` for the batch); each task lives in a pool slot.
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let squares = sched.spawn_many(5, |i| i * i).join_all();
+        /// assert_eq!(squares.into_iter().map(Result::unwrap).collect::<Vec<_>>(), [0, 1, 4, 9, 16]);
+        /// ```
+        pub fn spawn_many<F, T>(&self, n: usize, f: F) -> crate::TaskGroup<T>
+        where
+            F: Fn(usize) -> T + Send + Sync + 'static,
+            T: Send + 'static,
+        {
+            let f = std::sync::Arc::new(f);
+            crate::structured::group::spawn_group(
+                self.shared(),
+                (0..n).map(move |i| {
+                    let f = f.clone();
+                    move || f(i)
+                }),
+            )
+        }
+
+        /// Spawns every closure of `tasks` as one batch (see
+        /// [`spawn_many`](Self::spawn_many)); handles in iteration order.
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let words = ["a", "bb", "ccc"];
+        /// let group = sched.spawn_batch(words.map(|w| move || w.len()));
+        /// let lens: Vec<usize> = group.join_all().into_iter().map(Result::unwrap).collect();
+        /// assert_eq!(lens, [1, 2, 3]);
+        /// ```
+        pub fn spawn_batch<I, F, T>(&self, tasks: I) -> crate::TaskGroup<T>
+        where
+            I: IntoIterator<Item = F>,
+            F: FnOnce() -> T + Send + 'static,
+            T: Send + 'static,
+        {
+            crate::structured::group::spawn_group(self.shared(), tasks)
+        }
+
+        /// The number of worker threads.
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(3).build().unwrap();
+        /// assert_eq!(sched.num_workers(), 3);
+        /// assert_eq!(sched.handle().num_workers(), 3);
+        /// ```
+        pub fn num_workers(&self) -> usize {
+            self.shared().workers.len()
+        }
+
+        /// A snapshot of the counters; see [`Stats`].
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// sched.spawn_many(4, |i| i).join_all();
+        /// let stats = sched.stats();
+        /// assert_eq!(stats.total.spawned, 4);
+        /// assert_eq!(stats.workers.len(), 2);
+        /// ```
+        pub fn stats(&self) -> Stats {
+            let s = self.shared();
+            Stats::collect(s.workers.iter().map(|w| &*w.stats), &s.external)
+        }
+    };
+}
+
+impl Handle {
+    fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Handle {
+        Handle { shared }
+    }
+
+    spawn_methods!();
+}
+
+impl Scheduler {
+    /// A builder with every default (see [`Builder`]).
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(1).build().unwrap();
+    /// assert_eq!(sched.num_workers(), 1);
+    /// ```
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// A scheduler with the defaults of [`Builder`].
+    ///
+    /// # Panics
+    ///
+    /// If the operating system refuses to start the worker threads. Use
+    /// `Scheduler::builder().build()` to get that as an error instead.
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::new();
+    /// assert!(sched.num_workers() >= 1);
+    /// assert_eq!(sched.spawn(|| 3).join().unwrap(), 3);
+    /// ```
+    pub fn new() -> Scheduler {
+        match Builder::default().build() {
+            Ok(s) => s,
+            Err(e) => panic!("filch: could not start the default scheduler: {e}"),
+        }
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    pub(crate) fn shared_state(&self) -> &Shared {
+        &self.shared
+    }
+
+    spawn_methods!();
+
+    /// A handle for spawning from other threads.
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+    /// let handle = sched.handle();
+    /// let t = std::thread::spawn(move || handle.spawn(|| 5).join().unwrap());
+    /// assert_eq!(t.join().unwrap(), 5);
+    /// ```
+    pub fn handle(&self) -> Handle {
+        Handle { shared: self.shared.clone() }
+    }
+
+    pub(crate) fn start(b: Builder) -> Result<Scheduler, crate::api::builder::BuildError> {
+        let n = b.resolved_workers();
+        let mut owners = Vec::with_capacity(n);
+        let mut slots = Vec::with_capacity(n);
+        let mut sole_owner = false;
+        for _ in 0..n {
+            let mut owner = Owner::<TaskRef>::with_capacity(b.deque_capacity).map_err(|e| {
+                crate::api::builder::BuildError::Invalid { setting: "deque_capacity", reason: e.to_string() }
+            })?;
+            if n == 1 {
+                // With one worker nobody steals from its deque but its own thread and a
+                // timed-out shutdown's drain (`worker::take_any`), which uses `steal_heavy`
+                // whenever `sole_owner` is set; `steal_round` never runs with one worker.
+                // SAFETY: that is the contract of `set_asymmetric`.
+                sole_owner = unsafe { owner.set_asymmetric() };
+            }
+            slots.push(WorkerSlot {
+                stealer: owner.stealer(),
+                parker: Arc::new(Parker::new()),
+                stats: CachePadded(Row::default()),
+            });
+            owners.push(owner);
+        }
+        let pool = Pool::with_capacity(b.pool_capacity).map_err(|e| {
+            crate::api::builder::BuildError::Invalid { setting: "pool_capacity", reason: e.to_string() }
+        })?;
+        let config = Config {
+            idle: b.idle,
+            on_thread_start: b.on_thread_start.clone(),
+            on_thread_stop: b.on_thread_stop.clone(),
+            panic_handler: b.panic_handler.clone(),
+        };
+        let shared = Shared::new(slots.into_boxed_slice(), pool, sole_owner, config, b.inject_loop_panics);
+        let cores = thread::pin_plan(b.pin, n);
+        let mut sched = Scheduler { shared: shared.clone(), threads: Vec::with_capacity(n), done: false };
+        for (i, owner) in owners.into_iter().enumerate() {
+            let core = cores.as_ref().map(|c| c[i]);
+            match thread::spawn_thread(shared.clone(), i, owner, core, &b.thread_name, b.stack_size) {
+                Ok(t) => sched.threads.push(t),
+                Err(e) => {
+                    // The workers already started exit through the normal shutdown; the
+                    // ones never started are counted out first, from both counts.
+                    let missing = n - i;
+                    shared.count_out_unstarted(missing);
+                    drop(sched);
+                    return Err(crate::api::builder::BuildError::Spawn(e));
+                }
+            }
+        }
+        // With a start hook, `build` returns once every hook has run, and fails if one
+        // panicked (that worker never runs a task; the others are shut down).
+        if let Some((worker, message)) = shared.wait_started() {
+            drop(sched);
+            return Err(crate::api::builder::BuildError::StartHook { worker, message });
+        }
+        Ok(sched)
+    }
+
+    /// L4 (`Shared::close`).
+    fn close(&self) {
+        self.shared.close();
+    }
+
+    /// Waits until every worker has left or `deadline` passed; `true` if all left.
+    fn wait_workers(&self, deadline: Option<Instant>) -> bool {
+        self.shared.wait_workers(deadline)
+    }
+
+    /// Shuts down gracefully within `timeout`: no new task is accepted from outside, queued
+    /// tasks run (and so do the tasks they spawn), and every worker thread is joined before
+    /// `Ok(())` returns.
+    ///
+    /// When the time runs out, tasks that never started are dropped unrun (each capture's
+    /// destructor runs exactly once) and their joiners get [`TaskError::ShutDown`](crate::TaskError::ShutDown); workers
+    /// still inside a task cannot be interrupted, so their threads are detached and exit
+    /// when that task returns, the last of them freeing the scheduler's memory. That case
+    /// returns `Err(ShutdownTimeout)`. A `join` half or an injected body found in the
+    /// queues is run rather than dropped (its caller is waiting for it); inside it,
+    /// `filch::spawn` and friends refer to this scheduler, which refuses them.
+    ///
+    /// Called from inside one of its own tasks it cannot succeed (that task's worker is
+    /// busy running the caller): it returns the error when the time is up.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+    /// assert_eq!(sched.spawn(|| 1 + 1).join().unwrap(), 2);
+    /// assert_eq!(sched.shutdown_timeout(Duration::from_secs(60)), Ok(()));
+    /// ```
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Result<(), ShutdownTimeout> {
+        let deadline = Instant::now().checked_add(timeout);
+        self.close();
+        if self.wait_workers(deadline) {
+            self.finish();
+            return Ok(());
+        }
+        let s = self.shared.clone();
+        // Relaxed: workers read it at each task; the unparks below deliver it promptly
+        // enough, and the abandoning itself is decided per task by T1's claim.
+        s.abandon.store(true, Relaxed);
+        for w in s.workers.iter() {
+            w.parker.unpark();
+        }
+        let abandoned = thread::drain_abandoning(&s);
+        let still_running = s.workers_running();
+        if still_running == 0 {
+            self.finish();
+        } else {
+            // Detach: the threads keep their own `Arc<Shared>`, and the last to leave
+            // settles the task memory (D3).
+            self.give_up_share();
+        }
+        Err(ShutdownTimeout { still_running, abandoned })
+    }
+
+    /// D3: detaches the worker threads and gives up the scheduler's share of the teardown
+    /// count; if every worker has already left, settles the task memory here.
+    fn give_up_share(&mut self) {
+        self.threads.clear();
+        self.done = true;
+        Shared::leave(&self.shared);
+    }
+
+    /// Joins the threads (all have left or are about to), drops what lost workers left
+    /// queued, and settles task memory (D3 with every worker gone).
+    fn finish(&mut self) {
+        for t in self.threads.drain(..) {
+            if t.join().is_err() {
+                contain::report(format_args!("filch: a worker thread panicked outside a task"));
+            }
+        }
+        // Only a scheduler that lost workers can have tasks left here.
+        if self.shared.lost_workers() != 0 {
+            let dropped = thread::drain_abandoning(&self.shared);
+            if dropped != 0 {
+                contain::report(format_args!(
+                    "filch: {dropped} task(s) left queued by lost workers were dropped unrun"
+                ));
+            }
+        }
+        self.give_up_share();
+    }
+}
+
+impl Default for Scheduler {
+    fn default() -> Self {
+        Scheduler::new()
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        self.close();
+        if worker::with_current(|c| c.is_some_and(|c| c.is_of(&self.shared))) {
+            // Dropped inside one of its own tasks: waiting for the workers would wait for
+            // this very thread. The scheduler is closed; the workers finish what is queued
+            // and leave, and the last one settles the memory (D3).
+            self.give_up_share();
+            return;
+        }
+        self.wait_workers(None);
+        self.finish();
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_handle_types() {
+    fn is_send_sync<T: Send + Sync>() {}
+    is_send_sync::<Handle>();
+    is_send_sync::<Scheduler>();
+}

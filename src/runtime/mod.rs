@@ -1,0 +1,14 @@
+//! Layer 3, the runtime: the shared state and its lifetime protocols (`shared`), the spawn
+//! paths (`spawn`), the worker context and loop (`worker`), worker threads' start, exit and
+//! loss (`thread`), the sleep protocol (`sleep`), statistics, configuration, and
+//! `JoinHandle`. Inside the layer the imports run config, stats, sleep → shared → worker →
+//! spawn, thread, join_handle.
+
+pub(crate) mod config;
+pub(crate) mod join_handle;
+pub(crate) mod shared;
+pub(crate) mod sleep;
+pub(crate) mod spawn;
+pub(crate) mod stats;
+pub(crate) mod thread;
+pub(crate) mod worker;

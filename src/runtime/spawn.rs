@@ -1,0 +1,316 @@
+//! The spawn paths, top to bottom: the public spawns, the one path they share
+//! (`spawn_raw`: local or external), and task creation (`new_task`: pool slot or heap).
+//!
+//! # Spawn paths
+//!
+//! - **Local** (on a worker of this scheduler): allocate a slot from the worker's pool
+//!   cache, write the task, push it on the worker's own deque (LIFO), then K1
+//!   (`sleep.rs`). A full deque first moves half of its tasks, oldest first, to the
+//!   injection queue with one `push_chain` (counted in `spills`).
+//! - **External** (any other thread): take an *entry* on the lifecycle word (L1), allocate
+//!   from the shared pool, push onto the injection queue, give the entry back, then K1.
+//! - A task that does not fit a pool slot, or any spawn while the pool is exhausted, gets a
+//!   heap task of the same layout (`heap_fallbacks`). `try_spawn` never does: it hands the
+//!   closure back.
+//!
+use std::fmt;
+
+use crate::runtime::join_handle::JoinHandle;
+use crate::runtime::shared::Shared;
+use crate::runtime::stats::Row;
+use crate::runtime::worker::{self, WorkerCtx};
+use crate::task::{fits_inline, TaskRef, TaskSlot};
+
+impl Shared {
+    /// Allocates and writes a task; `allow_heap` false makes a full pool (or an oversize
+    /// task) hand the closure back. `ctx` is the current worker of this scheduler, if any.
+    /// Returns the queue's reference and, unless `detached`, the handle's.
+    ///
+    /// No `'static` bound: the public spawns require it; `scope` instead guarantees that
+    /// its tasks finish (or are dropped) before the borrowed data goes away.
+    #[inline]
+    pub(crate) fn new_task<F, T>(
+        &self,
+        f: F,
+        ctx: Option<&WorkerCtx<'_>>,
+        allow_heap: bool,
+        detached: bool,
+    ) -> Result<(TaskRef, Option<TaskRef>), (F, SpawnErrorKind)>
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        let row = ctx.map(|c| c.row());
+        if fits_inline::<F, T>() {
+            let id = match ctx {
+                Some(c) => c.alloc_slot(),
+                None => self.pool.try_alloc(),
+            };
+            if let Some(id) = id {
+                // Counted as `spawned - heap_fallbacks` by the caller's row.
+                // SAFETY: `id` was just allocated from this pool.
+                let slot = unsafe { self.pool.slot_ptr_unchecked(id) }.cast::<TaskSlot>();
+                // SAFETY: the slot was just allocated to us, `start` prepared it, and
+                // `fits_inline` holds.
+                return Ok(unsafe { TaskRef::new_in_slot::<F, T>(slot, f, detached) });
+            }
+            if !allow_heap {
+                return Err((f, SpawnErrorKind::PoolFull));
+            }
+        } else if !allow_heap {
+            return Err((f, SpawnErrorKind::TooLarge));
+        }
+        match row {
+            Some(r) => Row::bump_owned(&r.heap_fallbacks, 1),
+            None => Row::bump_shared(&self.external.heap_fallbacks, 1),
+        }
+        Ok(TaskRef::new_on_heap::<F, T>(f, self.as_owner(), detached))
+    }
+
+    /// Spawns on this scheduler from any thread.
+    pub(crate) fn spawn_inner<F, T>(&self, f: F, allow_heap: bool) -> Result<JoinHandle<T>, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        // SAFETY: `F: 'static`: nothing it borrows can go away.
+        unsafe { self.spawn_raw::<F, T>(f, allow_heap, false) }.map(joinable)
+    }
+
+    /// A detached spawn: no `JoinHandle`, so neither a handle to build nor one to detach.
+    /// Falls back to the heap when the pool is full; hands `f` back only when the
+    /// scheduler is shut down.
+    pub(crate) fn spawn_detached<F>(&self, f: F) -> Result<(), SpawnError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        // SAFETY: `F: 'static`: nothing it borrows can go away.
+        unsafe { self.spawn_raw::<F, ()>(f, true, true) }.map(|_| ())
+    }
+
+    /// A spawn from `ctx`, a worker of this scheduler, for a caller that already looked
+    /// the context up (the free functions `filch::spawn` and `filch::spawn_detached`): one
+    /// thread-local lookup per spawn, not two. Falls back to the heap; the handle's
+    /// reference unless `detached`.
+    #[inline]
+    pub(crate) fn spawn_from<F, T>(
+        &self,
+        ctx: &WorkerCtx<'_>,
+        f: F,
+        detached: bool,
+    ) -> Result<Option<TaskRef>, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        debug_assert!(ctx.is_of(self));
+        // `F: 'static`: nothing the task borrows can go away.
+        self.spawn_local(ctx, f, true, detached)
+    }
+
+    /// A detached spawn without the `'static` bound (scope tasks). Falls back to the heap
+    /// when the pool is full; hands `f` back only when the scheduler is shut down. The
+    /// output, unread, is dropped after the task is counted in `Stats::completed`.
+    ///
+    /// # Safety
+    /// Whatever `f` and its output borrow outlives the task: the caller waits until `f`
+    /// has run or been dropped, and its output (if any) dropped.
+    pub(crate) unsafe fn spawn_detached_unchecked<F, T>(&self, f: F) -> Result<(), F>
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        // SAFETY: forwarded from the caller.
+        match unsafe { self.spawn_raw::<F, T>(f, true, true) } {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.closure),
+        }
+    }
+
+    /// The one spawn path: local (on a worker of this scheduler) or external.
+    ///
+    /// # Safety
+    /// Whatever `f` borrows outlives the task (trivially so for `F: 'static`).
+    #[inline]
+    unsafe fn spawn_raw<F, T>(
+        &self,
+        f: F,
+        allow_heap: bool,
+        detached: bool,
+    ) -> Result<Option<TaskRef>, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        worker::with_current(|ctx| match ctx.filter(|c| c.is_of(self)) {
+            Some(ctx) => self.spawn_local(ctx, f, allow_heap, detached),
+            None => self.spawn_external(f, allow_heap, detached),
+        })
+    }
+
+    #[inline(always)]
+    fn spawn_local<F, T>(
+        &self,
+        ctx: &WorkerCtx<'_>,
+        f: F,
+        allow_heap: bool,
+        detached: bool,
+    ) -> Result<Option<TaskRef>, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        // A running task may fork during a graceful shutdown: its children run to
+        // completion (L6). Only a timed-out shutdown refuses them.
+        if self.is_abandoning() {
+            return Err(SpawnError { kind: SpawnErrorKind::ShutDown, closure: f });
+        }
+        let (queued, handle) = self
+            .new_task(f, Some(ctx), allow_heap, detached)
+            .map_err(|(f, kind)| SpawnError { kind, closure: f })?;
+        Row::bump_owned(&ctx.row().spawned, 1);
+        ctx.push_local(queued);
+        // K1, unless this worker is the only one: then nobody else could run the task, the
+        // one worker is this running thread, and it reaches its own deque before it sleeps
+        // (K3 re-checks it), so there is nobody to wake and no fence to pay.
+        if self.workers.len() > 1 {
+            self.notify();
+        }
+        Ok(handle)
+    }
+
+    fn spawn_external<F, T>(
+        &self,
+        f: F,
+        allow_heap: bool,
+        detached: bool,
+    ) -> Result<Option<TaskRef>, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        if !self.enter_external() {
+            return Err(SpawnError { kind: SpawnErrorKind::ShutDown, closure: f });
+        }
+        let task = self.new_task(f, None, allow_heap, detached);
+        let result = match task {
+            Ok((queued, handle)) => {
+                // `injected` of the external row is derived from `spawned` (stats.rs).
+                Row::bump_shared(&self.external.spawned, 1);
+                // L2. SAFETY: `queued` is a live task reference that we give to the queue;
+                // the worker that pops it rebuilds it with `from_raw`.
+                unsafe { self.injector.push(queued.into_raw()) };
+                Ok(handle)
+            }
+            Err((f, kind)) => Err(SpawnError { kind, closure: f }),
+        };
+        self.leave_external();
+        if result.is_ok() {
+            self.notify();
+        }
+        result
+    }
+
+    /// Queues a stack job from outside the scheduler (L1–L3, then K1). `Err` gives it back
+    /// when the scheduler is shut down.
+    pub(crate) fn inject_stack_job(&self, job: TaskRef) -> Result<(), TaskRef> {
+        debug_assert!(job.is_stack_job());
+        if !self.enter_external() {
+            return Err(job);
+        }
+        // L2. SAFETY: the stack job stays alive until its latch is set (its creator waits).
+        unsafe { self.injector.push(job.into_raw()) };
+        Row::bump_shared(&self.external.injected, 1);
+        self.leave_external();
+        self.notify();
+        Ok(())
+    }
+}
+
+/// The `JoinHandle` of a spawn made with a handle (`detached == false`).
+pub(crate) fn joinable<T>(handle: Option<TaskRef>) -> JoinHandle<T> {
+    match handle {
+        Some(h) => JoinHandle::new(h),
+        None => unreachable!("a spawn that is not detached returns its handle"),
+    }
+}
+
+/// Why a spawn was refused; the closure comes back in [`SpawnError::into_inner`].
+///
+/// ```
+/// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+/// let big = [0u8; filch::TASK_INLINE_BYTES + 1];
+/// let err = sched.try_spawn(move || big.len()).unwrap_err();
+/// assert_eq!(err.kind(), filch::SpawnErrorKind::TooLarge);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SpawnErrorKind {
+    /// The scheduler is shut down (or shutting down).
+    ShutDown,
+    /// Every pool slot is in use (`try_spawn` does not fall back to the heap).
+    PoolFull,
+    /// The closure and its result need more than [`crate::task::INLINE`] bytes or an
+    /// alignment above 16, so they cannot live in a pool slot.
+    TooLarge,
+}
+
+/// A refused spawn, carrying the closure back to the caller.
+///
+/// ```
+/// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+/// let handle = sched.handle();
+/// drop(sched);
+/// let err: filch::SpawnError<_> = handle.try_spawn(|| 1).unwrap_err();
+/// assert_eq!(err.to_string(), "spawn refused: the scheduler is shut down");
+/// ```
+pub struct SpawnError<F> {
+    kind: SpawnErrorKind,
+    closure: F,
+}
+
+impl<F> SpawnError<F> {
+    /// Why the spawn was refused.
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+    /// let handle = sched.handle();
+    /// drop(sched);
+    /// let err = handle.try_spawn(|| ()).unwrap_err();
+    /// assert_eq!(err.kind(), filch::SpawnErrorKind::ShutDown);
+    /// ```
+    pub fn kind(&self) -> SpawnErrorKind {
+        self.kind
+    }
+
+    /// The closure, never run.
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+    /// let big = [2u8; filch::TASK_INLINE_BYTES * 2];
+    /// let err = sched.try_spawn(move || big.iter().map(|&b| b as u32).sum::<u32>()).unwrap_err();
+    /// let f = err.into_inner(); // too large for a pool slot: run it here instead
+    /// assert_eq!(f() as usize, filch::TASK_INLINE_BYTES * 4);
+    /// ```
+    pub fn into_inner(self) -> F {
+        self.closure
+    }
+}
+
+impl<F> fmt::Debug for SpawnError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpawnError").field("kind", &self.kind).finish_non_exhaustive()
+    }
+}
+
+impl<F> fmt::Display for SpawnError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            SpawnErrorKind::ShutDown => f.write_str("spawn refused: the scheduler is shut down"),
+            SpawnErrorKind::PoolFull => f.write_str("spawn refused: every task pool slot is in use"),
+            SpawnErrorKind::TooLarge => f.write_str("spawn refused: the task does not fit a pool slot"),
+        }
+    }
+}
+
+impl<F> std::error::Error for SpawnError<F> {}

@@ -1,0 +1,232 @@
+//! Worker threads: their start (pinning, the start hook), their outermost loop and exit
+//! (the stop hook, D2), a worker lost to a panic that escaped its loop, and the drains
+//! that drop queued tasks when no worker will run them (a timed-out shutdown, a
+//! scheduler whose workers were all lost). See `worker.rs`, "Lost workers".
+
+use std::cell::Cell;
+use std::ptr;
+
+use crate::contain;
+use crate::lockfree::deque::{Owner, Steal};
+use crate::lockfree::inject::Pop;
+use crate::runtime::shared::Shared;
+use crate::runtime::stats::Row;
+use crate::runtime::worker::{WorkerCtx, INJECTED_FAULT};
+use crate::shim::atomic::Ordering::*;
+use crate::shim::{spin_loop, Arc};
+use crate::task::TaskRef;
+
+#[cfg(not(loom))]
+std::thread_local! {
+    static DRAINING: Cell<*const Shared> = const { Cell::new(ptr::null()) };
+}
+
+#[cfg(loom)]
+loom::thread_local! {
+    static DRAINING: Cell<*const Shared> = Cell::new(ptr::null());
+}
+
+/// The outermost loop's `before_park`: raises an injected fault, if one is pending
+/// (`Builder::inject_loop_panics`); otherwise lets the worker park.
+fn maybe_inject_loop_panic(ctx: &WorkerCtx<'_>) -> bool {
+    let pending = &ctx.shared().inject_loop_panics;
+    // Relaxed: a test's fault counter; only its count matters.
+    if pending.load(Relaxed) != 0 && pending.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1)).is_ok() {
+        std::panic::panic_any(INJECTED_FAULT);
+    }
+    true
+}
+
+/// After a panic escaped this worker's run loop: reports it, counts the loss, and
+/// hands every queued task to the others (module docs, "Lost workers").
+#[cold]
+fn lose(ctx: &WorkerCtx<'_>, payload: contain::Payload) {
+    // Leave the searcher count as a live worker would: a searcher that vanished would
+    // keep spawners from waking anybody.
+    ctx.stop_searching();
+    Row::bump_owned(&ctx.row().lost, 1);
+    let msg = contain::message(&*payload).unwrap_or("<non-string payload>");
+    contain::report(format_args!(
+        "filch: worker {} lost: a panic escaped its run loop ({msg}); its queued tasks go to the other workers",
+        ctx.index()
+    ));
+    ctx.shared().report_panic(payload);
+    ctx.hand_off_queued();
+    if ctx.shared().count_lost_worker() && !ctx.shared().is_shutting_down() {
+        // Nobody is left to run anything: refuse new tasks and drop the queued ones, so
+        // that no joiner waits forever.
+        close_orphaned(ctx.shared());
+    }
+}
+
+/// Shuts the scheduler down from the inside, when no worker is left to run its tasks:
+/// refuses new tasks (L4) and drops every queued one unrun (joiners get `ShutDown`).
+pub(crate) fn close_orphaned(shared: &Shared) {
+    shared.close();
+    // Spawns that entered before L4 push after it: wait for them to leave (L3), so the
+    // drain below sees everything that was accepted.
+    while !shared.is_closed() {
+        crate::lockfree::park::yield_now();
+    }
+    let dropped = drain_abandoning(shared);
+    if dropped != 0 {
+        contain::report(format_args!(
+            "filch: every worker of a scheduler was lost; {dropped} queued task(s) dropped unrun"
+        ));
+    }
+}
+
+/// Drops every queued task unrun as `ShutDown` (stack jobs are executed instead) from a
+/// thread that is not a worker: a timed-out shutdown, or a scheduler whose workers were
+/// all lost. Returns how many tasks this call abandoned.
+///
+/// While it runs, the free functions (`filch::spawn`, `filch::join`, …) called by the
+/// stack jobs it executes refer to `shared` (which refuses new tasks), not to the global
+/// scheduler.
+pub(crate) fn drain_abandoning(shared: &Shared) -> usize {
+    let prev = DRAINING.with(|d| d.replace(shared));
+    let mut abandoned = 0;
+    while let Some(t) = take_any(shared) {
+        abandoned += abandon_task(shared, None, t) as usize;
+    }
+    DRAINING.with(|d| d.set(prev));
+    abandoned
+}
+
+/// The scheduler whose queues this thread is draining (`drain_abandoning`), if any.
+pub(crate) fn with_draining<R>(f: impl FnOnce(Option<&Shared>) -> R) -> R {
+    let p = DRAINING.with(Cell::get);
+    // SAFETY: non-null only inside `drain_abandoning`, whose caller borrows the `Shared`
+    // for the whole drain; the reference does not escape `f`.
+    f(unsafe { p.as_ref() })
+}
+
+/// Takes any queued task, from any thread (a timed-out shutdown's caller).
+pub(crate) fn take_any(shared: &Shared) -> Option<TaskRef> {
+    loop {
+        let mut got = None;
+        match shared.injector.pop_batch(1, |p| got = Some(p)) {
+            // SAFETY: nodes in the injector are task references given up by `into_raw`.
+            Pop::Taken(_) => return got.map(|p| unsafe { TaskRef::from_raw(p) }),
+            Pop::Empty => break,
+            // A worker is taking a batch; it will run or abandon what it takes, but wait
+            // for it so the drain does not stop early on a non-empty queue.
+            Pop::Busy => spin_loop(),
+        }
+    }
+    for w in shared.workers.iter() {
+        loop {
+            // A sole-owner deque pops without a fence; its foreign thieves pay for both.
+            let stolen = if shared.sole_owner { w.stealer.steal_heavy() } else { w.stealer.steal() };
+            match stolen {
+                Steal::Success(t) => return Some(t),
+                Steal::Retry => continue,
+                Steal::Empty => break,
+            }
+        }
+    }
+    None
+}
+
+/// Drops a queued task unrun as `ShutDown`; returns whether this call abandoned it.
+pub(crate) fn abandon_task(shared: &Shared, row: Option<&Row>, t: TaskRef) -> bool {
+    if t.is_stack_job() {
+        // A stack job belongs to a computation whose creator is running and waits for it
+        // (`join`, or an injected `scope`/`join` body): it is executed, never dropped.
+        // SAFETY: taken from a queue, which hands each entry out once.
+        unsafe { t.execute_stack_job() };
+        return false;
+    }
+    let ran = t.run(true, |_| match row {
+        Some(r) => Row::bump_owned(&r.abandoned, 1),
+        None => Row::bump_shared(&shared.external.abandoned, 1),
+    });
+    if let Some(p) = ran.payload {
+        shared.report_panic(p);
+    }
+    if let Some(dead) = ran.dead {
+        Shared::free_task(dead);
+    }
+    ran.claimed
+}
+
+/// The cores to pin workers to, or `None` (unpinned), with the reason printed once.
+pub(crate) fn pin_plan(pin: bool, n: usize) -> Option<Vec<core_affinity::CoreId>> {
+    if !pin || cfg!(loom) {
+        return None;
+    }
+    match core_affinity::get_core_ids() {
+        Some(ids) if ids.len() >= n => Some(ids[..n].to_vec()),
+        Some(ids) => {
+            warn_once(&format!("{n} workers but only {} usable cores; running unpinned", ids.len()));
+            None
+        }
+        None => {
+            warn_once("could not read this process's CPU affinity mask; running unpinned");
+            None
+        }
+    }
+}
+
+fn warn_once(msg: &str) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| crate::contain::report(format_args!("filch: pinning disabled: {msg}")));
+}
+
+/// Starts worker `index`'s thread.
+pub(crate) fn spawn_thread(
+    shared: Arc<Shared>,
+    index: usize,
+    deque: Owner<TaskRef>,
+    core: Option<core_affinity::CoreId>,
+    name: &str,
+    stack_size: Option<usize>,
+) -> std::io::Result<crate::shim::thread::JoinHandle<()>> {
+    let mut b = crate::shim::thread::Builder::new().name(format!("{name}-{index}"));
+    if let Some(s) = stack_size {
+        b = b.stack_size(s);
+    }
+    b.spawn(move || worker_main(shared, index, deque, core))
+}
+
+fn worker_main(
+    shared: Arc<Shared>,
+    index: usize,
+    deque: Owner<TaskRef>,
+    core: Option<core_affinity::CoreId>,
+) {
+    if let Some(c) = core {
+        if !core_affinity::set_for_current(c) {
+            warn_once(&format!("could not pin worker {index} to core {}", c.id));
+        }
+    }
+    let mut started = true;
+    if let Some(h) = &shared.config.on_thread_start {
+        let failure = contain::call(|| h(index)).err();
+        started = failure.is_none();
+        shared.start_done(index, failure);
+    }
+    let row = &shared.workers[index].stats;
+    if started {
+        let ctx = WorkerCtx::new(&shared, index, deque);
+        ctx.enter();
+        let exit = || shared.is_closed() && !shared.has_visible_work();
+        // The outermost loop. Every task it runs is contained, so a panic escaping it is a
+        // runtime bug (or the injected fault of the containment tests): the worker is lost.
+        let escaped = contain::call(|| ctx.run_until(&exit, None, &|| maybe_inject_loop_panic(&ctx)));
+        // Not a worker any more: what `lose` drops or runs is freed and spawned as from
+        // outside.
+        ctx.leave();
+        if let Err(payload) = escaped {
+            lose(&ctx, payload);
+        }
+        ctx.settle_slot_frees();
+        if let Some(h) = &shared.config.on_thread_stop {
+            if let Err(p) = contain::call(|| h(index)) {
+                Row::bump_owned(&row.hook_panics, 1);
+                shared.report_panic(p);
+            }
+        }
+    }
+    Shared::leave(&shared);
+}
