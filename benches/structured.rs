@@ -14,10 +14,14 @@
 //!
 //! Every iteration checks its result (a wrong answer panics the bench).
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::AtomicU64;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use rayon::prelude::*;
+
+#[path = "common/workloads.rs"]
+mod workloads;
+use workloads::*;
 
 const WORKERS: usize = 2;
 
@@ -27,22 +31,6 @@ fn filch_sched() -> filch::Scheduler {
 
 fn rayon_pool() -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new().num_threads(WORKERS).build().unwrap()
-}
-
-fn fib_filch(n: u64) -> u64 {
-    if n < 2 {
-        return n;
-    }
-    let (a, b) = filch::join(|| fib_filch(n - 1), || fib_filch(n - 2));
-    a + b
-}
-
-fn fib_rayon(n: u64) -> u64 {
-    if n < 2 {
-        return n;
-    }
-    let (a, b) = rayon::join(|| fib_rayon(n - 1), || fib_rayon(n - 2));
-    a + b
 }
 
 fn fib30(c: &mut Criterion) {
@@ -57,43 +45,6 @@ fn fib30(c: &mut Criterion) {
     g.finish();
 }
 
-fn skynet_filch<'a>(s: &filch::Scope<'a>, out: &'a AtomicU64, num: u64, size: u64) {
-    if size == 1 {
-        out.fetch_add(num, Relaxed);
-        return;
-    }
-    let sub = size / 10;
-    for i in 0..10 {
-        s.spawn(move |s| skynet_filch(s, out, num + i * sub, sub));
-    }
-}
-
-/// The same tree with a task per node returning its subtree's sum through its
-/// `JoinHandle` (the issue allows `scope` or spawn + join): no counter shared by the whole
-/// tree, and a waiting node runs its own children.
-fn skynet_filch_join(num: u64, size: u64) -> u64 {
-    if size == 1 {
-        return num;
-    }
-    let sub = size / 10;
-    let children: [filch::JoinHandle<u64>; 10] =
-        std::array::from_fn(|i| filch::spawn(move || skynet_filch_join(num + i as u64 * sub, sub)));
-    children.into_iter().map(|h| h.join().unwrap()).sum()
-}
-
-fn skynet_rayon<'a>(s: &rayon::Scope<'a>, out: &'a AtomicU64, num: u64, size: u64) {
-    if size == 1 {
-        out.fetch_add(num, Relaxed);
-        return;
-    }
-    let sub = size / 10;
-    for i in 0..10 {
-        s.spawn(move |s| skynet_rayon(s, out, num + i * sub, sub));
-    }
-}
-
-const SKYNET_SUM: u64 = 499_999_500_000;
-
 fn skynet(c: &mut Criterion) {
     let f = filch_sched();
     let r = rayon_pool();
@@ -102,30 +53,21 @@ fn skynet(c: &mut Criterion) {
     g.bench_function("filch_scope", |b| {
         b.iter(|| {
             let out = AtomicU64::new(0);
-            f.scope(|s| skynet_filch(s, &out, 0, 1_000_000));
+            f.scope(|s| skynet_scope_filch(s, &out, 0, 1_000_000));
             assert_eq!(out.into_inner(), SKYNET_SUM);
         })
     });
     g.bench_function("filch_spawn_join", |b| {
-        b.iter(|| assert_eq!(f.spawn(|| skynet_filch_join(0, 1_000_000)).join().unwrap(), SKYNET_SUM))
+        b.iter(|| assert_eq!(f.spawn(|| skynet_join_filch(0, 1_000_000)).join().unwrap(), SKYNET_SUM))
     });
     g.bench_function("rayon_scope", |b| {
         b.iter(|| {
             let out = AtomicU64::new(0);
-            r.scope(|s| skynet_rayon(s, &out, 0, 1_000_000));
+            r.scope(|s| skynet_scope_rayon(s, &out, 0, 1_000_000));
             assert_eq!(out.into_inner(), SKYNET_SUM);
         })
     });
     g.finish();
-}
-
-#[inline]
-fn work(x: u64) -> u64 {
-    let mut x = x ^ 0x9E37_79B9_7F4A_7C15;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    x
 }
 
 const N: usize = 10_000_000;

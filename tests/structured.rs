@@ -8,24 +8,20 @@ use std::sync::{Arc, Barrier};
 
 use filch::{CancelToken, Scheduler, TaskError, ZeroChunkLen};
 
+#[path = "../benches/common/workloads.rs"]
+mod workloads;
+use workloads::{fib_filch, skynet_scope_filch};
+
 fn sched(workers: usize) -> Scheduler {
     Scheduler::builder().workers(workers).build().unwrap()
-}
-
-fn fib(n: u64) -> u64 {
-    if n < 2 {
-        return n;
-    }
-    let (a, b) = filch::join(|| fib(n - 1), || fib(n - 2));
-    a + b
 }
 
 #[test]
 fn join_computes_fib_from_outside_and_inside() {
     for workers in [1, 2, 4] {
         let s = sched(workers);
-        assert_eq!(s.join(|| fib(20), || fib(15)), (6765, 610));
-        assert_eq!(s.spawn(|| fib(22)).join().unwrap(), 17711);
+        assert_eq!(s.join(|| fib_filch(20), || fib_filch(15)), (6765, 610));
+        assert_eq!(s.spawn(|| fib_filch(22)).join().unwrap(), 17711);
     }
 }
 
@@ -65,7 +61,7 @@ fn join_reraises_b_panic() {
     let r = catch_unwind(AssertUnwindSafe(|| s.join(|| 1, || -> u8 { panic!("b failed") })));
     assert_eq!(r.unwrap_err().downcast_ref::<&str>(), Some(&"b failed"));
     // The scheduler is still healthy.
-    assert_eq!(s.join(|| fib(10), || 2), (55, 2));
+    assert_eq!(s.join(|| fib_filch(10), || 2), (55, 2));
 }
 
 #[test]
@@ -98,19 +94,8 @@ fn join_across_schedulers() {
     let a = sched(2);
     let b = Arc::new(sched(2));
     let b2 = b.clone();
-    let h = a.spawn(move || b2.join(|| fib(15), || fib(16)));
+    let h = a.spawn(move || b2.join(|| fib_filch(15), || fib_filch(16)));
     assert_eq!(h.join().unwrap(), (610, 987));
-}
-
-fn skynet<'a>(s: &filch::Scope<'a>, out: &'a AtomicU64, num: u64, size: u64) {
-    if size == 1 {
-        out.fetch_add(num, Relaxed);
-        return;
-    }
-    let sub = size / 10;
-    for i in 0..10 {
-        s.spawn(move |s| skynet(s, out, num + i * sub, sub));
-    }
 }
 
 #[test]
@@ -118,7 +103,7 @@ fn scope_skynet_counts_every_leaf_once() {
     for workers in [1, 2, 3] {
         let s = sched(workers);
         let out = AtomicU64::new(0);
-        s.scope(|sc| skynet(sc, &out, 0, 100_000));
+        s.scope(|sc| skynet_scope_filch(sc, &out, 0, 100_000));
         assert_eq!(out.into_inner(), 4_999_950_000);
         // Each task is counted before its S3, so the count is complete once scope returns.
         assert_eq!(s.stats().total.completed, 111_110, "{workers} workers");

@@ -10,6 +10,11 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
+#[path = "../../benches/common/workloads.rs"]
+mod shared;
+pub use shared::work;
+use shared::{fib_filch, fib_rayon, skynet_join_filch, skynet_scope_rayon};
+
 /// A countdown latch for the peers that have no wait group of their own.
 pub struct Latch {
     left: AtomicUsize,
@@ -74,15 +79,6 @@ pub fn uts_sequential(root: u64) -> u64 {
     count
 }
 
-#[inline]
-pub fn work(x: u64) -> u64 {
-    let mut x = x ^ 0x9E37_79B9_7F4A_7C15;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    x
-}
-
 pub fn checksum(data: &[u64]) -> u64 {
     data.iter().fold(0u64, |a, &b| a.wrapping_add(b))
 }
@@ -122,28 +118,6 @@ pub trait System {
 // ---------------------------------------------------------------------------- filch
 
 pub struct Filch(pub filch::Scheduler);
-
-/// A task per node, returning its subtree's sum through its `JoinHandle` — the shape of
-/// Go's (a channel per node) and tokio's (a `JoinHandle` per node). rayon, which has no
-/// join handles, uses `scope` and a shared sum; filch's `scope` form of the same tree
-/// costs about as much as rayon's (`benches/structured.rs`).
-fn skynet_filch(num: u64, size: u64) -> u64 {
-    if size == 1 {
-        return num;
-    }
-    let sub = size / 10;
-    let children: [filch::JoinHandle<u64>; 10] =
-        std::array::from_fn(|i| filch::spawn(move || skynet_filch(num + i as u64 * sub, sub)));
-    children.into_iter().map(|h| h.join().unwrap()).sum()
-}
-
-fn fib_filch(n: u64) -> u64 {
-    if n < 2 {
-        return n;
-    }
-    let (a, b) = filch::join(|| fib_filch(n - 1), || fib_filch(n - 2));
-    a + b
-}
 
 fn uts_filch<'a>(s: &filch::Scope<'a>, count: &'a AtomicU64, h: u64, root: Option<u64>) {
     count.fetch_add(1, Relaxed);
@@ -193,7 +167,7 @@ impl System for Filch {
         st.1.load(Relaxed)
     }
     fn skynet(&self, n: u64) -> Option<u64> {
-        Some(self.0.spawn(move || skynet_filch(0, n)).join().unwrap())
+        Some(self.0.spawn(move || skynet_join_filch(0, n)).join().unwrap())
     }
     fn fib(&self, n: u64) -> Option<u64> {
         Some(self.0.spawn(move || fib_filch(n)).join().unwrap())
@@ -215,25 +189,6 @@ impl System for Filch {
 // ---------------------------------------------------------------------------- rayon
 
 pub struct Rayon(pub rayon::ThreadPool);
-
-fn skynet_rayon<'a>(s: &rayon::Scope<'a>, out: &'a AtomicU64, num: u64, size: u64) {
-    if size == 1 {
-        out.fetch_add(num, Relaxed);
-        return;
-    }
-    let sub = size / 10;
-    for i in 0..10 {
-        s.spawn(move |s| skynet_rayon(s, out, num + i * sub, sub));
-    }
-}
-
-fn fib_rayon(n: u64) -> u64 {
-    if n < 2 {
-        return n;
-    }
-    let (a, b) = rayon::join(|| fib_rayon(n - 1), || fib_rayon(n - 2));
-    a + b
-}
 
 fn uts_rayon<'a>(s: &rayon::Scope<'a>, count: &'a AtomicU64, h: u64, root: Option<u64>) {
     count.fetch_add(1, Relaxed);
@@ -270,7 +225,7 @@ impl System for Rayon {
     }
     fn skynet(&self, n: u64) -> Option<u64> {
         let out = AtomicU64::new(0);
-        self.0.scope(|s| skynet_rayon(s, &out, 0, n));
+        self.0.scope(|s| skynet_scope_rayon(s, &out, 0, n));
         Some(out.into_inner())
     }
     fn fib(&self, n: u64) -> Option<u64> {

@@ -22,51 +22,6 @@ use crate::runtime::worker::{self, WorkerCtx};
 use crate::task::{fits_inline, TaskRef, TaskSlot};
 
 impl Shared {
-    /// Allocates and writes a task; `allow_heap` false makes a full pool (or an oversize
-    /// task) hand the closure back. `ctx` is the current worker of this scheduler, if any.
-    /// Returns the queue's reference and, unless `detached`, the handle's.
-    ///
-    /// No `'static` bound: the public spawns require it; `scope` instead guarantees that
-    /// its tasks finish (or are dropped) before the borrowed data goes away.
-    #[inline]
-    pub(crate) fn new_task<F, T>(
-        &self,
-        f: F,
-        ctx: Option<&WorkerCtx<'_>>,
-        allow_heap: bool,
-        detached: bool,
-    ) -> Result<(TaskRef, Option<TaskRef>), (F, SpawnErrorKind)>
-    where
-        F: FnOnce() -> T + Send,
-        T: Send,
-    {
-        let row = ctx.map(|c| c.row());
-        if fits_inline::<F, T>() {
-            let id = match ctx {
-                Some(c) => c.alloc_slot(),
-                None => self.pool.try_alloc(),
-            };
-            if let Some(id) = id {
-                // Counted as `spawned - heap_fallbacks` by the caller's row.
-                // SAFETY: `id` was just allocated from this pool.
-                let slot = unsafe { self.pool.slot_ptr_unchecked(id) }.cast::<TaskSlot>();
-                // SAFETY: the slot was just allocated to us, `start` prepared it, and
-                // `fits_inline` holds.
-                return Ok(unsafe { TaskRef::new_in_slot::<F, T>(slot, f, detached) });
-            }
-            if !allow_heap {
-                return Err((f, SpawnErrorKind::PoolFull));
-            }
-        } else if !allow_heap {
-            return Err((f, SpawnErrorKind::TooLarge));
-        }
-        match row {
-            Some(r) => Row::bump_owned(&r.heap_fallbacks, 1),
-            None => Row::bump_shared(&self.external.heap_fallbacks, 1),
-        }
-        Ok(TaskRef::new_on_heap::<F, T>(f, self.as_owner(), detached))
-    }
-
     /// Spawns on this scheduler from any thread.
     pub(crate) fn spawn_inner<F, T>(&self, f: F, allow_heap: bool) -> Result<JoinHandle<T>, SpawnError<F>>
     where
@@ -224,6 +179,51 @@ impl Shared {
         self.leave_external();
         self.notify();
         Ok(())
+    }
+
+    /// Allocates and writes a task; `allow_heap` false makes a full pool (or an oversize
+    /// task) hand the closure back. `ctx` is the current worker of this scheduler, if any.
+    /// Returns the queue's reference and, unless `detached`, the handle's.
+    ///
+    /// No `'static` bound: the public spawns require it; `scope` instead guarantees that
+    /// its tasks finish (or are dropped) before the borrowed data goes away.
+    #[inline]
+    pub(crate) fn new_task<F, T>(
+        &self,
+        f: F,
+        ctx: Option<&WorkerCtx<'_>>,
+        allow_heap: bool,
+        detached: bool,
+    ) -> Result<(TaskRef, Option<TaskRef>), (F, SpawnErrorKind)>
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        let row = ctx.map(|c| c.row());
+        if fits_inline::<F, T>() {
+            let id = match ctx {
+                Some(c) => c.alloc_slot(),
+                None => self.pool.try_alloc(),
+            };
+            if let Some(id) = id {
+                // Counted as `spawned - heap_fallbacks` by the caller's row.
+                // SAFETY: `id` was just allocated from this pool.
+                let slot = unsafe { self.pool.slot_ptr_unchecked(id) }.cast::<TaskSlot>();
+                // SAFETY: the slot was just allocated to us, `start` prepared it, and
+                // `fits_inline` holds.
+                return Ok(unsafe { TaskRef::new_in_slot::<F, T>(slot, f, detached) });
+            }
+            if !allow_heap {
+                return Err((f, SpawnErrorKind::PoolFull));
+            }
+        } else if !allow_heap {
+            return Err((f, SpawnErrorKind::TooLarge));
+        }
+        match row {
+            Some(r) => Row::bump_owned(&r.heap_fallbacks, 1),
+            None => Row::bump_shared(&self.external.heap_fallbacks, 1),
+        }
+        Ok(TaskRef::new_on_heap::<F, T>(f, self.as_owner(), detached))
     }
 }
 

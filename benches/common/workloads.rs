@@ -1,0 +1,76 @@
+//! The workloads shared by the criterion benches (`benches/structured.rs`), the tests
+//! (`tests/structured.rs`) and the head-to-head harness (`examples/compare/`): each
+//! written once, for filch and for rayon, with the same semantics. Dev-only: included by
+//! `#[path]` into each of those targets (not part of the library).
+#![allow(dead_code)] // each target uses a subset
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// The sum of skynet's leaves for 1 M leaves: 0 + 1 + … + 999 999.
+pub const SKYNET_SUM: u64 = 499_999_500_000;
+
+/// fib(n) by recursive `filch::join` down to n < 2.
+pub fn fib_filch(n: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    let (a, b) = filch::join(|| fib_filch(n - 1), || fib_filch(n - 2));
+    a + b
+}
+
+/// fib(n) by recursive `rayon::join` down to n < 2.
+pub fn fib_rayon(n: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    let (a, b) = rayon::join(|| fib_rayon(n - 1), || fib_rayon(n - 2));
+    a + b
+}
+
+/// Skynet on a filch `scope`: a node of `size` leaves spawns 10 children; each leaf adds
+/// its number to `out`.
+pub fn skynet_scope_filch<'a>(s: &filch::Scope<'a>, out: &'a AtomicU64, num: u64, size: u64) {
+    if size == 1 {
+        out.fetch_add(num, Relaxed);
+        return;
+    }
+    let sub = size / 10;
+    for i in 0..10 {
+        s.spawn(move |s| skynet_scope_filch(s, out, num + i * sub, sub));
+    }
+}
+
+/// Skynet with a task per node returning its subtree's sum through its `JoinHandle` — the
+/// shape of Go's (a channel per node) and tokio's (a `JoinHandle` per node): no counter
+/// shared by the whole tree, and a waiting node runs its own children.
+pub fn skynet_join_filch(num: u64, size: u64) -> u64 {
+    if size == 1 {
+        return num;
+    }
+    let sub = size / 10;
+    let children: [filch::JoinHandle<u64>; 10] =
+        std::array::from_fn(|i| filch::spawn(move || skynet_join_filch(num + i as u64 * sub, sub)));
+    children.into_iter().map(|h| h.join().unwrap()).sum()
+}
+
+/// Skynet on a `rayon::scope` (rayon has no join handles).
+pub fn skynet_scope_rayon<'a>(s: &rayon::Scope<'a>, out: &'a AtomicU64, num: u64, size: u64) {
+    if size == 1 {
+        out.fetch_add(num, Relaxed);
+        return;
+    }
+    let sub = size / 10;
+    for i in 0..10 {
+        s.spawn(move |s| skynet_scope_rayon(s, out, num + i * sub, sub));
+    }
+}
+
+/// The parallel loop's per-element work: one xorshift round.
+#[inline]
+pub fn work(x: u64) -> u64 {
+    let mut x = x ^ 0x9E37_79B9_7F4A_7C15;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    x
+}
