@@ -1,23 +1,18 @@
-//! The public facade: [`Scheduler`] (start, spawn, shutdown) and [`Handle`]. Everything
-//! they do is delegated to the runtime (`crate::runtime`) and the structured tools.
+//! The public facade: [`Scheduler`] (spawn, shutdown) and [`Handle`]. Everything they do
+//! is delegated to the runtime (`crate::runtime`) and the structured tools; starting one
+//! is `Builder::build`'s (`builder.rs`).
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::api::builder::Builder;
 use crate::contain;
-use crate::lockfree::deque::Owner;
-use crate::lockfree::park::Parker;
-use crate::lockfree::pool::Pool;
-use crate::runtime::config::Config;
 use crate::runtime::join_handle::JoinHandle;
-use crate::runtime::shared::{Shared, WorkerSlot};
+use crate::runtime::shared::Shared;
 use crate::runtime::spawn::SpawnError;
-use crate::runtime::stats::{Row, Stats};
+use crate::runtime::stats::Stats;
 use crate::runtime::{thread, worker};
 use crate::shim::atomic::Ordering::Relaxed;
-use crate::shim::{Arc, CachePadded};
-use crate::task::TaskRef;
+use crate::shim::Arc;
 
 /// `shutdown_timeout` ran out of time.
 ///
@@ -469,35 +464,6 @@ impl Handle {
 }
 
 impl Scheduler {
-    /// A builder with every default (see [`Builder`]).
-    ///
-    /// ```
-    /// let sched = filch::Scheduler::builder().workers(1).build().unwrap();
-    /// assert_eq!(sched.num_workers(), 1);
-    /// ```
-    pub fn builder() -> Builder {
-        Builder::default()
-    }
-
-    /// A scheduler with the defaults of [`Builder`].
-    ///
-    /// # Panics
-    ///
-    /// If the operating system refuses to start the worker threads. Use
-    /// `Scheduler::builder().build()` to get that as an error instead.
-    ///
-    /// ```
-    /// let sched = filch::Scheduler::new();
-    /// assert!(sched.num_workers() >= 1);
-    /// assert_eq!(sched.spawn(|| 3).join().unwrap(), 3);
-    /// ```
-    pub fn new() -> Scheduler {
-        match Builder::default().build() {
-            Ok(s) => s,
-            Err(e) => panic!("filch: could not start the default scheduler: {e}"),
-        }
-    }
-
     fn shared(&self) -> &Shared {
         &self.shared
     }
@@ -520,62 +486,15 @@ impl Scheduler {
         Handle { shared: self.shared.clone() }
     }
 
-    pub(crate) fn start(b: Builder) -> Result<Scheduler, crate::api::builder::BuildError> {
-        let n = b.resolved_workers();
-        let mut owners = Vec::with_capacity(n);
-        let mut slots = Vec::with_capacity(n);
-        let mut sole_owner = false;
-        for _ in 0..n {
-            let mut owner = Owner::<TaskRef>::with_capacity(b.deque_capacity).map_err(|e| {
-                crate::api::builder::BuildError::Invalid { setting: "deque_capacity", reason: e.to_string() }
-            })?;
-            if n == 1 {
-                // With one worker nobody steals from its deque but its own thread and a
-                // timed-out shutdown's drain (`worker::take_any`), which uses `steal_heavy`
-                // whenever `sole_owner` is set; `steal_round` never runs with one worker.
-                // SAFETY: that is the contract of `set_asymmetric`.
-                sole_owner = unsafe { owner.set_asymmetric() };
-            }
-            slots.push(WorkerSlot {
-                stealer: owner.stealer(),
-                parker: Arc::new(Parker::new()),
-                stats: CachePadded(Row::default()),
-            });
-            owners.push(owner);
-        }
-        let pool = Pool::with_capacity(b.pool_capacity).map_err(|e| {
-            crate::api::builder::BuildError::Invalid { setting: "pool_capacity", reason: e.to_string() }
-        })?;
-        let config = Config {
-            idle: b.idle,
-            on_thread_start: b.on_thread_start.clone(),
-            on_thread_stop: b.on_thread_stop.clone(),
-            panic_handler: b.panic_handler.clone(),
-        };
-        let shared = Shared::new(slots.into_boxed_slice(), pool, sole_owner, config, b.inject_loop_panics);
-        let cores = thread::pin_plan(b.pin, n);
-        let mut sched = Scheduler { shared: shared.clone(), threads: Vec::with_capacity(n), done: false };
-        for (i, owner) in owners.into_iter().enumerate() {
-            let core = cores.as_ref().map(|c| c[i]);
-            match thread::spawn_thread(shared.clone(), i, owner, core, &b.thread_name, b.stack_size) {
-                Ok(t) => sched.threads.push(t),
-                Err(e) => {
-                    // The workers already started exit through the normal shutdown; the
-                    // ones never started are counted out first, from both counts.
-                    let missing = n - i;
-                    shared.count_out_unstarted(missing);
-                    drop(sched);
-                    return Err(crate::api::builder::BuildError::Spawn(e));
-                }
-            }
-        }
-        // With a start hook, `build` returns once every hook has run, and fails if one
-        // panicked (that worker never runs a task; the others are shut down).
-        if let Some((worker, message)) = shared.wait_started() {
-            drop(sched);
-            return Err(crate::api::builder::BuildError::StartHook { worker, message });
-        }
-        Ok(sched)
+    /// A scheduler for `shared` whose `n` worker threads are about to be started
+    /// (`Builder::build`).
+    pub(crate) fn starting(shared: Arc<Shared>, n: usize) -> Scheduler {
+        Scheduler { shared, threads: Vec::with_capacity(n), done: false }
+    }
+
+    /// Records a started worker thread, joined at shutdown.
+    pub(crate) fn add_thread(&mut self, t: crate::shim::thread::JoinHandle<()>) {
+        self.threads.push(t);
     }
 
     /// L4 (`Shared::close`).
@@ -661,12 +580,6 @@ impl Scheduler {
             }
         }
         self.give_up_share();
-    }
-}
-
-impl Default for Scheduler {
-    fn default() -> Self {
-        Scheduler::new()
     }
 }
 

@@ -370,7 +370,7 @@ impl fmt::Debug for Parker {
 /// Gives the CPU to another runnable thread: `sched_yield` (~0.5 µs here) outside loom,
 /// loom's `yield_now` (a scheduling point of the model) under it.
 #[inline]
-#[allow(dead_code)] // used by the scheduler (issue 3)
+#[allow(dead_code)] // used by the runtime, not by every build of the crate
 pub(crate) fn yield_now() {
     #[cfg(all(unix, not(loom)))]
     {

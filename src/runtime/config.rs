@@ -22,8 +22,8 @@ pub(crate) type PanicHandler = StdArc<dyn Fn(Box<dyn std::any::Any + Send>) + Se
 pub enum Idle {
     /// Spin forever (lowest wake latency, burns a core per idle worker).
     Spin,
-    /// `sched_yield` forever, like the seed scheduler: every idle worker keeps its core at
-    /// 100% while idle. Provided for comparison.
+    /// `sched_yield` forever: every idle worker keeps its core at 100% while idle. Provided
+    /// for comparison with schedulers that idle this way.
     Yield,
     /// Spin `spins` rounds, then `sched_yield` `yields` rounds, then park on a futex until
     /// woken. The default, with the values of [`Idle::park`].
@@ -38,9 +38,9 @@ pub enum Idle {
 impl Idle {
     /// `Idle::Park` with the default escalation: 16 spin rounds (1, 2, 4, … 64 spin hints
     /// between searches, about 1,000 in all), then 16 yield rounds, then park: tens of
-    /// microseconds of searching here. (It was 64 spin rounds, about 0.25 ms of pure
-    /// spinning on this machine's slow `pause`, and an idle worker held its core past the
-    /// end of a burst without a single scheduling point.)
+    /// microseconds of searching on a typical x86-64 core. Longer pure spinning (where
+    /// `pause` is slow, 64 rounds took about 0.25 ms) keeps an idle worker on its core past
+    /// the end of a burst without a single scheduling point.
     ///
     /// ```
     /// use filch::Idle;
