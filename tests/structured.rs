@@ -508,3 +508,35 @@ fn scope_credit_with_nested_and_blocked_waits() {
     // Informational: how often a wait blocked past the bound (timing-dependent).
     println!("blocked waits: {}", s.stats().total.blocked_waits);
 }
+
+/// `install` runs borrowing code on a worker and returns its value, from outside, from a
+/// worker of the same scheduler (in place) and of another one; re-raises a panic; runs
+/// inline on a shut-down scheduler.
+#[test]
+fn install_returns_the_value_of_code_run_on_a_worker() {
+    let s = sched(2);
+    let data: Vec<u64> = (1..=100).collect();
+    let (sum, on_worker) = s.install(|| {
+        let (a, b) = filch::join(|| data[..50].iter().sum::<u64>(), || data[50..].iter().sum::<u64>());
+        (a + b, filch::current().is_some())
+    });
+    assert_eq!((sum, on_worker), (5050, true));
+    // From a worker of the same scheduler: in place, on the same thread.
+    let same = s.spawn(|| {
+        let me = std::thread::current().id();
+        filch::current().unwrap().install(move || std::thread::current().id() == me)
+    });
+    assert!(same.join().unwrap());
+    // From a worker of another scheduler.
+    let other = Arc::new(sched(1));
+    let o2 = other.clone();
+    assert_eq!(s.spawn(move || o2.install(|| fib_filch(20))).join().unwrap(), 6765);
+    // A panic comes back to the caller.
+    let r = catch_unwind(AssertUnwindSafe(|| s.install(|| -> u8 { panic!("in install") })));
+    assert_eq!(*r.unwrap_err().downcast::<&str>().unwrap(), "in install");
+    // Shut down: runs here.
+    let handle = s.handle();
+    drop(s);
+    let here = std::thread::current().id();
+    assert_eq!(handle.install(|| std::thread::current().id()), here);
+}

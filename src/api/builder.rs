@@ -180,9 +180,12 @@ impl Builder {
         self
     }
 
-    /// Pin worker `i` to the `i`-th core the process may use (default `true`). When pinning
-    /// fails, or there are fewer cores than workers, the workers run unpinned and the reason
-    /// is printed once on stderr.
+    /// Pin each worker to its own core (default `true`), chosen among the CPUs of the
+    /// process's affinity mask (as read when the first scheduler is built): the ones with
+    /// the fewest workers of this process's schedulers pinned to them, so that two
+    /// schedulers do not share a core while another is free. An exiting worker frees its
+    /// core. When pinning fails, or there are fewer allowed cores than workers, the
+    /// workers run unpinned and the reason is printed once on stderr.
     ///
     /// ```
     /// let sched = filch::Scheduler::builder().workers(2).pin(false).build().unwrap();
@@ -449,6 +452,9 @@ impl Builder {
                     // The workers already started exit through the normal shutdown; the
                     // ones never started are counted out first, from both counts.
                     let missing = n - i;
+                    for c in cores.iter().flat_map(|c| &c[i..]) {
+                        thread::unpin(*c);
+                    }
                     shared.count_out_unstarted(missing);
                     drop(sched);
                     return Err(BuildError::Spawn(e));

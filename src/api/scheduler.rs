@@ -171,6 +171,31 @@ macro_rules! spawn_methods {
             self.shared().spawn_detached(f)
         }
 
+        /// Runs `op` on a worker of this scheduler and returns its result (rayon's
+        /// `install`): the way to enter the scheduler with code that borrows from the
+        /// caller's stack and uses `filch::join`, `filch::scope` or `filch::spawn` inside.
+        /// From outside, `op` is queued as one job (no allocation) and this thread waits
+        /// for it; a worker of another scheduler keeps running its own tasks meanwhile. On
+        /// a worker of this scheduler, `op` runs right here. A panic in `op` is re-raised
+        /// here. On a shut-down scheduler `op` runs on the calling thread.
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let words = vec!["a", "bb", "ccc"];
+        /// let (total, on_worker) = sched.install(|| {
+        ///     let (l, r) = filch::join(|| words[0].len(), || words[1].len() + words[2].len());
+        ///     (l + r, filch::current().is_some())
+        /// });
+        /// assert_eq!((total, on_worker), (6, true));
+        /// ```
+        pub fn install<OP, R>(&self, op: OP) -> R
+        where
+            OP: FnOnce() -> R + Send,
+            R: Send,
+        {
+            crate::structured::fork::install(self.shared(), op)
+        }
+
         /// Runs `a` and `b`, potentially in parallel, and returns both results (rayon-style
         /// fork-join). On a worker, `b` is pushed on the worker's deque as a job on this
         /// stack frame (no pool slot, no allocation) and `a` runs at once; `b` then runs

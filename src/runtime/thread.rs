@@ -155,8 +155,8 @@ pub(crate) fn pin_plan(pin: bool, n: usize) -> Option<Vec<core_affinity::CoreId>
     if !pin || cfg!(loom) {
         return None;
     }
-    match core_affinity::get_core_ids() {
-        Some(ids) if ids.len() >= n => Some(ids[..n].to_vec()),
+    match allowed_cores() {
+        Some(ids) if ids.len() >= n => Some(take_cores(ids, n)),
         Some(ids) => {
             warn_once(&format!("{n} workers but only {} usable cores; running unpinned", ids.len()));
             None
@@ -165,6 +165,43 @@ pub(crate) fn pin_plan(pin: bool, n: usize) -> Option<Vec<core_affinity::CoreId>
             warn_once("could not read this process's CPU affinity mask; running unpinned");
             None
         }
+    }
+}
+
+/// The CPUs in the process's affinity mask (a container's cpuset, `taskset`), read once:
+/// the mask of a thread that is itself pinned (a worker building a scheduler) would say
+/// one CPU.
+fn allowed_cores() -> Option<&'static [core_affinity::CoreId]> {
+    static IDS: std::sync::OnceLock<Option<Vec<core_affinity::CoreId>>> = std::sync::OnceLock::new();
+    IDS.get_or_init(core_affinity::get_core_ids).as_deref()
+}
+
+/// How many workers are pinned to each allowed CPU, process-wide (by position in
+/// `allowed_cores`). A scheduler's workers take the least-used CPUs, lowest first, so the
+/// workers of several schedulers in one process spread over the free CPUs instead of all
+/// starting at CPU 0; a worker gives its CPU back when it exits (`unpin`).
+static PINNED: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+
+/// Chooses `n` distinct CPUs of `ids` (n ≤ ids.len()) with the fewest pinned workers.
+fn take_cores(ids: &[core_affinity::CoreId], n: usize) -> Vec<core_affinity::CoreId> {
+    let mut counts = PINNED.lock().unwrap_or_else(|e| e.into_inner());
+    counts.resize(ids.len(), 0);
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    order.sort_by_key(|&i| (counts[i], i));
+    order.truncate(n);
+    for &i in &order {
+        counts[i] += 1;
+    }
+    order.into_iter().map(|i| ids[i]).collect()
+}
+
+/// Gives back a CPU taken by `pin_plan` (a worker exiting, or one that never started).
+pub(crate) fn unpin(core: core_affinity::CoreId) {
+    let Some(ids) = allowed_cores() else { return };
+    let Some(i) = ids.iter().position(|&c| c == core) else { return };
+    let mut counts = PINNED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(c) = counts.get_mut(i) {
+        *c = c.saturating_sub(1);
     }
 }
 
@@ -227,6 +264,9 @@ fn worker_main(
                 shared.report_panic(p);
             }
         }
+    }
+    if let Some(c) = core {
+        unpin(c);
     }
     Shared::leave(&shared);
 }

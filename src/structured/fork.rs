@@ -54,6 +54,19 @@ where
     })
 }
 
+/// `Scheduler::install`: `op` on a worker of `shared`: here if this thread is one, else
+/// through `in_pool`.
+pub(crate) fn install<OP, R>(shared: &Shared, op: OP) -> R
+where
+    OP: FnOnce() -> R + Send,
+    R: Send,
+{
+    if worker::with_current(|ctx| ctx.is_some_and(|c| c.is_of(shared))) {
+        return op();
+    }
+    in_pool(shared, move |_| op())
+}
+
 /// Steps 1–5 of the module docs.
 #[inline]
 pub(crate) fn join_on_worker<A, B, RA, RB>(ctx: &WorkerCtx<'_>, a: A, b: B) -> (RA, RB)
