@@ -364,7 +364,7 @@ fn run_task(world: &World, task: QueuedTask) {
 fn check_joined(world: &World, joined: Result<Output, TaskError>) {
     match joined {
         Ok(out) => assert_eq!(out.value(), VALUE, "join received the body's value"),
-        Err(TaskError::Panicked(p)) => resume_unwind(p),
+        Err(TaskError::Panicked(p)) => resume_unwind(p.into_inner()),
         Err(e) => {
             assert!(matches!(e, TaskError::Cancelled), "unexpected {e:?}");
             assert_eq!(World::count(&world.ran), 0, "a cancelled task never ran");

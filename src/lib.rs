@@ -59,7 +59,7 @@ pub use runtime::worker::MAX_NESTED_WAITS;
 pub use structured::group::TaskGroup;
 pub use structured::parallel::ZeroChunkLen;
 pub use structured::scope::Scope;
-pub use task::{TaskError, INLINE as TASK_INLINE_BYTES};
+pub use task::{PanicPayload, TaskError, INLINE as TASK_INLINE_BYTES};
 
 use runtime::{thread, worker};
 use structured::{fork, group, parallel, scope};

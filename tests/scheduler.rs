@@ -534,3 +534,33 @@ fn the_last_handle_frees_the_scheduler_state_and_not_before() {
         assert!(freed.load(Ordering::SeqCst), "round {round}: the last handle did not free the state");
     }
 }
+
+/// Every public error is `std::error::Error + Send + Sync + 'static`, so `?` carries it
+/// into `Box<dyn Error + Send + Sync>` (and the error types built on that bound).
+#[test]
+fn errors_work_with_question_mark_into_send_sync_boxes() {
+    fn is_error<E: std::error::Error + Send + Sync + 'static>() {}
+    is_error::<TaskError>();
+    is_error::<filch::BuildError>();
+    is_error::<filch::SpawnError<fn()>>();
+    is_error::<filch::ShutdownTimeout>();
+    is_error::<filch::WaitGroupError>();
+    is_error::<filch::ZeroChunkLen>();
+    is_error::<filch::Cancelled>();
+    type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    fn joined(s: &Scheduler, fail: bool) -> Result<u32, BoxError> {
+        let v = s.spawn(move || if fail { panic!("failed task") } else { 7 }).join()?;
+        s.try_spawn(|| ())?.join()?;
+        Ok(v)
+    }
+    let s = sched(1);
+    assert_eq!(joined(&s, false).unwrap(), 7);
+    let err = joined(&s, true).unwrap_err();
+    let task_err = err.downcast::<TaskError>().unwrap();
+    assert_eq!(task_err.panic_message(), Some("failed task"));
+    // The error can be sent to and shared with another thread.
+    let shared = Arc::new(*task_err);
+    let s2 = shared.clone();
+    let msg = std::thread::spawn(move || s2.to_string()).join().unwrap();
+    assert_eq!(msg, "task panicked: failed task");
+}

@@ -41,7 +41,7 @@
 mod error;
 pub(crate) mod stack_job;
 
-pub use error::TaskError;
+pub use error::{PanicPayload, TaskError};
 
 use std::any::Any;
 use std::fmt;
@@ -271,7 +271,7 @@ unsafe fn run<F: FnOnce() -> T, T>(h: NonNull<Header>) -> bool {
     let s = unsafe { &mut *stage::<F, T>(h) };
     // SAFETY: the union holds the closure until this read; it is moved out exactly once.
     let f = unsafe { ManuallyDrop::take(&mut s.closure) };
-    let out = catch_unwind(AssertUnwindSafe(f)).map_err(TaskError::Panicked);
+    let out = catch_unwind(AssertUnwindSafe(f)).map_err(|p| TaskError::Panicked(PanicPayload::new(p)));
     let panicked = out.is_err();
     s.output = ManuallyDrop::new(out);
     panicked
@@ -296,7 +296,7 @@ unsafe fn abandon<F: FnOnce() -> T, T>(h: NonNull<Header>, error: TaskError) {
     let dropped = catch_unwind(AssertUnwindSafe(move || drop(f)));
     s.output = ManuallyDrop::new(Err(match dropped {
         Ok(()) => error,
-        Err(payload) => TaskError::Panicked(payload),
+        Err(payload) => TaskError::Panicked(PanicPayload::new(payload)),
     }));
 }
 
@@ -312,7 +312,7 @@ unsafe fn drop_output<F: FnOnce() -> T, T>(h: NonNull<Header>) -> Option<Box<dyn
     // SAFETY: the caller owns the output (T3); it is moved out exactly once.
     let out = unsafe { ManuallyDrop::take(&mut (*stage::<F, T>(h)).output) };
     match out {
-        Err(TaskError::Panicked(p)) => Some(p),
+        Err(TaskError::Panicked(p)) => Some(p.into_inner()),
         other => {
             // A panicking destructor of the output must not unwind into the scheduler.
             if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(other))) {
