@@ -131,6 +131,20 @@ fn shutdown_vs_spawn() {
     });
 }
 
+/// The exactly-once check after a `cancel` of a task that returns 3 (`task(&counts, 3)`):
+/// a won cancel joins to `Cancelled` and never ran, a lost one ran once and joins to 3;
+/// either way the closure was dropped exactly once.
+fn assert_cancelled_or_ran_once(counts: &Counts, cancelled: bool, joined: Result<usize, TaskError>) {
+    let ran = Counts::get(&counts.ran);
+    if cancelled {
+        assert!(matches!(joined, Err(TaskError::Cancelled)), "a won cancel joins to Cancelled");
+        assert_eq!(ran, 0, "a cancelled task never runs");
+    } else {
+        assert_eq!((joined.expect("ran"), ran), (3, 1), "an uncancelled task runs exactly once");
+    }
+    assert_eq!(Counts::get(&counts.dropped), 1, "the closure was dropped exactly once");
+}
+
 /// (c) The real `JoinHandle::cancel` racing the worker for a queued task (T1 decides).
 /// 0.8 s at two preemptions, 9 s at three (the cap).
 fn cancel_vs_worker() {
@@ -141,14 +155,7 @@ fn cancel_vs_worker() {
         let cancelled = h.cancel();
         let joined = h.join();
         drop(sched);
-        let ran = Counts::get(&counts.ran);
-        if cancelled {
-            assert!(matches!(joined, Err(TaskError::Cancelled)), "a won cancel joins to Cancelled");
-            assert_eq!(ran, 0, "a cancelled task never runs");
-        } else {
-            assert_eq!((joined.expect("ran"), ran), (3, 1), "an uncancelled task runs exactly once");
-        }
-        assert_eq!(Counts::get(&counts.dropped), 1, "the closure was dropped exactly once");
+        assert_cancelled_or_ran_once(&counts, cancelled, joined);
     });
 }
 
@@ -195,14 +202,7 @@ fn cancel_vs_drop_heap() {
         };
         drop(sched);
         let (cancelled, joined) = canceller.join().unwrap();
-        let ran = Counts::get(&counts.ran);
-        if cancelled {
-            assert!(matches!(joined, Err(TaskError::Cancelled)), "a won cancel joins to Cancelled");
-            assert_eq!(ran, 0, "a cancelled task never runs");
-        } else {
-            assert_eq!((joined.expect("ran"), ran), (3, 1), "an uncancelled task runs exactly once");
-        }
-        assert_eq!(Counts::get(&counts.dropped), 1, "the closure was dropped exactly once");
+        assert_cancelled_or_ran_once(&counts, cancelled, joined);
         assert!(freed.load(SeqCst), "the last handle's free released the shared state");
     });
 }
