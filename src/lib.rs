@@ -65,7 +65,7 @@ use runtime::{thread, worker};
 use structured::{fork, group, parallel, scope};
 
 /// Crate-private internals wrapped for the loom suite in `loom-tests/` (a separate crate):
-/// the task state machine (`task.rs`) and the sleep protocol (`sleep.rs`). Built only under
+/// the task state machine (`task/mod.rs`) and the sleep protocol (`runtime/sleep.rs`). Built only under
 /// `--cfg loom`; not part of filch's API. Each method forwards to the one it names.
 #[cfg(loom)]
 #[doc(hidden)]

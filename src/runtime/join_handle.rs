@@ -175,7 +175,7 @@ impl<T> JoinHandle<T> {
         unsafe { task.abandon_claimed(TaskError::Cancelled) };
         // SAFETY: this handle holds a reference to the task, so the task is not freed yet,
         // and the orphan protocol keeps a task's scheduler state alive until every task it
-        // created (pool or heap) is freed (`scheduler.rs`, "Task memory"), however the
+        // created (pool or heap) is freed (`runtime/shared.rs`, "Task memory"), however the
         // scheduler's own drop races this call.
         let shared = unsafe { &*task.header().owner.cast::<Shared>() };
         worker::with_current(|ctx| match ctx.filter(|c| c.is_of(shared)) {
