@@ -14,6 +14,9 @@ LAYERS = {  # top-level module -> layer, bottom (0) to top
     "primitives": 4,
     "structured": 5,
     "api": 6,
+    "future": 4,
+    "time": 6,
+    "loom_async_api": 7,
 }
 TOP = 7  # lib.rs: the crate root, above everything
 

@@ -27,12 +27,14 @@
 // the layers below it (`make lint` checks it), the public facade at the top.
 mod api;
 mod contain; // 0: fault containment
+pub mod future; // 4: yield_now and the cooperative budget
 mod lockfree; // 1: deque, pool, injection queue, parker
 mod primitives; // 4: CancelToken, WaitGroup, Semaphore, the wait list
 mod runtime; // 3: shared state, spawn paths, workers, sleep, stats, JoinHandle
 mod shim; // 0: the atomics shim (std or loom), mutation switches
 mod structured; // 5: join, scope, parallel_for, batches
-pub(crate) mod task; // 2: task header and state word, stack jobs // 6: Builder, Scheduler, Handle
+pub(crate) mod task;
+pub mod time; // 6: sleep, timeout, interval // 2: task header and state word, stack jobs // 6: Builder, Scheduler, Handle
 
 pub use lockfree::{deque, pool};
 
@@ -63,6 +65,12 @@ pub use task::{PanicPayload, TaskError, INLINE as TASK_INLINE_BYTES};
 
 use runtime::{thread, worker};
 use structured::{fork, group, parallel, scope};
+
+/// The async task and timer internals wrapped for the loom suite, as [`loom_api`] does for
+/// the rest. Built only under `--cfg loom`; not part of filch's API.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod loom_async_api;
 
 /// Crate-private internals wrapped for the loom suite in `loom-tests/` (a separate crate):
 /// the task state machine (`task/mod.rs`) and the sleep protocol (`runtime/sleep.rs`). Built only under
@@ -281,6 +289,79 @@ where
     }
 }
 
+/// [`Scheduler::spawn_async`] on the current worker's scheduler (or the one a
+/// [`Scheduler::block_on`] on this thread entered), else on the global default one.
+///
+/// ```
+/// let h = filch::spawn_async(async { 2 + 2 });
+/// assert_eq!(h.join().unwrap(), 4);
+/// ```
+pub fn spawn_async<F>(fut: F) -> JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let mut fut = Some(fut);
+    let local = worker::with_current(|ctx| {
+        ctx.map(|c| c.shared().spawn_async_from(c, fut.take().unwrap(), true, false))
+    });
+    let r = match local {
+        Some(r) => r,
+        None => outside(|s| s.spawn_async_inner(fut.take().unwrap(), true, false)),
+    };
+    match r {
+        Ok(h) => runtime::spawn::joinable(h),
+        Err(e) => {
+            drop(e.into_inner());
+            JoinHandle::refused()
+        }
+    }
+}
+
+/// [`Scheduler::try_spawn_async`] on the scheduler [`spawn_async`] would use.
+///
+/// ```
+/// let h = filch::try_spawn_async(async { 5 }).unwrap();
+/// assert_eq!(h.join().unwrap(), 5);
+/// ```
+pub fn try_spawn_async<F>(fut: F) -> Result<JoinHandle<F::Output>, SpawnError<F>>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    with_scheduler(|s| s.spawn_async_inner(fut, false, false)).map(runtime::spawn::joinable)
+}
+
+/// [`Scheduler::spawn_async_detached`] on the scheduler [`spawn_async`] would use.
+///
+/// ```
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// filch::spawn_async_detached(async move { tx.send(3).unwrap() }).unwrap();
+/// assert_eq!(rx.recv().unwrap(), 3);
+/// ```
+pub fn spawn_async_detached<F>(fut: F) -> Result<(), SpawnError<F>>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    with_scheduler(|s| s.spawn_async_inner(fut, true, true)).map(|_| ())
+}
+
+/// Runs `fut` to completion on this thread and returns its output: off the workers it
+/// parks between wakes; on a worker it runs other tasks meanwhile, as `join` does. Timers
+/// and spawns inside use the current worker's scheduler, else the global default one (use
+/// [`Scheduler::block_on`] to pick one).
+///
+/// ```
+/// let v = filch::block_on(async {
+///     filch::time::sleep(std::time::Duration::from_millis(1)).await;
+///     filch::spawn_async(async { 7 }).await.unwrap()
+/// });
+/// assert_eq!(v, 7);
+/// ```
+pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    runtime::async_task::block_on_in(None, fut)
+}
+
 /// Runs `f` with the scheduler of the current worker, or the global default one.
 fn with_scheduler<R>(f: impl FnOnce(&runtime::shared::Shared) -> R) -> R {
     let mut f = Some(f);
@@ -405,15 +486,13 @@ where
 #[inline(never)]
 fn outside<R>(f: impl FnOnce(&runtime::shared::Shared) -> R) -> R {
     let mut f = Some(f);
-    match thread::with_draining(|d| d.map(|s| (f.take().unwrap())(s))) {
-        Some(r) => r,
-        None => (f.take().unwrap())(global().shared_state()),
+    if let Some(r) = thread::with_draining(|d| d.map(|s| (f.take().unwrap())(s))) {
+        return r;
     }
-}
-
-fn global() -> &'static Scheduler {
-    static GLOBAL: std::sync::OnceLock<Scheduler> = std::sync::OnceLock::new();
-    GLOBAL.get_or_init(Scheduler::new)
+    if let Some(r) = runtime::async_task::with_entered(|e| e.map(|s| (f.take().unwrap())(s))) {
+        return r;
+    }
+    (f.take().unwrap())(api::scheduler::global().shared_state())
 }
 
 /// A handle to the scheduler whose worker is running this code, if any.

@@ -334,6 +334,23 @@ pub mod mutation {
         /// tasks, so a handle to one keeps the shared state alive (the mutant leaves them
         /// out, as the protocol once did).
         OrphanCountsHeap,
+        /// `task::future` (A4): a wake of a running task sets `NOTIFIED` (the mutant
+        /// forgets it, so the wake is lost).
+        AsyncWakeRunningNotifies,
+        /// `task::future` (A3): a poll that ends with `NOTIFIED` set queues the task again
+        /// (the mutant lets it go idle).
+        AsyncRequeueNotified,
+        /// `task::future` (A1): the claim's Acquire (pairs with the wake's Release).
+        AsyncClaimAcquire,
+        /// `task::future` (A7): the sweep leaves a running task to its poller (the mutant
+        /// claims it anyway: its future is dropped while being polled).
+        AsyncSweepSkipsRunning,
+        /// `task::future` (A6): aborting an idle task queues it (the mutant only sets
+        /// `ABORT`, so nobody drops the future).
+        AsyncAbortQueuesIdle,
+        /// `runtime::timer` (TM1): the inserter reads the parked worker's deadline under the
+        /// wheel's lock, after inserting (the mutant reads it before, outside the lock).
+        TimerArmReadEarly,
     }
 
     #[cfg(loom)]

@@ -9,6 +9,7 @@
 //! (the documented heap fallback).
 #![cfg(not(loom))]
 
+use std::future::Future;
 use std::hint::black_box;
 
 use filch::{JoinHandle, Scheduler, TASK_INLINE_BYTES};
@@ -131,4 +132,75 @@ fn a_closure_too_large_for_a_slot_allocates() {
     });
     assert!(n >= N, "{N} oversize spawns allocated only {n} times");
     assert_eq!(fallbacks, N as u64, "each oversize spawn is a heap fallback");
+}
+
+/// A future that is `Pending` once (after waking itself through a cloned waker), then
+/// `Ready`: one spawn, two polls, a waker clone, a wake and a waker drop per task.
+struct WakeOnce {
+    woken: bool,
+    x: u64,
+}
+
+impl std::future::Future for WakeOnce {
+    type Output = u64;
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<u64> {
+        if self.woken {
+            return std::task::Poll::Ready(self.x.wrapping_mul(3));
+        }
+        self.woken = true;
+        // Clone, then wake by value (A5 on a running task) and drop: the paths a channel
+        // that stores a waker takes.
+        let w = black_box(cx.waker().clone());
+        w.wake();
+        std::task::Poll::Pending
+    }
+}
+
+/// One async round: `BATCH` async tasks spawned from a task on the worker, each polled
+/// twice and woken once, then every handle awaited.
+async fn async_round(held: &mut Vec<JoinHandle<u64>>, base: u64) -> u64 {
+    for i in 0..BATCH as u64 {
+        held.push(filch::spawn_async(WakeOnce { woken: false, x: black_box(base + i) }));
+    }
+    let mut sum = 0u64;
+    for h in held.drain(..) {
+        sum = sum.wrapping_add(h.await.unwrap());
+    }
+    sum
+}
+
+#[test]
+fn steady_state_async_spawns_polls_and_wakes_allocate_nothing() {
+    let (n, sums_ok) = on_worker(1, || {
+        filch::block_on(async {
+            let mut held = Vec::with_capacity(BATCH);
+            for r in 0..WARM_UP_ROUNDS {
+                async_round(&mut held, (r * BATCH) as u64).await;
+            }
+            let mut sum = 0u64;
+            let mut n = 0;
+            for r in 0..ROUNDS {
+                // Counted per round, so the `.await`s between rounds stay outside.
+                let fut = async_round(&mut held, (r * BATCH) as u64);
+                let mut fut = std::pin::pin!(fut);
+                let waker = std::task::Waker::noop();
+                let mut cx = std::task::Context::from_waker(waker);
+                let mut out = None;
+                n += allocations_in(|| {
+                    while out.is_none() {
+                        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+                            out = Some(v);
+                        } else {
+                            filch::yield_now(); // runs the spawned tasks on this worker
+                        }
+                    }
+                });
+                sum = sum.wrapping_add(out.unwrap());
+            }
+            let tasks = (ROUNDS * BATCH) as u64;
+            (n, sum == 3 * (tasks * (tasks - 1) / 2))
+        })
+    });
+    assert!(sums_ok, "every async task ran and returned its value");
+    assert_eq!(n, 0, "{} async spawn+poll+wake+await rounds allocated {n} times", ROUNDS * BATCH);
 }

@@ -171,6 +171,95 @@ macro_rules! spawn_methods {
             self.shared().spawn_detached(f)
         }
 
+        /// Spawns a future as an async task: it runs on this scheduler's workers, costs
+        /// nothing while it waits (it returns `Pending` and is polled again when woken),
+        /// and its output is read through the same [`JoinHandle`](crate::JoinHandle) as a
+        /// closure's (`join()` from sync code, `.await` from async code). A future that fits
+        /// [`TASK_INLINE_BYTES`](crate::TASK_INLINE_BYTES) with its output lives in a pool
+        /// slot; a larger one, or a spawn while the pool is full, uses a heap task (counted
+        /// in `heap_fallbacks`). On a shut-down scheduler the future is dropped unpolled and
+        /// the handle joins to [`TaskError::ShutDown`](crate::TaskError::ShutDown).
+        ///
+        /// Do not block a worker inside a future (a blocking `join`, a lock held across an
+        /// `.await`, `std::thread::sleep`): await instead — [`crate::time::sleep`], a
+        /// `JoinHandle`, an async channel.
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let h = sched.spawn_async(async {
+        ///     filch::time::sleep(std::time::Duration::from_millis(1)).await;
+        ///     6 * 7
+        /// });
+        /// assert_eq!(h.join().unwrap(), 42);
+        /// ```
+        pub fn spawn_async<F>(&self, fut: F) -> JoinHandle<F::Output>
+        where
+            F: std::future::Future + Send + 'static,
+            F::Output: Send + 'static,
+        {
+            match self.shared().spawn_async_inner(fut, true, false) {
+                Ok(h) => crate::runtime::spawn::joinable(h),
+                Err(e) => {
+                    drop(e.into_inner());
+                    JoinHandle::refused()
+                }
+            }
+        }
+
+        /// [`spawn_async`](Self::spawn_async) into a pool slot, or hands the future back:
+        /// when the pool is full, the future is too large for a slot, or the scheduler is
+        /// shut down. Never allocates.
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let h = sched.try_spawn_async(async { 1 + 1 }).unwrap();
+        /// assert_eq!(h.join().unwrap(), 2);
+        /// let big = [0u8; filch::TASK_INLINE_BYTES];
+        /// let err = sched.try_spawn_async(async move { big.len() }).unwrap_err();
+        /// assert_eq!(err.kind(), filch::SpawnErrorKind::TooLarge);
+        /// ```
+        pub fn try_spawn_async<F>(&self, fut: F) -> Result<JoinHandle<F::Output>, SpawnError<F>>
+        where
+            F: std::future::Future + Send + 'static,
+            F::Output: Send + 'static,
+        {
+            self.shared().spawn_async_inner(fut, false, false).map(crate::runtime::spawn::joinable)
+        }
+
+        /// [`spawn_async`](Self::spawn_async) with no handle: fire and forget. A panic goes
+        /// to the panic handler. On a shut-down scheduler the future is handed back.
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let (tx, rx) = std::sync::mpsc::channel();
+        /// sched.spawn_async_detached(async move { tx.send(7).unwrap() }).unwrap();
+        /// assert_eq!(rx.recv().unwrap(), 7);
+        /// ```
+        pub fn spawn_async_detached<F>(&self, fut: F) -> Result<(), SpawnError<F>>
+        where
+            F: std::future::Future<Output = ()> + Send + 'static,
+        {
+            self.shared().spawn_async_inner(fut, true, true).map(|_| ())
+        }
+
+        /// Runs `fut` to completion and returns its output. From a thread outside this
+        /// scheduler the future is polled on that thread, which parks between wakes; inside
+        /// it, the free functions (`filch::spawn_async`, `filch::spawn`, …) and timers use
+        /// this scheduler. On one of its workers, the worker runs other tasks while the
+        /// future waits, as a `join` does. The future need not be `Send`.
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let v = sched.block_on(async {
+        ///     let h = filch::spawn_async(async { 40 }); // onto `sched`
+        ///     h.await.unwrap() + 2
+        /// });
+        /// assert_eq!(v, 42);
+        /// ```
+        pub fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
+            crate::runtime::async_task::block_on_in(Some(self.shared()), fut)
+        }
+
         /// Runs `op` on a worker of this scheduler and returns its result (rayon's
         /// `install`): the way to enter the scheduler with code that borrows from the
         /// caller's stack and uses `filch::join`, `filch::scope` or `filch::spawn` inside.
@@ -497,6 +586,10 @@ impl Scheduler {
         &self.shared
     }
 
+    pub(crate) fn shared_arc(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     spawn_methods!();
 
     /// A handle for spawning from other threads.
@@ -522,9 +615,12 @@ impl Scheduler {
         self.threads.push(t);
     }
 
-    /// L4 (`Shared::close`).
+    /// L4 (`Shared::close`), then the first shutdown sweep: async tasks are not polled
+    /// after this, and the futures waiting for a wake are dropped now (`async_task.rs`,
+    /// "Shutdown"), even while the workers are still busy with closures.
     fn close(&self) {
         self.shared.close();
+        self.shared.sweep_async(None);
     }
 
     /// Waits until every worker has left or `deadline` passed; `true` if all left.
@@ -624,6 +720,13 @@ impl Drop for Scheduler {
         self.wait_workers(None);
         self.finish();
     }
+}
+
+/// The global default scheduler of the free functions, built on first use with
+/// [`Builder`](crate::Builder)'s defaults and never shut down.
+pub(crate) fn global() -> &'static Scheduler {
+    static GLOBAL: std::sync::OnceLock<Scheduler> = std::sync::OnceLock::new();
+    GLOBAL.get_or_init(Scheduler::new)
 }
 
 #[allow(dead_code)]

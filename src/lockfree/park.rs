@@ -96,7 +96,7 @@ use std::time::Instant;
 
 use crate::shim::atomic::{AtomicU32, Ordering::*};
 use crate::shim::mutation::{self, Site};
-use crate::shim::CachePadded;
+use crate::shim::{Arc, CachePadded};
 
 /// No token; the owner is not parked.
 const EMPTY: u32 = 0;
@@ -353,6 +353,40 @@ impl Parker {
     pub fn unpark(&self) {
         self.inner.unpark();
     }
+}
+
+impl Parker {
+    /// A `Waker` that unparks `this`: cloning and dropping it move the `Arc`'s count, and
+    /// nothing is allocated.
+    pub(crate) fn waker(this: &Arc<Parker>) -> std::task::Waker {
+        let raw = std::task::RawWaker::new(Arc::into_raw(this.clone()).cast(), &PARKER_WAKER);
+        // SAFETY: the vtable's contract holds for a pointer from `Arc::into_raw`.
+        unsafe { std::task::Waker::from_raw(raw) }
+    }
+}
+
+static PARKER_WAKER: std::task::RawWakerVTable =
+    std::task::RawWakerVTable::new(parker_clone, parker_wake, parker_wake_by_ref, parker_drop);
+
+unsafe fn parker_clone(p: *const ()) -> std::task::RawWaker {
+    // SAFETY: `p` came from `Arc::into_raw` of a live `Arc<Parker>` (the waker cloned).
+    unsafe { Arc::increment_strong_count(p.cast::<Parker>()) };
+    std::task::RawWaker::new(p, &PARKER_WAKER)
+}
+
+unsafe fn parker_wake(p: *const ()) {
+    // SAFETY: as in `parker_clone`; this consumes the waker's count.
+    unsafe { Arc::from_raw(p.cast::<Parker>()) }.unpark();
+}
+
+unsafe fn parker_wake_by_ref(p: *const ()) {
+    // SAFETY: as in `parker_clone`.
+    unsafe { &*p.cast::<Parker>() }.unpark();
+}
+
+unsafe fn parker_drop(p: *const ()) {
+    // SAFETY: as in `parker_clone`; gives the waker's count back.
+    drop(unsafe { Arc::from_raw(p.cast::<Parker>()) });
 }
 
 impl fmt::Debug for Parker {

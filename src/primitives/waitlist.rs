@@ -13,8 +13,8 @@
 use std::time::Instant;
 
 use crate::lockfree::park::Parker;
-use crate::runtime::join_handle::with_parker;
 use crate::runtime::worker;
+use crate::runtime::worker::with_parker;
 use crate::shim::{Arc, Mutex, MutexGuard};
 
 /// Parked waiters of one primitive.

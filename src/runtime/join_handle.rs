@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 use crate::lockfree::park::Parker;
 use crate::runtime::shared::Shared;
 use crate::runtime::stats::Row;
-use crate::runtime::worker::{self, WorkerCtx};
-use crate::shim::Arc;
+use crate::runtime::worker;
 use crate::task::{TaskError, TaskRef};
 
 /// An owned permission to join a task: wait for it and take its result.
@@ -25,8 +24,12 @@ use crate::task::{TaskError, TaskRef};
 /// assert_eq!(rx.recv().unwrap(), "ran anyway");
 /// ```
 pub struct JoinHandle<T> {
-    /// `None`: the spawn was refused at shutdown.
+    /// `None`: the spawn was refused at shutdown, or an `await` took the output.
     task: Option<TaskRef>,
+    /// An `await` registered its task's waker as the joiner (T4), not withdrawn yet.
+    registered: bool,
+    /// An `await` took the output: polling again is a bug.
+    taken: bool,
     _output: PhantomData<fn() -> T>,
 }
 
@@ -43,39 +46,13 @@ impl<T> fmt::Debug for JoinHandle<T> {
     }
 }
 
-#[cfg(not(loom))]
-std::thread_local! {
-    /// The parker a thread outside any scheduler blocks on while joining.
-    static EXTERNAL_PARKER: Arc<Parker> = Arc::new(Parker::new());
-}
-
-#[cfg(loom)]
-loom::thread_local! {
-    static EXTERNAL_PARKER: Arc<Parker> = Arc::new(Parker::new());
-}
-
-/// Runs `f` with this thread's own parker (for threads outside any scheduler). The
-/// parker lives as long as the thread.
-/// Runs `f` with the parker of the current thread: its worker's (`ctx`) or, off the
-/// workers, the thread's own.
-pub(crate) fn with_parker<R>(ctx: Option<&WorkerCtx<'_>>, f: impl FnOnce(&Arc<Parker>) -> R) -> R {
-    match ctx {
-        Some(c) => f(c.parker()),
-        None => with_thread_parker(f),
-    }
-}
-
-pub(crate) fn with_thread_parker<R>(f: impl FnOnce(&Arc<Parker>) -> R) -> R {
-    EXTERNAL_PARKER.with(f)
-}
-
 impl<T> JoinHandle<T> {
     pub(crate) fn new(task: TaskRef) -> Self {
-        JoinHandle { task: Some(task), _output: PhantomData }
+        JoinHandle { task: Some(task), registered: false, taken: false, _output: PhantomData }
     }
 
     pub(crate) fn refused() -> Self {
-        JoinHandle { task: None, _output: PhantomData }
+        JoinHandle { task: None, registered: false, taken: false, _output: PhantomData }
     }
 
     /// Whether the task has finished: returned, panicked, was cancelled or abandoned (or
@@ -133,6 +110,7 @@ impl<T> JoinHandle<T> {
     }
 
     fn join_deadline(mut self, deadline: Option<Instant>) -> Result<Result<T, TaskError>, JoinHandle<T>> {
+        self.withdraw();
         let Some(task) = self.task.take() else {
             return Ok(Err(TaskError::ShutDown));
         };
@@ -168,6 +146,9 @@ impl<T> JoinHandle<T> {
     /// ```
     pub fn cancel(&self) -> bool {
         let Some(task) = &self.task else { return false };
+        if task.is_async() {
+            return self.abort();
+        }
         if task.claim().is_err() {
             return false;
         }
@@ -190,6 +171,100 @@ impl<T> JoinHandle<T> {
     }
 }
 
+impl<T> JoinHandle<T> {
+    /// Stops an async task at its next suspension point: its future is dropped there
+    /// (exactly once, on a worker) instead of being polled again, and `join` (or `.await`)
+    /// returns [`TaskError::Cancelled`] — unless the task finished first, which `join`
+    /// then reports as usual. Returns whether the task had not finished yet. For a closure
+    /// task this is [`JoinHandle::cancel`]: a closure cannot stop half way.
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+    /// let h = sched.spawn_async(std::future::pending::<()>()); // waits forever
+    /// assert!(h.abort());
+    /// assert!(matches!(h.join(), Err(filch::TaskError::Cancelled)));
+    /// ```
+    pub fn abort(&self) -> bool {
+        let Some(task) = &self.task else { return false };
+        if !task.is_async() {
+            return self.cancel();
+        }
+        let (pending, queue) = task.abort_step();
+        if let Some(q) = queue {
+            crate::runtime::async_task::schedule(q);
+        }
+        pending
+    }
+
+    /// Withdraws a waker an `await` registered, before a blocking join or the drop.
+    fn withdraw(&mut self) {
+        if std::mem::take(&mut self.registered) {
+            if let Some(task) = &self.task {
+                // SAFETY: we registered it and have not withdrawn it; a failed withdrawal
+                // means the task completed and its completer took the waker (T4).
+                unsafe { task.unregister_waiter() };
+            }
+        }
+    }
+}
+
+/// Awaiting a `JoinHandle` waits for the task — closure or future — without blocking the
+/// thread, and yields its result. Polling it again after it returned `Ready` panics.
+///
+/// ```
+/// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+/// let h = sched.spawn_async(async {
+///     let a = filch::spawn(|| 20); // a closure task
+///     let b = filch::spawn_async(async { 22 }); // an async task
+///     a.await.unwrap() + b.await.unwrap()
+/// });
+/// assert_eq!(h.join().unwrap(), 42);
+/// ```
+impl<T> std::future::Future for JoinHandle<T> {
+    type Output = Result<T, TaskError>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        assert!(!this.taken, "a JoinHandle was polled after it returned its result");
+        let Some(task) = &this.task else {
+            this.taken = true;
+            return Poll::Ready(Err(TaskError::ShutDown));
+        };
+        if crate::runtime::async_task::poll_proceed(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let complete = task.is_complete()
+            || if std::mem::take(&mut this.registered) {
+                // SAFETY: registered by an earlier poll and not withdrawn; a failure means
+                // the task completed (T4).
+                !unsafe { task.unregister_waiter() }
+                    // SAFETY: we own the handle and JOIN_WAITER is clear again.
+                    || !unsafe { task.register_waiter(cx.waker()) }
+            } else {
+                // SAFETY: we own the handle and JOIN_WAITER is clear (never registered, or
+                // withdrawn above).
+                !unsafe { task.register_waiter(cx.waker()) }
+            };
+        if !complete {
+            this.registered = true;
+            return Poll::Pending;
+        }
+        let task = this.task.take().expect("checked above");
+        this.taken = true;
+        // SAFETY: COMPLETE seen with Acquire (by `is_complete` or the failed T4 step); we
+        // still hold JOIN_INTEREST; `T` is the task's output type.
+        let (out, dead) = unsafe { task.take_output_and_release::<T>() };
+        if let Some(dead) = dead {
+            Shared::free_task(dead);
+        }
+        Poll::Ready(out)
+    }
+}
+
 /// Waits until `task` completes or `deadline` passes; `true` if complete.
 fn wait(task: &TaskRef, deadline: Option<Instant>) -> bool {
     if task.is_complete() {
@@ -206,7 +281,7 @@ fn wait(task: &TaskRef, deadline: Option<Instant>) -> bool {
                 }
                 // SAFETY: we own the handle and JOIN_WAITER is clear: it is set only here,
                 // once, and withdrawn below before `wait` returns.
-                let ok = unsafe { task.register_waiter(c.parker()) };
+                let ok = unsafe { task.register_waiter(&Parker::waker(c.parker())) };
                 registered.set(ok);
                 ok
             };
@@ -218,9 +293,9 @@ fn wait(task: &TaskRef, deadline: Option<Instant>) -> bool {
     if let Some(done) = on_worker {
         return done;
     }
-    EXTERNAL_PARKER.with(|parker| {
+    worker::with_thread_parker(|parker| {
         // SAFETY: as above.
-        if !unsafe { task.register_waiter(parker) } {
+        if !unsafe { task.register_waiter(&Parker::waker(parker)) } {
             return true;
         }
         loop {
@@ -244,6 +319,7 @@ fn wait(task: &TaskRef, deadline: Option<Instant>) -> bool {
 
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
+        self.withdraw();
         if let Some(task) = self.task.take() {
             if let Some(dead) = task.drop_handle() {
                 Shared::free_task(dead);

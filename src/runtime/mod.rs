@@ -4,6 +4,7 @@
 //! `JoinHandle`. Inside the layer the imports run config, stats, sleep → shared → worker →
 //! spawn, thread, join_handle.
 
+pub(crate) mod async_task;
 pub(crate) mod config;
 pub(crate) mod join_handle;
 pub(crate) mod shared;
@@ -11,4 +12,6 @@ pub(crate) mod sleep;
 pub(crate) mod spawn;
 pub(crate) mod stats;
 pub(crate) mod thread;
+pub(crate) mod timer;
+pub(crate) mod wheel;
 pub(crate) mod worker;

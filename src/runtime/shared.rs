@@ -72,6 +72,7 @@ use crate::lockfree::pool::{Pool, SlotId};
 use crate::runtime::config::Config;
 use crate::runtime::sleep::Sleep;
 use crate::runtime::stats::Row;
+use crate::runtime::timer::Timers;
 use crate::shim::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use crate::shim::mutation::{self, Site};
 use crate::shim::{Arc, CachePadded};
@@ -94,6 +95,8 @@ pub(crate) struct Shared {
     pub(crate) injector: Injector<Header>,
     pub(crate) pool: Pool<TaskSlot>,
     pub(crate) sleep: Sleep,
+    /// The timer wheels, one per worker (`timer.rs`).
+    pub(crate) timers: Timers,
     pub(crate) external: CachePadded<Row>,
     lifecycle: CachePadded<AtomicUsize>,
     /// Set when a shutdown's timeout expired: queued tasks are dropped unrun.
@@ -116,6 +119,11 @@ pub(crate) struct Shared {
     pub(crate) inject_loop_panics: AtomicUsize,
     ext_frees: AtomicU64,
     orphan_target: AtomicU64,
+    /// Set by the first async spawn; until then a shutdown sweep has nothing to visit.
+    async_used: AtomicBool,
+    /// Heap async tasks alive (their header addresses), for the shutdown sweep: pool
+    /// tasks are found by visiting the slots. An entry leaves before its memory is freed.
+    heap_async: crate::shim::Mutex<std::collections::HashSet<usize>>,
     /// One worker, whose deque is in sole-owner mode (`deque::Owner::set_asymmetric`):
     /// foreign steals from it must use `steal_heavy`.
     pub(crate) sole_owner: bool,
@@ -138,6 +146,7 @@ impl Shared {
             injector: Injector::new(),
             pool,
             sleep: Sleep::new(n),
+            timers: Timers::new(n),
             external: CachePadded(Row::default()),
             lifecycle: CachePadded(AtomicUsize::new(0)),
             abandon: AtomicBool::new(false),
@@ -150,6 +159,8 @@ impl Shared {
             inject_loop_panics: AtomicUsize::new(inject_loop_panics),
             ext_frees: AtomicU64::new(0),
             orphan_target: AtomicU64::new(u64::MAX),
+            async_used: AtomicBool::new(false),
+            heap_async: crate::shim::Mutex::new(std::collections::HashSet::new()),
             sole_owner,
             config,
         });
@@ -398,6 +409,10 @@ impl Shared {
     /// its share, so that no task can be created any more (module docs, "Task memory").
     /// Called by whichever party left last.
     fn settle(this: &Arc<Shared>) {
+        // No worker polls any more: drop what async tasks are left, then the wakers the
+        // timer wheels still hold. Their frees count as external ones (`None`).
+        this.sweep_async(None);
+        drop(this.timers.drain());
         let target = this.task_balance();
         // Relaxed: published by the AcqRel RMW below.
         this.orphan_target.store(target, Relaxed);
@@ -437,6 +452,45 @@ impl Shared {
             // by the free that brings the count to `target`; this is that free.
             unsafe { Arc::decrement_strong_count(self as *const Shared) };
         }
+    }
+
+    /// Records that an async task was spawned (the sweep visits the pool from now on).
+    #[inline]
+    pub(crate) fn note_async(&self) {
+        // Relaxed: read by sweeps that synchronize with the spawn through the task itself
+        // (the worker that ran or idled it), or at D4, after the AcqRel teardown chain.
+        if !self.async_used.load(Relaxed) {
+            self.async_used.store(true, Relaxed);
+        }
+    }
+
+    pub(crate) fn async_used(&self) -> bool {
+        // Relaxed: see `note_async`.
+        self.async_used.load(Relaxed)
+    }
+
+    /// Registers a new heap async task for the sweep.
+    pub(crate) fn add_heap_async(&self, h: std::ptr::NonNull<Header>) {
+        self.heap_async.lock().unwrap_or_else(|e| e.into_inner()).insert(h.as_ptr() as usize);
+    }
+
+    /// Unregisters a heap async task about to be freed.
+    pub(crate) fn remove_heap_async(&self, h: *const Header) {
+        self.heap_async.lock().unwrap_or_else(|e| e.into_inner()).remove(&(h as usize));
+    }
+
+    /// References to every live, unfinished heap async task (A7's first CAS on each,
+    /// under the lock that keeps their memory from being freed meanwhile).
+    pub(crate) fn heap_async_refs(&self) -> Vec<TaskRef> {
+        let set = self.heap_async.lock().unwrap_or_else(|e| e.into_inner());
+        set.iter()
+            .filter_map(|&p| {
+                let h = std::ptr::NonNull::new(p as *mut Header)?;
+                // SAFETY: a registered heap task is unregistered (under this lock) before
+                // it is freed, so its header is alive while we hold the lock.
+                unsafe { TaskRef::sweep_ref(h) }
+            })
+            .collect()
     }
 
     /// Tasks (pool and heap) created and not freed by a worker: the frees still to be

@@ -14,6 +14,7 @@
 //!   closure back.
 //!
 use std::fmt;
+use std::future::Future;
 
 use crate::runtime::join_handle::JoinHandle;
 use crate::runtime::shared::Shared;
@@ -224,6 +225,112 @@ impl Shared {
             None => Row::bump_shared(&self.external.heap_fallbacks, 1),
         }
         Ok(TaskRef::new_on_heap::<F, T>(f, self.as_owner(), detached))
+    }
+}
+
+impl Shared {
+    /// Spawns a future on this scheduler from any thread (module docs, "Spawn paths"). The
+    /// handle's reference unless `detached`; `allow_heap` false makes a full pool or an
+    /// oversize future hand the future back.
+    pub(crate) fn spawn_async_inner<Fut>(
+        &self,
+        fut: Fut,
+        allow_heap: bool,
+        detached: bool,
+    ) -> Result<Option<TaskRef>, SpawnError<Fut>>
+    where
+        Fut: Future + Send + 'static,
+        Fut::Output: Send + 'static,
+    {
+        worker::with_current(|ctx| match ctx.filter(|c| c.is_of(self)) {
+            Some(ctx) => self.spawn_async_from(ctx, fut, allow_heap, detached),
+            None => {
+                if !self.enter_external() {
+                    return Err(SpawnError { kind: SpawnErrorKind::ShutDown, closure: fut });
+                }
+                let result = self.new_async_task(fut, None, allow_heap, detached).map(|(queued, handle)| {
+                    Row::bump_shared(&self.external.spawned, 1);
+                    // L2. SAFETY: a live task reference that we give to the queue.
+                    unsafe { self.injector.push(queued.into_raw()) };
+                    handle
+                });
+                self.leave_external();
+                if result.is_ok() {
+                    self.notify();
+                }
+                result
+            }
+        })
+    }
+
+    /// The local spawn of a future, from `ctx`, a worker of this scheduler. Refused once
+    /// the scheduler is shutting down: futures are not polled any more then
+    /// (`async_task.rs`, "Shutdown").
+    #[inline]
+    pub(crate) fn spawn_async_from<Fut>(
+        &self,
+        ctx: &WorkerCtx<'_>,
+        fut: Fut,
+        allow_heap: bool,
+        detached: bool,
+    ) -> Result<Option<TaskRef>, SpawnError<Fut>>
+    where
+        Fut: Future + Send + 'static,
+        Fut::Output: Send + 'static,
+    {
+        debug_assert!(ctx.is_of(self));
+        if self.is_shutting_down() {
+            return Err(SpawnError { kind: SpawnErrorKind::ShutDown, closure: fut });
+        }
+        let (queued, handle) = self.new_async_task(fut, Some(ctx), allow_heap, detached)?;
+        Row::bump_owned(&ctx.row().spawned, 1);
+        ctx.push_local(queued);
+        if self.workers.len() > 1 {
+            self.notify();
+        }
+        Ok(handle)
+    }
+
+    /// Allocates and writes an async task (pool slot, or heap when allowed), as
+    /// [`Shared::new_task`] does for closures. A heap async task is registered for the
+    /// shutdown sweep before it is published.
+    #[inline]
+    fn new_async_task<Fut>(
+        &self,
+        fut: Fut,
+        ctx: Option<&WorkerCtx<'_>>,
+        allow_heap: bool,
+        detached: bool,
+    ) -> Result<(TaskRef, Option<TaskRef>), SpawnError<Fut>>
+    where
+        Fut: Future + Send,
+        Fut::Output: Send,
+    {
+        self.note_async();
+        if fits_inline::<Fut, Fut::Output>() {
+            let id = match ctx {
+                Some(c) => c.alloc_slot(),
+                None => self.pool.try_alloc(),
+            };
+            if let Some(id) = id {
+                // SAFETY: `id` was just allocated from this pool.
+                let slot = unsafe { self.pool.slot_ptr_unchecked(id) }.cast::<TaskSlot>();
+                // SAFETY: the slot is ours, prepared by `Shared::new`, and the future fits.
+                return Ok(unsafe { TaskRef::new_async_in_slot::<Fut, Fut::Output>(slot, fut, detached) });
+            }
+            if !allow_heap {
+                return Err(SpawnError { kind: SpawnErrorKind::PoolFull, closure: fut });
+            }
+        } else if !allow_heap {
+            return Err(SpawnError { kind: SpawnErrorKind::TooLarge, closure: fut });
+        }
+        match ctx {
+            Some(c) => Row::bump_owned(&c.row().heap_fallbacks, 1),
+            None => Row::bump_shared(&self.external.heap_fallbacks, 1),
+        }
+        let (queued, handle) = TaskRef::new_async_on_heap::<Fut, Fut::Output>(fut, self.as_owner(), detached);
+        self.add_heap_async(std::ptr::NonNull::from(queued.header()));
+        Ok((queued, handle))
     }
 }
 

@@ -250,7 +250,12 @@ fn worker_main(
         let exit = || shared.is_closed() && !shared.has_visible_work();
         // The outermost loop. Every task it runs is contained, so a panic escaping it is a
         // runtime bug (or the injected fault of the containment tests): the worker is lost.
-        let escaped = contain::call(|| ctx.run_until(&exit, None, &|| maybe_inject_loop_panic(&ctx)));
+        let escaped = contain::call(|| {
+            ctx.run_until(&exit, None, &|| maybe_inject_loop_panic(&ctx));
+            // Leaving a shut-down scheduler: futures nothing will poll go now, with this
+            // worker's accounting (`async_task.rs`, "Shutdown").
+            shared.sweep_async(Some(&ctx));
+        });
         // Not a worker any more: what `lose` drops or runs is freed and spawned as from
         // outside.
         ctx.leave();

@@ -2,7 +2,11 @@
 //!
 //! # Finding the next task
 //!
-//! 1. Every [`FAIR_INTERVAL`]th task, first the injection queue, then the *oldest* task of
+//! 0. Right after an async task re-queued itself (it woke itself during its poll), the
+//!    *oldest* task of the own deque: the self-waking task goes to the back of the line
+//!    (`async_task.rs`, "Where a wake goes"). Outside joins only, as step 1.
+//! 1. Every [`FAIR_INTERVAL`]th task, first the due timers of this worker (`timer.rs`),
+//!    then the injection queue, then the *oldest* task of
 //!    the worker's own deque (taken from its top, as a thief would). This bounds how long a
 //!    task can wait behind a stream of newer local tasks: the task at the top of a deque
 //!    runs within `FAIR_INTERVAL` tasks of that worker, so the task `p` places from the
@@ -19,7 +23,10 @@
 //! With nothing found, a worker becomes a *searcher* if fewer than half the workers are
 //! searching (`sleep.rs`), and repeats the search with spin hints between rounds (growing
 //! exponentially to 64 hints), then with `sched_yield` between rounds, then goes to sleep
-//! by the K3 protocol and parks on its futex. `Idle::Spin` and `Idle::Yield` never park.
+//! by the K3 protocol and parks on its futex, until its timer wheel's next deadline if it
+//! has one (TM2, `timer.rs`; before that it fires every due timer, its own and other
+//! workers'). During a shutdown it first sweeps the async tasks nothing will poll again
+//! (`async_task.rs`, "Shutdown"). `Idle::Spin` and `Idle::Yield` never park.
 //!
 //! A worker that waits for a `JoinHandle` runs this same loop with "the task is complete"
 //! as its exit condition, so it helps instead of blocking; the completing thread unparks
@@ -130,6 +137,9 @@ pub(crate) struct WorkerCtx<'a> {
     searching: Cell<bool>,
     /// How many joins this worker is waiting in, nested on its stack.
     joins: Cell<u32>,
+    /// Set when an async task woken during its own poll was queued again: the next task
+    /// comes from the oldest end of the own deque (`async_task.rs`, "Where a wake goes").
+    take_oldest: Cell<bool>,
     /// The scope frame of the scope task (or scope body) running on top of this stack:
     /// its scope's address and the counts it has reserved and not yet handed to a child
     /// (`scope.rs`, S1).
@@ -144,6 +154,32 @@ std::thread_local! {
 #[cfg(loom)]
 loom::thread_local! {
     static CURRENT: Cell<*const WorkerCtx<'static>> = Cell::new(ptr::null());
+}
+
+#[cfg(not(loom))]
+std::thread_local! {
+    /// The parker a thread outside any scheduler blocks on while joining.
+    static EXTERNAL_PARKER: Arc<Parker> = Arc::new(Parker::new());
+}
+
+#[cfg(loom)]
+loom::thread_local! {
+    static EXTERNAL_PARKER: Arc<Parker> = Arc::new(Parker::new());
+}
+
+/// Runs `f` with the parker of the current thread: its worker's (`ctx`) or, off the
+/// workers, the thread's own.
+pub(crate) fn with_parker<R>(ctx: Option<&WorkerCtx<'_>>, f: impl FnOnce(&Arc<Parker>) -> R) -> R {
+    match ctx {
+        Some(c) => f(c.parker()),
+        None => with_thread_parker(f),
+    }
+}
+
+/// Runs `f` with this thread's own parker (for threads outside any scheduler). The parker
+/// lives as long as the thread.
+pub(crate) fn with_thread_parker<R>(f: impl FnOnce(&Arc<Parker>) -> R) -> R {
+    EXTERNAL_PARKER.with(f)
 }
 
 /// Waits until `latch` is set (J3/J4 in `task/stack_job.rs`). `ctx`: the current thread's
@@ -188,6 +224,7 @@ impl<'a> WorkerCtx<'a> {
             tick: Cell::new(FAIR_INTERVAL),
             searching: Cell::new(false),
             joins: Cell::new(0),
+            take_oldest: Cell::new(false),
             scope_frame: Cell::new((ptr::null(), 0)),
         }
     }
@@ -355,25 +392,48 @@ impl<'a> WorkerCtx<'a> {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
+    /// After an async task re-queued itself: take the next task from the oldest end of the
+    /// own deque (outside joins only, as the fairness step).
+    #[inline]
+    pub(crate) fn take_oldest_next(&self) {
+        self.take_oldest.set(true);
+    }
+
+    /// The own deque's oldest task, as a thief takes it.
+    fn pop_oldest(&self) -> Option<TaskRef> {
+        loop {
+            match self.own.steal() {
+                Steal::Success(t) => return Some(t),
+                Steal::Retry => continue,
+                Steal::Empty => return None,
+            }
+        }
+    }
+
     /// Steps 1–3 of the module docs, without idling.
     #[inline(always)]
     pub(crate) fn find_task(&self) -> Option<TaskRef> {
+        if self.take_oldest.replace(false) && self.joins.get() == 0 {
+            if let Some(t) = self.pop_oldest() {
+                return Some(t);
+            }
+        }
         // Counts down to the next fairness turn: cheaper than a modulo per task.
         let tick = self.tick.get() - 1;
         self.tick.set(tick);
         if tick == 0 {
             self.tick.set(FAIR_INTERVAL);
         }
+        if tick == 0 {
+            // Timers fire inside joins too: a woken task only lands on this deque.
+            self.fire_timers();
+        }
         if tick == 0 && self.joins.get() == 0 {
             if let Some(t) = self.pop_injector() {
                 return Some(t);
             }
-            loop {
-                match self.own.steal() {
-                    Steal::Success(t) => return Some(t),
-                    Steal::Retry => continue,
-                    Steal::Empty => break,
-                }
+            if let Some(t) = self.pop_oldest() {
+                return Some(t);
             }
         }
         if let Some(t) = self.deque.pop() {
@@ -506,6 +566,9 @@ impl<'a> WorkerCtx<'a> {
             // SAFETY: taken from a queue, which hands each entry out once.
             unsafe { t.execute_stack_job() };
             return;
+        }
+        if t.is_async() {
+            return self.run_async(t);
         }
         let row = self.row();
         // Relaxed: set once by a timed-out shutdown; a task that starts just before it is
@@ -643,6 +706,14 @@ impl<'a> WorkerCtx<'a> {
         if !before_park() {
             return None;
         }
+        if self.shared.is_shutting_down() {
+            // Before parking in a shutdown: drop the futures that nothing will poll
+            // (`async_task.rs`, "Shutdown"); a joiner parked here may be waiting for one.
+            if self.shared.sweep_async(Some(self)) != 0 {
+                return None;
+            }
+        }
+        let deadline = self.timer_deadline(deadline);
         // K3.
         let was_searching = self.searching.replace(false);
         sleep.prepare_sleep(self.index, was_searching);
@@ -653,9 +724,11 @@ impl<'a> WorkerCtx<'a> {
         }
         Row::bump_owned(&self.row().parks, 1);
         self.parker().park_until(deadline);
+        self.disarm_timers();
         // K5 (or woken by K2, which already counted us).
         sleep.cancel_sleep(self.index);
         self.searching.set(true);
+        self.fire_timers();
         None
     }
 }
@@ -707,6 +780,10 @@ impl Shared {
         let owner = dead.owner();
         match dead.home() {
             Home::Heap => {
+                if dead.is_async() && !owner.is_null() {
+                    // SAFETY: as below: the owner outlives its tasks.
+                    unsafe { &*owner.cast::<Shared>() }.remove_heap_async(dead.header_ptr());
+                }
                 dead.free_heap();
                 if owner.is_null() || !mutation::keep(Site::OrphanCountsHeap) {
                     // A bare task of the loom models (no scheduler), or the mutant, which

@@ -32,8 +32,8 @@
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use crate::contain::{self, AbortOnUnwind};
-use crate::runtime::join_handle::with_parker;
 use crate::runtime::shared::Shared;
+use crate::runtime::worker::with_parker;
 use crate::runtime::worker::{self, WorkerCtx};
 use crate::task::stack_job::StackJob;
 

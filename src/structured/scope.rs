@@ -58,8 +58,8 @@ use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use crate::primitives::cancel::{CancelToken, Cancelled};
-use crate::runtime::join_handle::with_parker;
 use crate::runtime::shared::Shared;
+use crate::runtime::worker::with_parker;
 use crate::runtime::worker::{self, WorkerCtx};
 use crate::shim::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
 use crate::shim::mutation::{self, Site};

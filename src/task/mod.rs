@@ -16,7 +16,10 @@
 //! | 2 | `JOIN_INTEREST` | spawn; cleared by the `JoinHandle` when it takes the output or drops | someone may still read the output |
 //! | 3 | `JOIN_WAITER` | the joiner, after writing `waiter`, only while not `COMPLETE` | `waiter` holds the joiner's parker |
 //! | 4 | `CANCELLED` | a canceller or an abandoning shutdown, with `COMPLETE` | the closure never ran |
-//! | 5.. | refcount | spawn (2: the queue's and the handle's); each holder drops its own | the task's memory is freed when it reaches 0 |
+//! | 5 | `NOTIFIED` | async tasks only: a wake (A4/A5), spawn, or abort; cleared by the poll's claim (A1) | the task is queued, or will be re-queued when its poll ends |
+//! | 6 | `ABORT` | async tasks only: `JoinHandle::abort` or a shutdown sweep (A6/A7) | drop the future at its next suspension point |
+//! | 7 | `ASYNC` | spawn; never changes | the stage holds a future, polled by A1–A3 (`future.rs`) |
+//! | 8.. | refcount | spawn (2: the queue's and the handle's); each holder drops its own | the task's memory is freed when it reaches 0 |
 //!
 //! # Protocols (steps cited in the code)
 //!
@@ -29,16 +32,23 @@
 //!   previous state had `JOIN_INTEREST`, otherwise to the completer, which drops it at once
 //!   (a detached task's panic is reported then). The handle gives up `JOIN_INTEREST` with
 //!   one RMW; if that RMW sees `COMPLETE`, the handle owns the output and drops it.
-//! - **T4 waiter**: the joiner writes `waiter` only while `JOIN_WAITER` is clear and not
+//! - **T4 waiter**: the joiner writes `waiter` (a `Waker`: a parked thread's, or an async
+//!   task's) only while `JOIN_WAITER` is clear and not
 //!   `COMPLETE`, then sets `JOIN_WAITER` by CAS (Release) conditional on not `COMPLETE`. The
-//!   completer, seeing `JOIN_WAITER` in T2's previous state, takes `waiter` and unparks it.
+//!   completer, seeing `JOIN_WAITER` in T2's previous state, takes `waiter` and wakes it.
 //!   A joiner that gives up clears `JOIN_WAITER` by CAS conditional on not `COMPLETE`; if
 //!   that fails the completer owns `waiter`.
 //! - **T5 refs**: every holder of a reference drops it with one AcqRel decrement; the one
 //!   that sees the count reach zero frees the memory (Acquire: every other holder's
-//!   accesses happen before the free).
+//!   accesses happen before the free). An async task's last reference may go while its
+//!   future is still pending (nothing can wake or join it any more): the releaser drops
+//!   the future first ([`TaskRef::release`]).
+//!
+//! Async tasks (`ASYNC`) share this word, the stage layout and T2–T5; `future.rs` has their
+//! poll, wake and abort steps (A1–A7).
 
 mod error;
+pub(crate) mod future;
 pub(crate) mod stack_job;
 
 pub use error::{PanicPayload, TaskError};
@@ -48,18 +58,21 @@ use std::fmt;
 use std::mem::{align_of, size_of, ManuallyDrop, MaybeUninit};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
+use std::task::Waker;
 
-use crate::lockfree::park::Parker;
 use crate::shim::atomic::{AtomicPtr, AtomicUsize, Ordering, Ordering::*};
 use crate::shim::mutation::{self, Site};
-use crate::shim::{Arc, UnsafeCell};
+use crate::shim::UnsafeCell;
 
 pub(crate) const RUNNING: usize = 1 << 0;
 pub(crate) const COMPLETE: usize = 1 << 1;
 pub(crate) const JOIN_INTEREST: usize = 1 << 2;
 pub(crate) const JOIN_WAITER: usize = 1 << 3;
 pub(crate) const CANCELLED: usize = 1 << 4;
-const FLAGS: usize = (1 << 5) - 1;
+pub(crate) const NOTIFIED: usize = 1 << 5;
+pub(crate) const ABORT: usize = 1 << 6;
+pub(crate) const ASYNC: usize = 1 << 7;
+const FLAGS: usize = (1 << 8) - 1;
 pub(crate) const REF_ONE: usize = FLAGS + 1;
 
 /// A snapshot of a task's state word.
@@ -85,6 +98,15 @@ impl State {
     pub(crate) fn is_cancelled(self) -> bool {
         self.0 & CANCELLED != 0
     }
+    pub(crate) fn is_notified(self) -> bool {
+        self.0 & NOTIFIED != 0
+    }
+    pub(crate) fn is_aborted(self) -> bool {
+        self.0 & ABORT != 0
+    }
+    pub(crate) fn is_async(self) -> bool {
+        self.0 & ASYNC != 0
+    }
     pub(crate) fn refs(self) -> usize {
         self.0 / REF_ONE
     }
@@ -98,6 +120,9 @@ impl fmt::Debug for State {
             .field("join_interest", &self.has_join_interest())
             .field("join_waiter", &self.has_join_waiter())
             .field("cancelled", &self.is_cancelled())
+            .field("notified", &self.is_notified())
+            .field("aborted", &self.is_aborted())
+            .field("async", &self.is_async())
             .field("refs", &self.refs())
             .finish()
     }
@@ -123,7 +148,14 @@ pub(crate) struct Vtable {
     drop_output: unsafe fn(NonNull<Header>) -> Option<Box<dyn Any + Send>>,
     /// Frees a heap task's memory (pool tasks go back to the pool instead).
     dealloc_heap: unsafe fn(NonNull<Header>),
+    /// Async tasks: polls the future once; on `Ready` (or a panic) drops the future and
+    /// writes the output, returning `Some(panicked)`. Caller holds `RUNNING` (A1). `None`
+    /// for closures.
+    poll: Option<PollFn>,
 }
+
+/// A vtable's `poll` entry (see [`Vtable`]).
+type PollFn = unsafe fn(NonNull<Header>, &mut std::task::Context<'_>) -> Option<bool>;
 
 impl Vtable {
     /// The vtable of a stack job: `run` executes it; the other entries are never called
@@ -137,6 +169,7 @@ impl Vtable {
             take_output: |_, _| not_a_task(),
             drop_output: |_| not_a_task(),
             dealloc_heap: |_| not_a_task(),
+            poll: None,
         }
     }
 }
@@ -174,9 +207,10 @@ pub(crate) struct Header {
     vtable: &'static Vtable,
     /// The owning scheduler, type-erased (`crate::runtime::shared::Shared`); outlives the task.
     pub(crate) owner: *const (),
-    /// The joiner's parker. Written by the joiner only before it sets `JOIN_WAITER`, or
-    /// after clearing it; taken by the completer only after seeing `JOIN_WAITER` (T4).
-    waiter: UnsafeCell<Option<Arc<Parker>>>,
+    /// The joiner's waker (a parked thread's or an async task's). Written by the joiner
+    /// only before it sets `JOIN_WAITER`, or after clearing it; taken by the completer only
+    /// after seeing `JOIN_WAITER` (T4).
+    waiter: UnsafeCell<Option<Waker>>,
     pub(crate) home: Home,
 }
 
@@ -206,7 +240,7 @@ impl Header {
 pub const INLINE: usize = SLOT_SIZE - size_of::<Header>();
 
 /// Size of one pool slot: header plus inline storage.
-pub(crate) const SLOT_SIZE: usize = 128;
+pub(crate) const SLOT_SIZE: usize = 192;
 
 /// One pool slot: a header followed by inline storage for the stage.
 #[repr(C, align(16))]
@@ -218,7 +252,7 @@ pub(crate) struct TaskSlot {
 const _: () = assert!(size_of::<Header>() % 16 == 0);
 const _: () = assert!(size_of::<TaskSlot>() == SLOT_SIZE);
 #[cfg(not(loom))]
-const _: () = assert!(size_of::<Header>() <= 48, "keep the header small: it eats inline storage");
+const _: () = assert!(size_of::<Header>() <= 64, "keep the header small: it eats inline storage");
 
 /// The closure, then the output.
 #[repr(C)]
@@ -263,6 +297,7 @@ impl<F: FnOnce() -> T, T> VtableOf<F, T> {
         take_output: take_output::<F, T>,
         drop_output: drop_output::<F, T>,
         dealloc_heap: dealloc_heap::<F, T>,
+        poll: None,
     };
 }
 
@@ -287,7 +322,7 @@ unsafe fn run_unread<F: FnOnce() -> T, T>(h: NonNull<Header>) -> Option<Payload>
     catch_unwind(AssertUnwindSafe(f)).map(std::mem::forget).err()
 }
 
-unsafe fn abandon<F: FnOnce() -> T, T>(h: NonNull<Header>, error: TaskError) {
+unsafe fn abandon<F, T>(h: NonNull<Header>, error: TaskError) {
     // SAFETY: the caller holds RUNNING (T1): the closure is there and is ours.
     let s = unsafe { &mut *stage::<F, T>(h) };
     // SAFETY: the closure is dropped exactly once, here; a panicking destructor is caught
@@ -300,7 +335,7 @@ unsafe fn abandon<F: FnOnce() -> T, T>(h: NonNull<Header>, error: TaskError) {
     }));
 }
 
-unsafe fn take_output<F: FnOnce() -> T, T>(h: NonNull<Header>, dst: *mut ()) {
+unsafe fn take_output<F, T>(h: NonNull<Header>, dst: *mut ()) {
     // SAFETY: the caller owns the output (T3) and `dst` is a `*mut Result<T, TaskError>`.
     unsafe {
         let s = &mut *stage::<F, T>(h);
@@ -308,7 +343,7 @@ unsafe fn take_output<F: FnOnce() -> T, T>(h: NonNull<Header>, dst: *mut ()) {
     }
 }
 
-unsafe fn drop_output<F: FnOnce() -> T, T>(h: NonNull<Header>) -> Option<Box<dyn Any + Send>> {
+unsafe fn drop_output<F, T>(h: NonNull<Header>) -> Option<Box<dyn Any + Send>> {
     // SAFETY: the caller owns the output (T3); it is moved out exactly once.
     let out = unsafe { ManuallyDrop::take(&mut (*stage::<F, T>(h)).output) };
     match out {
@@ -323,7 +358,7 @@ unsafe fn drop_output<F: FnOnce() -> T, T>(h: NonNull<Header>) -> Option<Box<dyn
     }
 }
 
-unsafe fn dealloc_heap<F: FnOnce() -> T, T>(h: NonNull<Header>) {
+unsafe fn dealloc_heap<F, T>(h: NonNull<Header>) {
     // SAFETY: the caller dropped the last reference of a `Home::Heap` task, which was
     // created by `Box::new(HeapTask<F, T>)`; the stage holds nothing live any more.
     drop(unsafe { Box::from_raw(h.as_ptr().cast::<HeapTask<F, T>>()) });
@@ -352,6 +387,21 @@ impl crate::lockfree::deque::Word for TaskRef {
 /// Initial state: not claimed, a handle alive, two references (queue + handle).
 const INITIAL: usize = JOIN_INTEREST | (2 * REF_ONE);
 
+/// Writes a reused pool slot's initial state, after its vtable and stage. An atomic store,
+/// not a plain write: a shutdown sweep (`future.rs`, A7) may read the state of any slot at
+/// any time.
+///
+/// # Safety
+/// `h` is a pool slot we own (just allocated), its vtable and stage written.
+#[inline(always)]
+unsafe fn publish_state(h: NonNull<Header>, state: usize) {
+    // Release: pairs with the sweep's Acquire CAS (A7), which reads the vtable and stage
+    // only after taking a reference through that CAS. (Queue pushes publish the task to
+    // its runner on their own.)
+    // SAFETY: the slot's header was initialized by `prepare_slot`; the state is atomic.
+    unsafe { h.as_ref() }.state.store(state, Release);
+}
+
 /// Initial state of a task spawned without a handle (scope tasks): only the queue's
 /// reference, so the worker runs it on the F1 path with no RMW at all.
 const INITIAL_DETACHED: usize = REF_ONE;
@@ -374,10 +424,28 @@ impl TaskRef {
         F: FnOnce() -> T + Send,
         T: Send,
     {
+        let state = if detached { INITIAL_DETACHED } else { INITIAL };
+        // SAFETY: forwarded from the caller.
+        unsafe { Self::init_with::<F, T>(mem, f, owner, home, &VtableOf::<F, T>::VTABLE, state) };
+        (TaskRef(mem), (!detached).then_some(TaskRef(mem)))
+    }
+
+    /// `init` with the vtable and initial state given: closures and futures alike.
+    ///
+    /// # Safety
+    /// As `init`; `vtable` is the `(F, T)` vtable of the stage's kind.
+    unsafe fn init_with<F, T>(
+        mem: NonNull<Header>,
+        f: F,
+        owner: *const (),
+        home: Home,
+        vtable: &'static Vtable,
+        state: usize,
+    ) {
         let header = Header {
-            state: AtomicUsize::new(if detached { INITIAL_DETACHED } else { INITIAL }),
+            state: AtomicUsize::new(state),
             next: AtomicPtr::new(ptr::null_mut()),
-            vtable: &VtableOf::<F, T>::VTABLE,
+            vtable,
             owner,
             waiter: UnsafeCell::new(None),
             home,
@@ -387,7 +455,6 @@ impl TaskRef {
             ptr::write(mem.as_ptr(), header);
             ptr::write(stage::<F, T>(mem), Stage { closure: ManuallyDrop::new(f) });
         }
-        (TaskRef(mem), (!detached).then_some(TaskRef(mem)))
     }
 
     /// Writes the parts of slot `index`'s header that stay the same for every task the
@@ -427,6 +494,19 @@ impl TaskRef {
         T: Send,
     {
         debug_assert!(fits_inline::<F, T>());
+        let state = if detached { INITIAL_DETACHED } else { INITIAL };
+        // SAFETY: forwarded from the caller.
+        unsafe { Self::fill_slot::<F, T>(slot, f, &VtableOf::<F, T>::VTABLE, state) };
+        let h = slot.cast::<Header>();
+        (TaskRef(h), (!detached).then_some(TaskRef(h)))
+    }
+
+    /// Writes a task's per-task fields into a prepared slot: vtable, stage, then state.
+    ///
+    /// # Safety
+    /// As `new_in_slot`; `vtable` is the `(F, T)` vtable of the stage's kind.
+    #[inline(always)]
+    unsafe fn fill_slot<F, T>(slot: NonNull<TaskSlot>, f: F, vtable: &'static Vtable, state: usize) {
         let h = slot.cast::<Header>();
         let p = h.as_ptr();
         // We replace the per-task fields in place. `owner`, `home` and `next` keep their
@@ -434,19 +514,14 @@ impl TaskRef {
         // `None` once a task is freed (T4: the completer takes a registered waiter, a joiner
         // that gives up clears it), so it is not written either.
         // SAFETY: the slot is ours (caller) and `prepare_slot` wrote its whole header once;
-        // `write` drops nothing, and the state and vtable need no drop.
+        // `write` drops nothing, and the vtable needs no drop.
         unsafe {
-            ptr::addr_of_mut!((*p).state).write(AtomicUsize::new(if detached {
-                INITIAL_DETACHED
-            } else {
-                INITIAL
-            }));
-            ptr::addr_of_mut!((*p).vtable).write(&VtableOf::<F, T>::VTABLE);
+            ptr::addr_of_mut!((*p).vtable).write(vtable);
             debug_assert!(matches!((*p).home, Home::Pool(_)));
             debug_assert!((*p).waiter.with(|w| (*w).is_none()), "a freed task left its waiter behind");
             ptr::write(stage::<F, T>(h), Stage { closure: ManuallyDrop::new(f) });
+            publish_state(h, state);
         }
-        (TaskRef(h), (!detached).then_some(TaskRef(h)))
     }
 
     /// Builds a task on the heap (see [`TaskRef::new_in_slot`] for `detached`).
@@ -557,8 +632,11 @@ impl TaskRef {
             // SAFETY: the joiner no longer touches `waiter` once JOIN_WAITER is set and
             // COMPLETE is (T4); our Acquire above made its write visible.
             let waiter = h.waiter.with_mut(|w| unsafe { (*w).take() });
-            if let Some(p) = waiter {
-                p.unpark();
+            if let Some(w) = waiter {
+                // A filch waker never unwinds; a foreign one is user code.
+                if let Err(p) = contain::call(move || w.wake()) {
+                    contain::drop_payload(p);
+                }
             }
         }
         if !prev.has_join_interest() || !mutation::keep(Site::TaskOwnOutputCheck) {
@@ -597,7 +675,7 @@ impl TaskRef {
     ///
     /// # Safety
     /// Called by the handle's owner only, with `JOIN_WAITER` clear.
-    pub(crate) unsafe fn register_waiter(&self, parker: &Arc<Parker>) -> bool {
+    pub(crate) unsafe fn register_waiter(&self, waker: &Waker) -> bool {
         let h = self.header();
         // Acquire: pairs with T2; when it reports COMPLETE we read the output next.
         let mut cur = h.state.load(Acquire);
@@ -606,7 +684,7 @@ impl TaskRef {
         }
         debug_assert!(!State(cur).has_join_waiter());
         // SAFETY: JOIN_WAITER is clear: the joiner owns `waiter` (T4).
-        h.waiter.with_mut(|w| unsafe { *w = Some(parker.clone()) });
+        h.waiter.with_mut(|w| unsafe { *w = Some(waker.clone()) });
         loop {
             if State(cur).is_complete() {
                 // SAFETY: JOIN_WAITER never got set: `waiter` is still ours.
@@ -659,7 +737,7 @@ impl TaskRef {
         let prev = State(h.state.fetch_sub(REF_ONE, mutation::ord(Site::TaskReleaseAcqRel, AcqRel)));
         debug_assert!(prev.refs() >= 1);
         if prev.refs() == 1 {
-            Some(Dead(self.0))
+            Some(Dead::last(self.0, prev))
         } else {
             None
         }
@@ -818,6 +896,10 @@ impl TaskRef {
             // Not complete (checked above): the completer will drop the output (T3).
             return None;
         }
+        if !prev.is_complete() {
+            // An async task nobody can wake any more: its pending future goes now (T5).
+            return Some(Dead::last(self.0, prev));
+        }
         if prev.is_complete() {
             // SAFETY: complete, our interest, last reference: output and memory are ours. A
             // payload nobody joined is dropped here, as std's JoinHandle does.
@@ -862,9 +944,34 @@ fn complete_ordering() -> Ordering {
 pub(crate) struct Dead(NonNull<Header>);
 
 impl Dead {
+    /// The memory of a task whose last reference was just dropped, from the state `prev`
+    /// before that drop. An async task that never completed still holds its future, which
+    /// nothing can poll, wake or join any more: it is dropped here (T5), contained. A
+    /// panic from that drop has nobody to go to and is dropped too.
+    #[inline]
+    fn last(h: NonNull<Header>, prev: State) -> Dead {
+        if prev.is_async() && !prev.is_complete() {
+            // SAFETY: ours was the last reference, so nothing else touches the task; not
+            // COMPLETE, so the stage holds the future.
+            unsafe { future::drop_pending(h) };
+        }
+        Dead(h)
+    }
+
     pub(crate) fn home(&self) -> Home {
         // SAFETY: memory stays valid until freed by `free_heap` or by the pool.
         unsafe { self.0.as_ref().home }
+    }
+
+    /// Whether the task was an async one.
+    pub(crate) fn is_async(&self) -> bool {
+        // SAFETY: as in `home`. Relaxed: the last reference's drop (T5, AcqRel) already
+        // ordered every access before ours.
+        State(unsafe { self.0.as_ref() }.state.load(Relaxed)).is_async()
+    }
+
+    pub(crate) fn header_ptr(&self) -> *const Header {
+        self.0.as_ptr()
     }
 
     pub(crate) fn owner(&self) -> *const () {
