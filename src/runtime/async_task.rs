@@ -402,10 +402,12 @@ pub(crate) fn block_on_in<F: Future>(enter: Option<&Shared>, fut: F) -> F::Outpu
             }
             match ctx {
                 Some(c) => {
+                    // Acquire: pairs with the waker's Release store.
                     let woken = || signal.woken.load(Acquire);
                     c.in_join(|| c.run_until(&woken, None, &|| true));
                 }
                 None => {
+                    // Acquire: pairs with the waker's Release store.
                     while !signal.woken.load(Acquire) {
                         signal.parker.park();
                     }

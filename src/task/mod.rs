@@ -3,7 +3,7 @@
 //! A task is a [`Header`] followed by a *stage*: a union that first holds the closure
 //! and, once the task has run (or been cancelled or abandoned), its output
 //! `Result<T, TaskError>`. Tasks whose stage fits [`INLINE`] bytes (alignment ≤ 16) live
-//! in one 128-byte slot of the scheduler's [`crate::lockfree::pool::Pool`]; the rest, and every task
+//! in one 192-byte slot of the scheduler's [`crate::lockfree::pool::Pool`]; the rest, and every task
 //! spawned while the pool is exhausted, live in a heap allocation of the same layout
 //! (`HeapTask`). The header's vtable hides `F` and `T` from the scheduler.
 //!
