@@ -119,7 +119,7 @@ use crate::shim::{CachePadded, UnsafeCell};
 /// ```
 pub const DEFAULT_CAPACITY: usize = if cfg!(loom) { 4 } else { 8192 };
 
-/// The largest capacity [`Pool::with_capacity`] accepts: 2^24 slots (2 GiB of
+/// The largest capacity [`Pool::with_capacity`] accepts: 2^24 slots (3 GiB of
 /// [`SLOT_BYTES`]-byte slots). Every index then stays far below the `u32::MAX` that
 /// marks "no slot".
 ///
@@ -156,7 +156,7 @@ pub const BATCH: usize = if cfg!(loom) { 2 } else { 32 };
 /// let pool = filch::pool::Pool::<[u8; SLOT_BYTES]>::with_capacity(16).unwrap();
 /// assert_eq!(pool.capacity(), 16);
 /// ```
-pub const SLOT_BYTES: usize = 128;
+pub const SLOT_BYTES: usize = 192;
 
 /// "No slot": the empty stack's head index, the end of a `next_batch` list.
 const NIL: u32 = u32::MAX;

@@ -239,8 +239,8 @@ impl Header {
 /// ```
 pub const INLINE: usize = SLOT_SIZE - size_of::<Header>();
 
-/// Size of one pool slot: header plus inline storage.
-pub(crate) const SLOT_SIZE: usize = 192;
+/// Size of one pool slot: header plus inline storage (the pool's documented slot size).
+pub(crate) const SLOT_SIZE: usize = crate::lockfree::pool::SLOT_BYTES;
 
 /// One pool slot: a header followed by inline storage for the stage.
 #[repr(C, align(16))]
