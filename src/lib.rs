@@ -362,6 +362,46 @@ pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
     runtime::async_task::block_on_in(None, fut)
 }
 
+/// [`Scheduler::spawn_blocking`] on the current worker's scheduler (or the one whose
+/// blocking task or `block_on` this thread runs), else on the global default one.
+///
+/// ```
+/// let h = filch::spawn_blocking(|| std::thread::current().name().map(String::from));
+/// assert!(h.join().unwrap().unwrap().contains("spare"));
+/// ```
+pub fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match runtime::async_task::current_shared() {
+        Some(s) => runtime::shared::Shared::spawn_blocking_inner(&s, f),
+        None => api::scheduler::global().spawn_blocking(f),
+    }
+}
+
+/// Runs `f`, which may block, on this thread without taking a worker from the pool: on a
+/// worker, the worker's role (its queue of tasks) goes to a spare thread while `f` runs,
+/// and this thread takes a role back afterwards (waiting for one if every role is busy).
+/// Elsewhere it just runs `f`. Inside `f`, this thread is not a worker: `filch::spawn`
+/// injects from outside, `filch::join` waits as from outside. A panic in `f` propagates.
+/// Costs a hand-off to another thread (a few microseconds to tens of microseconds): for
+/// waits that are long compared to that. See [`Builder::max_spare_threads`].
+///
+/// ```
+/// let sched = filch::Scheduler::builder().workers(1).build().unwrap();
+/// let (tx, rx) = std::sync::mpsc::channel::<u32>();
+/// // One worker: without `block_in_place` the receiver would hold it and the sender
+/// // could never run.
+/// let recv = sched.spawn(move || filch::block_in_place(|| rx.recv().unwrap()));
+/// let send = sched.spawn(move || tx.send(5).unwrap());
+/// send.join().unwrap();
+/// assert_eq!(recv.join().unwrap(), 5);
+/// ```
+pub fn block_in_place<R>(f: impl FnOnce() -> R) -> R {
+    worker::block_in_place(f)
+}
+
 /// Runs `f` with the scheduler of the current worker, or the global default one.
 fn with_scheduler<R>(f: impl FnOnce(&runtime::shared::Shared) -> R) -> R {
     let mut f = Some(f);

@@ -334,6 +334,12 @@ pub mod mutation {
         /// tasks, so a handle to one keeps the shared state alive (the mutant leaves them
         /// out, as the protocol once did).
         OrphanCountsHeap,
+        /// `runtime::roles` (B3): the grant of a role is a Release store, so the new
+        /// holder's accesses to the role come after the old holder's.
+        RoleGrantRelease,
+        /// `runtime::roles` (B2): the claimant's fence between queueing its claim and
+        /// looking for sleeping holders (pairs with K3's fence).
+        RoleClaimFence,
         /// `task::future` (A4): a wake of a running task sets `NOTIFIED` (the mutant
         /// forgets it, so the wake is lost).
         AsyncWakeRunningNotifies,

@@ -2,16 +2,15 @@
 
 use std::fmt;
 use std::sync::Arc as StdArc;
+use std::time::Duration;
 
 use crate::api::scheduler::Scheduler;
 use crate::lockfree::deque::Owner;
-use crate::lockfree::park::Parker;
 use crate::lockfree::pool::Pool;
 use crate::runtime::config::{Config, Idle, PanicHandler, ThreadHook};
+use crate::runtime::roles::Role;
 use crate::runtime::shared::{Shared, WorkerSlot};
-use crate::runtime::stats::Row;
 use crate::runtime::thread;
-use crate::shim::{Arc, CachePadded};
 use crate::task::TaskRef;
 
 /// The most workers one scheduler may have (the sleepers set is a fixed bitmap).
@@ -122,7 +121,12 @@ pub struct Builder {
     pub(crate) on_thread_stop: Option<ThreadHook>,
     pub(crate) panic_handler: Option<PanicHandler>,
     pub(crate) inject_loop_panics: usize,
+    pub(crate) max_spare_threads: usize,
+    pub(crate) keep_alive: Duration,
 }
+
+/// Default of [`Builder::max_spare_threads`].
+pub const DEFAULT_MAX_SPARE_THREADS: usize = 512;
 
 impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -134,6 +138,8 @@ impl fmt::Debug for Builder {
             .field("deque_capacity", &self.deque_capacity)
             .field("thread_name", &self.thread_name)
             .field("stack_size", &self.stack_size)
+            .field("max_spare_threads", &self.max_spare_threads)
+            .field("thread_keep_alive", &self.keep_alive)
             .finish_non_exhaustive()
     }
 }
@@ -152,6 +158,8 @@ impl Default for Builder {
             on_thread_stop: None,
             panic_handler: None,
             inject_loop_panics: 0,
+            max_spare_threads: DEFAULT_MAX_SPARE_THREADS,
+            keep_alive: Duration::from_secs(10),
         }
     }
 }
@@ -265,6 +273,41 @@ impl Builder {
     /// ```
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Spare threads at most (default [`DEFAULT_MAX_SPARE_THREADS`], 0 allowed). A sync
+    /// task that blocks on a worker — a channel operation, [`block_in_place`](crate::block_in_place),
+    /// a [`JoinHandle::join`](crate::JoinHandle::join) with nothing to help with — hands the
+    /// worker's role to a spare thread while it waits, so the pool keeps running all its
+    /// workers; [`spawn_blocking`](crate::Scheduler::spawn_blocking) tasks run on spare
+    /// threads too. Once this many spares are busy, a blocking task blocks its worker (the
+    /// others keep running) and blocking tasks queue for the next free spare.
+    ///
+    /// ```
+    /// let sched = filch::Scheduler::builder().workers(1).max_spare_threads(4).build().unwrap();
+    /// let (tx, rx) = std::sync::mpsc::channel::<u32>();
+    /// // On one worker: the receiver blocks inside `block_in_place`, a spare thread takes
+    /// // over the worker meanwhile, and the sender runs.
+    /// let recv = sched.spawn(move || filch::block_in_place(|| rx.recv().unwrap()));
+    /// let send = sched.spawn(move || tx.send(7).unwrap());
+    /// send.join().unwrap();
+    /// assert_eq!(recv.join().unwrap(), 7);
+    /// ```
+    pub fn max_spare_threads(mut self, n: usize) -> Self {
+        self.max_spare_threads = n;
+        self
+    }
+
+    /// How long an idle spare thread waits for work before it exits (default 10 s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let sched = filch::Scheduler::builder().thread_keep_alive(Duration::from_millis(50)).build().unwrap();
+    /// assert_eq!(sched.spawn_blocking(|| 2 + 2).join().unwrap(), 4);
+    /// ```
+    pub fn thread_keep_alive(mut self, d: Duration) -> Self {
+        self.keep_alive = d;
         self
     }
 
@@ -413,7 +456,6 @@ impl Builder {
     fn start(self) -> Result<Scheduler, BuildError> {
         let b = self;
         let n = b.resolved_workers();
-        let mut owners = Vec::with_capacity(n);
         let mut slots = Vec::with_capacity(n);
         let mut sole_owner = false;
         for _ in 0..n {
@@ -426,17 +468,16 @@ impl Builder {
                 // SAFETY: that is the contract of `set_asymmetric`.
                 sole_owner = unsafe { owner.set_asymmetric() };
             }
-            slots.push(WorkerSlot {
-                stealer: owner.stealer(),
-                parker: Arc::new(Parker::new()),
-                stats: CachePadded(Row::default()),
-            });
-            owners.push(owner);
+            slots.push(WorkerSlot::new(Role::new(slots.len(), owner)));
         }
         let pool = Pool::with_capacity(b.pool_capacity)
             .map_err(|e| BuildError::Invalid { setting: "pool_capacity", reason: e.to_string() })?;
         let config = Config {
             idle: b.idle,
+            max_spares: b.max_spare_threads,
+            keep_alive: b.keep_alive,
+            thread_name: b.thread_name.clone(),
+            stack_size: b.stack_size,
             on_thread_start: b.on_thread_start.clone(),
             on_thread_stop: b.on_thread_stop.clone(),
             panic_handler: b.panic_handler.clone(),
@@ -444,9 +485,9 @@ impl Builder {
         let shared = Shared::new(slots.into_boxed_slice(), pool, sole_owner, config, b.inject_loop_panics);
         let cores = thread::pin_plan(b.pin, n);
         let mut sched = Scheduler::starting(shared.clone(), n);
-        for (i, owner) in owners.into_iter().enumerate() {
+        for i in 0..n {
             let core = cores.as_ref().map(|c| c[i]);
-            match thread::spawn_thread(shared.clone(), i, owner, core, &b.thread_name, b.stack_size) {
+            match thread::spawn_thread(shared.clone(), i, core, &b.thread_name, b.stack_size) {
                 Ok(t) => sched.add_thread(t),
                 Err(e) => {
                     // The workers already started exit through the normal shutdown; the

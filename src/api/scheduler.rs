@@ -260,6 +260,29 @@ macro_rules! spawn_methods {
             crate::runtime::async_task::block_on_in(Some(self.shared()), fut)
         }
 
+        /// Runs `f` on a spare thread, outside the workers: for blocking I/O or long
+        /// blocking calls that would otherwise hold a worker. Spare threads are started
+        /// on demand, at most [`Builder::max_spare_threads`](crate::Builder::max_spare_threads)
+        /// (shared with the workers' hand-offs; beyond it, blocking tasks queue for the next
+        /// free spare), and exit after [`thread_keep_alive`](crate::Builder::thread_keep_alive)
+        /// idle. Inside `f`, `filch::spawn` and friends use this scheduler. A panic is
+        /// caught and returned by the handle's `join`. On a shut-down scheduler `f` is
+        /// dropped unrun and the handle joins to [`TaskError::ShutDown`](crate::TaskError::ShutDown);
+        /// a graceful shutdown runs the blocking tasks already queued.
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let h = sched.spawn_blocking(|| std::fs::metadata(".").is_ok());
+        /// assert!(h.join().unwrap());
+        /// ```
+        pub fn spawn_blocking<F, T>(&self, f: F) -> JoinHandle<T>
+        where
+            F: FnOnce() -> T + Send + 'static,
+            T: Send + 'static,
+        {
+            Shared::spawn_blocking_inner(&self.shared, f)
+        }
+
         /// Runs `op` on a worker of this scheduler and returns its result (rayon's
         /// `install`): the way to enter the scheduler with code that borrows from the
         /// caller's stack and uses `filch::join`, `filch::scope` or `filch::spawn` inside.
@@ -560,7 +583,9 @@ macro_rules! spawn_methods {
         /// ```
         pub fn stats(&self) -> Stats {
             let s = self.shared();
-            Stats::collect(s.workers.iter().map(|w| &*w.stats), &s.external)
+            let mut stats = Stats::collect(s.workers.iter().map(|w| &*w.stats), &s.external);
+            stats.set_blocking(s.blocking_stats());
+            stats
         }
     };
 }
@@ -660,10 +685,12 @@ impl Scheduler {
         // Relaxed: workers read it at each task; the unparks below deliver it promptly
         // enough, and the abandoning itself is decided per task by T1's claim.
         s.abandon.store(true, Relaxed);
-        for w in s.workers.iter() {
-            w.parker.unpark();
+        s.unpark_everyone();
+        let mut abandoned = 0;
+        for t in s.take_blocking() {
+            abandoned += thread::abandon_task(&s, None, t) as usize;
         }
-        let abandoned = thread::drain_abandoning(&s);
+        abandoned += thread::drain_abandoning(&s);
         let still_running = s.workers_running();
         if still_running == 0 {
             self.finish();
@@ -686,7 +713,8 @@ impl Scheduler {
     /// Joins the threads (all have left or are about to), drops what lost workers left
     /// queued, and settles task memory (D3 with every worker gone).
     fn finish(&mut self) {
-        for t in self.threads.drain(..) {
+        let spares = self.shared.board.take_threads();
+        for t in self.threads.drain(..).chain(spares) {
             if t.join().is_err() {
                 contain::report(format_args!("filch: a worker thread panicked outside a task"));
             }
@@ -710,7 +738,9 @@ impl Drop for Scheduler {
             return;
         }
         self.close();
-        if worker::with_current(|c| c.is_some_and(|c| c.is_of(&self.shared))) {
+        if worker::with_current(|c| c.is_some_and(|c| c.is_of(&self.shared)))
+            || thread::is_thread_of(&self.shared)
+        {
             // Dropped inside one of its own tasks: waiting for the workers would wait for
             // this very thread. The scheduler is closed; the workers finish what is queued
             // and leave, and the last one settles the memory (D3).

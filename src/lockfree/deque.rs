@@ -601,6 +601,38 @@ impl<T: Word> Owner<T> {
         Ok(())
     }
 
+    /// The word of the newest item, without taking it: the owner's look at its own
+    /// bottom slot. A thief may take that item meanwhile (then `pop` says so); nothing
+    /// else can change the slot, since only the owner writes slots.
+    #[inline]
+    pub(crate) fn peek_newest_word(&self) -> Option<usize> {
+        let inner = &*self.inner;
+        // Relaxed: only this owner writes `bottom` and the slots.
+        let b = inner.bottom.load(Relaxed);
+        if len_between(self.top_cache.get(), b) <= 0 {
+            return None;
+        }
+        // Relaxed: our own earlier store; the word is only compared, never dereferenced.
+        Some(inner.slot(b.wrapping_sub(1)).load(Relaxed))
+    }
+
+    /// The word of the oldest item, without taking it: a look at the top slot. Thieves
+    /// may take that item meanwhile (a later `steal` then returns another one, or none).
+    #[inline]
+    pub(crate) fn peek_oldest_word(&self) -> Option<usize> {
+        let inner = &*self.inner;
+        // Relaxed: a look; the steal that follows decides.
+        let t = inner.top.load(Relaxed);
+        // Relaxed: only this owner writes `bottom`.
+        let b = inner.bottom.load(Relaxed);
+        if len_between(t, b) <= 0 {
+            return None;
+        }
+        // Relaxed: the word is only compared, never dereferenced; only this owner writes
+        // slots, and it is not pushing now.
+        Some(inner.slot(t).load(Relaxed))
+    }
+
     /// Pops the newest item (LIFO), or `None` when the deque is empty.
     ///
     /// ```

@@ -108,7 +108,8 @@ fn with_budget<R>(f: impl FnOnce() -> R) -> R {
 pub(crate) fn with_entered<R>(f: impl FnOnce(Option<&Shared>) -> R) -> R {
     let p = ENTERED.with(Cell::get);
     // SAFETY: non-null only inside `block_on_in`, whose caller keeps the `Shared` alive for
-    // the whole call; the reference does not escape `f`.
+    // the whole call, or on a spare thread, which holds an `Arc` of it for its whole life
+    // (`thread::spare_main`); the reference does not escape `f`.
     f(unsafe { p.as_ref() })
 }
 
@@ -118,8 +119,9 @@ pub(crate) fn current_shared() -> Option<Arc<Shared>> {
         let p = ENTERED.with(Cell::get);
         (!p.is_null()).then(|| {
             // SAFETY: an entered `Shared` is the contents of the `Arc` its `Scheduler` or
-            // `Handle` holds for the whole `block_on` (so `p` is that `Arc`'s pointer and
-            // the count is not zero); we add a count for the `Arc` we build from it.
+            // `Handle` holds for the whole `block_on`, or a spare thread for its life (so
+            // `p` is that `Arc`'s pointer and the count is not zero); we add a count for
+            // the `Arc` we build from it.
             unsafe {
                 Arc::increment_strong_count(p);
                 Arc::from_raw(p)
@@ -422,10 +424,10 @@ pub(crate) fn block_on_in<F: Future>(enter: Option<&Shared>, fut: F) -> F::Outpu
 
 /// Makes a scheduler this thread's entered one (`with_entered`) until dropped, even if the
 /// future panics.
-struct Entered(*const Shared);
+pub(crate) struct Entered(*const Shared);
 
 impl Entered {
-    fn new(s: &Shared) -> Entered {
+    pub(crate) fn new(s: &Shared) -> Entered {
         Entered(ENTERED.with(|e| e.replace(s)))
     }
 }
@@ -447,7 +449,7 @@ impl Shared {
         });
         let (key, unpark) = self.timers.insert(shard, deadline, waker);
         if unpark {
-            self.workers[shard].parker.unpark();
+            self.unpark_role(shard);
         }
         key
     }

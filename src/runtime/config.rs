@@ -61,6 +61,14 @@ impl Default for Idle {
 /// What the runtime was built with; immutable after `Builder::build`.
 pub(crate) struct Config {
     pub(crate) idle: Idle,
+    /// Spare threads at most (`roles.rs`): threads that take the role of a blocked worker
+    /// or run `spawn_blocking` tasks.
+    pub(crate) max_spares: usize,
+    /// How long an idle spare thread waits for a job before it exits.
+    pub(crate) keep_alive: std::time::Duration,
+    /// Threads' name prefix and stack size (workers and spares).
+    pub(crate) thread_name: String,
+    pub(crate) stack_size: Option<usize>,
     pub(crate) on_thread_start: Option<ThreadHook>,
     pub(crate) on_thread_stop: Option<ThreadHook>,
     pub(crate) panic_handler: Option<PanicHandler>,

@@ -75,8 +75,12 @@ impl<T> JoinHandle<T> {
 
     /// Waits for the task and returns its result.
     ///
-    /// On a worker thread it runs other tasks while it waits; elsewhere it parks the thread
-    /// (no spinning) until the task completes.
+    /// Off the workers it parks the thread (no spinning) until the task completes. On a
+    /// worker it never runs an unrelated task on top of the waiting one (which could
+    /// wait for this very task): it runs the task itself if nobody has started it, else
+    /// helps with the task's own subtasks (those queued on the worker running it), else
+    /// blocks, handing its worker to a spare thread meanwhile so the pool keeps running
+    /// (`Builder::max_spare_threads`).
     ///
     /// ```
     /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
@@ -285,7 +289,7 @@ fn wait(task: &TaskRef, deadline: Option<Instant>) -> bool {
                 registered.set(ok);
                 ok
             };
-            let done = c.in_join(|| c.run_until(&|| task.is_complete(), deadline, &before_park));
+            let done = c.in_join(|| c.wait_task(task, deadline, &before_park));
             // SAFETY: registered above; a failed unregister means the task completed.
             done || (registered.get() && !unsafe { task.unregister_waiter() })
         })

@@ -6,7 +6,9 @@
 
 pub(crate) mod async_task;
 pub(crate) mod config;
+pub(crate) mod handoff;
 pub(crate) mod join_handle;
+pub(crate) mod roles;
 pub(crate) mod shared;
 pub(crate) mod sleep;
 pub(crate) mod spawn;

@@ -70,10 +70,11 @@ use crate::lockfree::inject::Injector;
 use crate::lockfree::park::Parker;
 use crate::lockfree::pool::{Pool, SlotId};
 use crate::runtime::config::Config;
+use crate::runtime::roles::{Board, Role};
 use crate::runtime::sleep::Sleep;
 use crate::runtime::stats::Row;
 use crate::runtime::timer::Timers;
-use crate::shim::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use crate::shim::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
 use crate::shim::mutation::{self, Site};
 use crate::shim::{Arc, CachePadded};
 use crate::task::{Header, TaskRef, TaskSlot};
@@ -84,8 +85,23 @@ const ORPHAN: u64 = 1 << 63;
 /// One worker's shared face: what other threads need to reach it.
 pub(crate) struct WorkerSlot {
     pub(crate) stealer: Stealer<TaskRef>,
-    pub(crate) parker: Arc<Parker>,
     pub(crate) stats: CachePadded<Row>,
+    /// The role's private parts, used by its holder only (`roles.rs`).
+    pub(crate) role: Role,
+    /// The wake target: the parker of the thread holding this role, null while it is
+    /// vacant (`roles.rs`, "Wake targets"). Points to a parker owned by this `Shared`.
+    holder: AtomicPtr<Parker>,
+}
+
+impl WorkerSlot {
+    pub(crate) fn new(role: Role) -> WorkerSlot {
+        WorkerSlot {
+            stealer: role.own.clone(),
+            stats: CachePadded(Row::default()),
+            role,
+            holder: AtomicPtr::new(std::ptr::null_mut()),
+        }
+    }
 }
 
 /// State shared by the workers, the `Scheduler`, every `Handle`, and (through the orphan
@@ -127,6 +143,8 @@ pub(crate) struct Shared {
     /// One worker, whose deque is in sole-owner mode (`deque::Owner::set_asymmetric`):
     /// foreign steals from it must use `steal_heavy`.
     pub(crate) sole_owner: bool,
+    /// Roles' holders, claimants and spare threads (`roles.rs`).
+    pub(crate) board: Board,
     pub(crate) config: Config,
 }
 
@@ -162,8 +180,15 @@ impl Shared {
             async_used: AtomicBool::new(false),
             heap_async: crate::shim::Mutex::new(std::collections::HashSet::new()),
             sole_owner,
+            board: Board::new(n, config.max_spares, config.keep_alive),
             config,
         });
+        for (i, w) in shared.workers.iter().enumerate() {
+            // SAFETY: the cache takes from this `Shared`'s pool, which outlives it (fields
+            // drop in order: `workers` before `pool`), and no thread holds the role yet.
+            unsafe { w.role.init_cache(shared.pool.cache()) };
+            shared.set_holder(i, Arc::as_ptr(shared.slot_parker(i)));
+        }
         for i in 0..shared.pool.capacity() as u32 {
             let id = SlotId::from_raw(i);
             // SAFETY: `i` is below the capacity; no worker exists yet, so every slot is free
@@ -259,8 +284,43 @@ impl Shared {
     #[inline]
     pub(crate) fn notify(&self) {
         if let Some(i) = self.sleep.notify() {
-            self.workers[i].parker.unpark();
+            self.unpark_role(i);
         }
+    }
+
+    /// Unparks the thread holding role `i` (its wake target; nobody while it is vacant).
+    pub(crate) fn unpark_role(&self, i: usize) {
+        // Relaxed: the target was stored before its holder could go to sleep, and a waker
+        // reaches a sleeper only through an Acquire of the sleeper's own later Release (the
+        // K2 CAS on its bit, the shard lock of TM1): `roles.rs`, "Wake targets".
+        let p = self.workers[i].holder.load(Relaxed);
+        if !p.is_null() {
+            // SAFETY: wake targets point to parkers owned by this `Shared`.
+            unsafe { &*p }.unpark();
+        }
+    }
+
+    /// Sets role `i`'s wake target (`roles.rs`: under the board's lock, or before the
+    /// workers start).
+    pub(crate) fn set_holder(&self, i: usize, p: *const Parker) {
+        // Relaxed: see `unpark_role`.
+        self.workers[i].holder.store(p.cast_mut(), Relaxed);
+    }
+
+    /// Unparks every thread that may be parked on this scheduler's behalf: role holders
+    /// and spare threads (a timed-out shutdown).
+    pub(crate) fn unpark_everyone(&self) {
+        for p in self.board.parkers.iter() {
+            p.unpark();
+        }
+    }
+
+    /// D1 for a spare thread about to start: its teardown share. Called by a thread that
+    /// holds a share itself, so the count is not zero.
+    pub(crate) fn add_share(&self) {
+        // Relaxed: the caller's own share keeps the count above zero; D2's AcqRel RMWs
+        // order the leaving.
+        self.running.fetch_add(1, Relaxed);
     }
 
     /// [`Sleep::notify_hint`]: K1 for a `join` half (wakes only when a plain look finds
@@ -268,13 +328,13 @@ impl Shared {
     #[inline]
     pub(crate) fn notify_hint(&self) {
         if let Some(i) = self.sleep.notify_hint() {
-            self.workers[i].parker.unpark();
+            self.unpark_role(i);
         }
     }
 
     pub(crate) fn wake_one(&self) {
         if let Some(i) = self.sleep.wake_one() {
-            self.workers[i].parker.unpark();
+            self.unpark_role(i);
         }
     }
 
@@ -369,7 +429,7 @@ impl Shared {
     #[cold]
     fn wake_all(&self) {
         for i in self.sleep.wake_all() {
-            self.workers[i].parker.unpark();
+            self.unpark_role(i);
         }
     }
 
@@ -379,6 +439,8 @@ impl Shared {
         // L3 of spawns that completed before.
         self.lifecycle.fetch_or(SHUTDOWN, AcqRel);
         self.wake_all();
+        // Idle threads see it and exit (`roles.rs`, B5).
+        self.wake_idle_threads();
         // Workers may also be spinning or yielding; they check `is_closed` each round.
     }
 
@@ -413,6 +475,10 @@ impl Shared {
         // timer wheels still hold. Their frees count as external ones (`None`).
         this.sweep_async(None);
         drop(this.timers.drain());
+        for w in this.workers.iter() {
+            // SAFETY: every thread has left (D4): nobody holds a role.
+            unsafe { w.role.settle_slot_frees(&w.stats) };
+        }
         let target = this.task_balance();
         // Relaxed: published by the AcqRel RMW below.
         this.orphan_target.store(target, Relaxed);

@@ -20,6 +20,7 @@ use crate::runtime::join_handle::JoinHandle;
 use crate::runtime::shared::Shared;
 use crate::runtime::stats::Row;
 use crate::runtime::worker::{self, WorkerCtx};
+use crate::shim::Arc;
 use crate::task::{fits_inline, TaskRef, TaskSlot};
 
 impl Shared {
@@ -165,6 +166,29 @@ impl Shared {
             self.notify();
         }
         result
+    }
+
+    /// `spawn_blocking`: a task for a spare thread (`roles.rs`, B5), which runs it holding
+    /// no worker role. Counted as an external spawn. On a shut-down scheduler the task is
+    /// dropped unrun and its handle joins to `ShutDown`.
+    pub(crate) fn spawn_blocking_inner<F, T>(this: &Arc<Shared>, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        if this.is_shutting_down() {
+            drop(f);
+            return JoinHandle::refused();
+        }
+        let Ok((queued, handle)) = this.new_task(f, None, true, false) else {
+            unreachable!("a heap task is always possible")
+        };
+        Row::bump_shared(&this.external.spawned, 1);
+        if let Err(t) = Shared::queue_blocking(this, queued) {
+            // Shut down meanwhile, or no thread could be started: dropped unrun.
+            crate::runtime::thread::abandon_task(this, None, t);
+        }
+        joinable(handle)
     }
 
     /// Queues a stack job from outside the scheduler (L1–L3, then K1). `Err` gives it back

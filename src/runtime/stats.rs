@@ -166,6 +166,25 @@ pub struct Stats {
     pub workers: Vec<WorkerStats>,
     /// Threads that are not workers of this scheduler.
     pub external: WorkerStats,
+    /// Threads blocked right now with their worker role handed to a spare thread (a
+    /// channel operation, `block_in_place`, a `JoinHandle` wait: see
+    /// [`Builder::max_spare_threads`](crate::Builder::max_spare_threads)).
+    pub blocked: u64,
+    /// Times a blocking worker handed its role to another thread, so far.
+    pub lends: u64,
+    /// Spare threads started so far (for hand-offs and `spawn_blocking`).
+    pub spares_started: u64,
+    /// Spare threads that exited after their keep-alive time without work, so far. Alive
+    /// now: `spares_started - spares_retired` (until the scheduler shuts down).
+    pub spares_retired: u64,
+}
+
+/// The blocking counters of one scheduler (`Stats::set_blocking`).
+pub(crate) struct Blocking {
+    pub(crate) blocked: u64,
+    pub(crate) lends: u64,
+    pub(crate) spares_started: u64,
+    pub(crate) spares_retired: u64,
 }
 
 impl Stats {
@@ -179,7 +198,14 @@ impl Stats {
             total.add(w);
         }
         let done = total.completed + total.cancelled + total.abandoned;
-        Stats { live: total.spawned.saturating_sub(done), total, workers, external }
+        Stats { live: total.spawned.saturating_sub(done), total, workers, external, ..Stats::default() }
+    }
+
+    pub(crate) fn set_blocking(&mut self, b: Blocking) {
+        self.blocked = b.blocked;
+        self.lends = b.lends;
+        self.spares_started = b.spares_started;
+        self.spares_retired = b.spares_retired;
     }
 }
 
@@ -234,6 +260,11 @@ impl fmt::Display for Stats {
         }
         row(f, "external", &self.external)?;
         row(f, "total", &self.total)?;
-        writeln!(f, "live tasks: {}", self.live)
+        writeln!(f, "live tasks: {}", self.live)?;
+        writeln!(
+            f,
+            "blocked now: {}, hand-offs: {}, spare threads started: {}, retired: {}",
+            self.blocked, self.lends, self.spares_started, self.spares_retired
+        )
     }
 }

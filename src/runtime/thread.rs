@@ -7,8 +7,9 @@ use std::cell::Cell;
 use std::ptr;
 
 use crate::contain;
-use crate::lockfree::deque::{Owner, Steal};
+use crate::lockfree::deque::Steal;
 use crate::lockfree::inject::Pop;
+use crate::runtime::roles::Job;
 use crate::runtime::shared::Shared;
 use crate::runtime::stats::Row;
 use crate::runtime::worker::{WorkerCtx, INJECTED_FAULT};
@@ -214,7 +215,6 @@ fn warn_once(msg: &str) {
 pub(crate) fn spawn_thread(
     shared: Arc<Shared>,
     index: usize,
-    deque: Owner<TaskRef>,
     core: Option<core_affinity::CoreId>,
     name: &str,
     stack_size: Option<usize>,
@@ -223,15 +223,10 @@ pub(crate) fn spawn_thread(
     if let Some(s) = stack_size {
         b = b.stack_size(s);
     }
-    b.spawn(move || worker_main(shared, index, deque, core))
+    b.spawn(move || worker_main(shared, index, core))
 }
 
-fn worker_main(
-    shared: Arc<Shared>,
-    index: usize,
-    deque: Owner<TaskRef>,
-    core: Option<core_affinity::CoreId>,
-) {
+fn worker_main(shared: Arc<Shared>, index: usize, core: Option<core_affinity::CoreId>) {
     if let Some(c) = core {
         if !core_affinity::set_for_current(c) {
             warn_once(&format!("could not pin worker {index} to core {}", c.id));
@@ -243,35 +238,168 @@ fn worker_main(
         started = failure.is_none();
         shared.start_done(index, failure);
     }
-    let row = &shared.workers[index].stats;
+    THREAD_OF.with(|s| s.set(&*shared));
     if started {
-        let ctx = WorkerCtx::new(&shared, index, deque);
-        ctx.enter();
-        let exit = || shared.is_closed() && !shared.has_visible_work();
-        // The outermost loop. Every task it runs is contained, so a panic escaping it is a
-        // runtime bug (or the injected fault of the containment tests): the worker is lost.
-        let escaped = contain::call(|| {
-            ctx.run_until(&exit, None, &|| maybe_inject_loop_panic(&ctx));
-            // Leaving a shut-down scheduler: futures nothing will poll go now, with this
-            // worker's accounting (`async_task.rs`, "Shutdown").
-            shared.sweep_async(Some(&ctx));
-        });
-        // Not a worker any more: what `lose` drops or runs is freed and spawned as from
-        // outside.
-        ctx.leave();
-        if let Err(payload) = escaped {
-            lose(&ctx, payload);
-        }
-        ctx.settle_slot_frees();
+        thread_loop(&shared, index, Some(Job::Hold(index)));
         if let Some(h) = &shared.config.on_thread_stop {
             if let Err(p) = contain::call(|| h(index)) {
-                Row::bump_owned(&row.hook_panics, 1);
+                Row::bump_owned(&shared.workers[index].stats.hook_panics, 1);
                 shared.report_panic(p);
             }
         }
+    } else {
+        // Nobody ever held this role: a claimant may take it.
+        shared.vacate_role(index);
     }
     if let Some(c) = core {
         unpin(c);
     }
+    THREAD_OF.with(|s| s.set(ptr::null()));
     Shared::leave(&shared);
+}
+
+/// A thread's jobs (B5, `roles.rs`): hold a role, run blocking tasks, or wait idle, until
+/// the scheduler shuts down (or, for a spare, until it retires, or a lost worker).
+/// `slot`: the thread's slot on the board; `first`: its first job.
+fn thread_loop(shared: &Arc<Shared>, slot: usize, first: Option<Job>) {
+    // Free functions in a blocking task refer to this scheduler.
+    let _entered = crate::runtime::async_task::Entered::new(shared);
+    let spare = slot >= shared.workers.len();
+    let mut job = first;
+    loop {
+        let next = match job.take() {
+            Some(j) => j,
+            None => match shared.next_job(slot) {
+                Some(j) => j,
+                None => return,
+            },
+        };
+        match next {
+            Job::Exit => return,
+            Job::Hold(r) => {
+                if hold_role(shared, r, shared.slot_parker(slot), spare) {
+                    return;
+                }
+            }
+            Job::Run(t) => run_blocking(shared, t),
+        }
+    }
+}
+
+#[cfg(not(loom))]
+std::thread_local! {
+    static THREAD_OF: Cell<*const Shared> = const { Cell::new(ptr::null()) };
+}
+
+#[cfg(loom)]
+loom::thread_local! {
+    static THREAD_OF: Cell<*const Shared> = Cell::new(ptr::null());
+}
+
+/// Whether this thread is one of `shared`'s own (a worker thread or a spare, holding a
+/// role or not): dropping a scheduler from one of its own threads must not wait for that
+/// very thread.
+pub(crate) fn is_thread_of(shared: &Shared) -> bool {
+    THREAD_OF.with(|s| ptr::eq(s.get(), shared))
+}
+
+/// Starts a thread for spare slot `k` (B5, `roles.rs`); the caller took its teardown
+/// share and set its first job.
+pub(crate) fn spawn_spare(
+    shared: Arc<Shared>,
+    k: usize,
+) -> std::io::Result<crate::shim::thread::JoinHandle<()>> {
+    let mut b = crate::shim::thread::Builder::new().name(format!("{}-spare-{k}", shared.config.thread_name));
+    if let Some(s) = shared.config.stack_size {
+        b = b.stack_size(s);
+    }
+    b.spawn(move || spare_main(shared, k))
+}
+
+/// A spare thread (B5): its jobs until it retires or the scheduler shuts down. Its hooks
+/// get the index `workers + k` for spare `k`.
+fn spare_main(shared: Arc<Shared>, slot: usize) {
+    THREAD_OF.with(|s| s.set(&*shared));
+    if let Some(h) = &shared.config.on_thread_start {
+        if let Err(p) = contain::call(|| h(slot)) {
+            Row::bump_shared(&shared.external.hook_panics, 1);
+            shared.report_panic(p);
+        }
+    }
+    thread_loop(&shared, slot, None);
+    if let Some(h) = &shared.config.on_thread_stop {
+        if let Err(p) = contain::call(|| h(slot)) {
+            Row::bump_shared(&shared.external.hook_panics, 1);
+            shared.report_panic(p);
+        }
+    }
+    THREAD_OF.with(|s| s.set(ptr::null()));
+    Shared::leave(&shared);
+}
+
+/// B5's "hold role `r`": the worker loop on role `r`, until the role is handed on (B3:
+/// a spare between tasks, any thread when idle with a claimant waiting) or the scheduler
+/// shuts down (B4). Returns `true` if the thread was lost (a panic escaped the loop: see
+/// `worker.rs`, "Lost workers"); it exits then.
+fn hold_role(
+    shared: &Arc<Shared>,
+    r: usize,
+    parker: &Arc<crate::lockfree::park::Parker>,
+    spare: bool,
+) -> bool {
+    let ctx = WorkerCtx::new(shared, r, parker, spare);
+    ctx.enter();
+    let exit = || shared.is_closed() && !shared.has_visible_work();
+    let done = || exit() || ctx.should_give();
+    loop {
+        // Every task the loop runs is contained, so a panic escaping it is a runtime bug
+        // (or the injected fault of the containment tests): the thread is lost.
+        if let Err(payload) = contain::call(|| ctx.run_until(&done, None, &|| maybe_inject_loop_panic(&ctx)))
+        {
+            // Not a worker any more: what `lose` drops or runs is freed and spawned as
+            // from outside.
+            ctx.leave();
+            lose(&ctx, payload);
+            shared.vacate_role(ctx.index());
+            return true;
+        }
+        if exit() {
+            // Leaving a shut-down scheduler: futures nothing will poll go now, with this
+            // role's accounting (`async_task.rs`, "Shutdown").
+            shared.sweep_async(Some(&ctx));
+            ctx.leave();
+            // B4: the role goes to a claimant, or becomes vacant.
+            shared.vacate_role(ctx.index());
+            return false;
+        }
+        // B3. `run_until` left the searcher count (K4) on its way out.
+        if shared.give_role(ctx.index()) || (spare && shared.give_role_to_idle_worker(ctx.index())) {
+            ctx.leave();
+            return false;
+        }
+        ctx.gave_up_giving();
+    }
+}
+
+/// B5's "run a blocking task": as a worker runs a task, with the statistics of a thread
+/// outside the scheduler.
+fn run_blocking(shared: &Shared, t: TaskRef) {
+    let abandon = shared.is_abandoning();
+    let ran = t.run(abandon, |panicked| {
+        let row = &shared.external;
+        if abandon {
+            Row::bump_shared(&row.abandoned, 1);
+        } else {
+            Row::bump_shared(&row.completed, 1);
+            if panicked {
+                Row::bump_shared(&row.panicked, 1);
+            }
+        }
+    });
+    if let Some(p) = ran.payload {
+        shared.report_panic(p);
+    }
+    if let Some(dead) = ran.dead {
+        Shared::free_task(dead);
+    }
 }

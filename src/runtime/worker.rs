@@ -77,18 +77,19 @@ use std::ptr::{self, NonNull};
 use std::time::Instant;
 
 use crate::contain;
-use crate::lockfree::deque::{Owner, Steal, Stealer};
+use crate::lockfree::deque::Steal;
 use crate::lockfree::inject::Pop;
 use crate::lockfree::park::{yield_now, Parker};
-use crate::lockfree::pool::{Cache, SlotId};
+use crate::lockfree::pool::SlotId;
 use crate::runtime::config::Idle;
+use crate::runtime::roles::{Lent, Role};
 use crate::runtime::shared::Shared;
 use crate::runtime::stats::Row;
 use crate::shim::atomic::Ordering::*;
 use crate::shim::mutation::{self, Site};
-use crate::shim::{spin_loop, Arc, UnsafeCell};
+use crate::shim::{spin_loop, Arc};
 use crate::task::stack_job::Latch;
-use crate::task::{Dead, Header, Home, TaskRef, TaskSlot};
+use crate::task::{Dead, Header, Home, TaskRef};
 
 /// Every this many tasks a worker looks at the injection queue and its own oldest task
 /// first (Go uses 61 too: prime, so it does not beat with other periodic behaviour).
@@ -113,23 +114,30 @@ pub const MAX_NESTED_WAITS: u32 = 32;
 /// The message of a fault raised by `Builder::inject_loop_panics`.
 pub(crate) const INJECTED_FAULT: &str = "filch: injected run-loop fault";
 
-/// A worker thread's own state. Lives on the worker's stack; reachable through the
-/// `CURRENT` thread-local while the worker runs.
+/// A worker thread's own state: the per-thread half of a worker (its stack's join and
+/// scope bookkeeping, its parker, its search state) and the role it holds (`roles.rs`: the
+/// deque, the pool magazine, the statistics row). Lives on the thread's stack; reachable
+/// through the `CURRENT` thread-local while the thread holds a role.
 pub(crate) struct WorkerCtx<'a> {
     /// The scheduler's state, one load away (not two, as through the `Arc`).
     shared: &'a Shared,
     /// The same, as the `Arc` that owns it (for `filch::current`'s handle).
     shared_arc: &'a Arc<Shared>,
-    index: usize,
-    /// `shared.workers[index].stats`, resolved once (the hot paths bump it per task).
-    row: &'a Row,
-    deque: Owner<TaskRef>,
-    /// A thief's handle on our own deque: takes the oldest task (fairness) and spills.
-    own: Stealer<TaskRef>,
-    /// This worker's pool magazine. Touched only by `alloc_slot` and `free_slot`, on this
-    /// thread, and neither calls out to anything that could re-enter them: a plain cell,
-    /// with no borrow flag to check on every spawn.
-    cache: UnsafeCell<Cache<'a, TaskSlot>>,
+    /// The role this thread holds. Changes only at B1–B3 (`roles.rs`), while the thread
+    /// is between tasks or blocked, never under a frame that is using it.
+    role: Cell<&'a Role>,
+    /// `shared.workers[role].stats`, resolved with the role (the hot paths bump it per task).
+    row: Cell<&'a Row>,
+    /// This thread's parker: a worker thread's `WorkerSlot::parker`, a spare's slot parker.
+    /// Every wait of this thread parks here; the sleep protocol reaches it through the
+    /// role's wake target (`roles.rs`, "Wake targets").
+    parker: &'a Arc<Parker>,
+    /// A spare thread (`roles.rs`, B5): hands its role on between tasks, to a claimant or
+    /// an idle worker thread.
+    spare: bool,
+    /// Set when this thread, idle in its outermost loop, saw a claimant: the loop ends and
+    /// the role goes to the claimant (B3).
+    give: Cell<bool>,
     /// Numbers coprime with the worker count, for random steal orders.
     strides: Vec<usize>,
     rng: Cell<u64>,
@@ -197,6 +205,60 @@ pub(crate) fn wait_latch(latch: &Latch, ctx: Option<&WorkerCtx<'_>>, parker: &Pa
     }
 }
 
+/// Blocks the calling thread until `ready()` holds (re-checked after every wake-up;
+/// spurious wake-ups happen) or `deadline` passes; returns whether `ready()` held. The
+/// wake-up comes through [`thread_waker`], taken on this thread before the call. On a
+/// worker the thread's role goes to a spare thread meanwhile (B1–B2, `roles.rs`), so the
+/// pool keeps all its workers running; past the spare limit the worker blocks, having
+/// moved its queued tasks to the injection queue.
+#[allow(dead_code)] // the channels' blocking forms call it
+pub(crate) fn block_until(ready: &dyn Fn() -> bool, deadline: Option<Instant>) -> bool {
+    if ready() {
+        return true;
+    }
+    with_current(|ctx| match ctx {
+        Some(c) => match c.lent(|| c.park_until_done(ready, deadline, &|| true)) {
+            Some(r) => r,
+            None => {
+                Row::bump_owned(&c.row().blocked_waits, 1);
+                c.hand_off_queued();
+                c.park_until_done(ready, deadline, &|| true)
+            }
+        },
+        None => with_thread_parker(|p| loop {
+            if ready() {
+                return true;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return ready();
+            }
+            p.park_until(deadline);
+        }),
+    })
+}
+
+/// The waker that ends a [`block_until`] on this thread: it unparks the thread's own
+/// parker (a worker's or a spare's while it holds a role, the thread-local one otherwise).
+#[allow(dead_code)] // the channels' blocking forms call it
+pub(crate) fn thread_waker() -> std::task::Waker {
+    with_current(|ctx| match ctx {
+        Some(c) => Parker::waker(c.parker()),
+        None => with_thread_parker(Parker::waker),
+    })
+}
+
+/// `block_in_place`: runs `f` on this thread with its worker role lent to a spare thread
+/// meanwhile (B1–B2), so that `f` may block without taking a worker from the pool. Off
+/// the workers (or with no spare to be had) it just runs `f`.
+pub(crate) fn block_in_place<R>(f: impl FnOnce() -> R) -> R {
+    let mut f = Some(f);
+    let lent = with_current(|ctx| ctx.and_then(|c| c.lent(|| (f.take().expect("unused"))())));
+    match lent {
+        Some(r) => r,
+        None => (f.take().expect("not run when not lent"))(),
+    }
+}
+
 /// Runs `f` with the current thread's worker context, if this thread is a worker. Not
 /// `inline(always)`: forced into every recursive `join` frame it cost fib(30) 8 %.
 #[inline]
@@ -209,24 +271,57 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&WorkerCtx<'_>>) -> R) -> R 
 }
 
 impl<'a> WorkerCtx<'a> {
-    /// Worker `index`'s context, on its own thread (`thread::worker_main`).
-    pub(crate) fn new(shared: &'a Arc<Shared>, index: usize, deque: Owner<TaskRef>) -> WorkerCtx<'a> {
+    /// The context of a thread holding role `role` (`thread::worker_main`, a spare's
+    /// `hold_role`); `parker` is the thread's own.
+    pub(crate) fn new(
+        shared: &'a Arc<Shared>,
+        role: usize,
+        parker: &'a Arc<Parker>,
+        spare: bool,
+    ) -> WorkerCtx<'a> {
         WorkerCtx {
             shared,
             shared_arc: shared,
-            index,
-            row: &shared.workers[index].stats,
-            own: deque.stealer(),
-            deque,
-            cache: UnsafeCell::new(shared.pool.cache()),
+            role: Cell::new(&shared.workers[role].role),
+            row: Cell::new(&shared.workers[role].stats),
+            parker,
+            spare,
+            give: Cell::new(false),
             strides: coprimes(shared.workers.len()),
-            rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ ((index as u64 + 1) << 17)),
+            rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ ((role as u64 + 1) << 17) ^ ((spare as u64) << 40)),
             tick: Cell::new(FAIR_INTERVAL),
             searching: Cell::new(false),
             joins: Cell::new(0),
             take_oldest: Cell::new(false),
             scope_frame: Cell::new((ptr::null(), 0)),
         }
+    }
+
+    /// The role this thread holds.
+    #[inline(always)]
+    fn role(&self) -> &'a Role {
+        self.role.get()
+    }
+
+    /// Whether the outermost loop should end to hand the role on (`thread::hold_role`).
+    #[inline]
+    pub(crate) fn should_give(&self) -> bool {
+        if self.spare {
+            self.shared.board.spare_should_give()
+        } else {
+            self.give.get() && self.shared.board.claimants_waiting()
+        }
+    }
+
+    /// The hand-on did not happen (the claim was served by another holder).
+    pub(crate) fn gave_up_giving(&self) {
+        self.give.set(false);
+    }
+
+    /// Takes role `r` (B1–B3 handed it to this thread).
+    fn set_role(&self, r: usize) {
+        self.role.set(&self.shared.workers[r].role);
+        self.row.set(&self.shared.workers[r].stats);
     }
 
     /// Makes this context the current thread's (`with_current`) until [`Self::leave`].
@@ -240,9 +335,9 @@ impl<'a> WorkerCtx<'a> {
         CURRENT.with(|c| c.set(ptr::null()));
     }
 
-    /// This worker's index.
+    /// The index of the role this thread holds.
     pub(crate) fn index(&self) -> usize {
-        self.index
+        self.role().index
     }
 
     pub(crate) fn is_of(&self, shared: &Shared) -> bool {
@@ -259,7 +354,7 @@ impl<'a> WorkerCtx<'a> {
 
     #[inline]
     pub(crate) fn row(&self) -> &'a Row {
-        self.row
+        self.row.get()
     }
 
     /// Runs `f` as a join-wait: step 1 (fairness) is skipped inside it (module docs).
@@ -275,57 +370,41 @@ impl<'a> WorkerCtx<'a> {
         &self.scope_frame
     }
 
+    /// This thread's parker (not the role's: see `parker`).
     pub(crate) fn parker(&self) -> &'a Arc<Parker> {
-        &self.shared.workers[self.index].parker
+        self.parker
     }
 
     pub(crate) fn alloc_slot(&self) -> Option<SlotId> {
-        // SAFETY: see `cache`: the only access in progress on this thread.
-        self.cache.with_mut(|c| unsafe { (*c).try_alloc() })
-    }
-
-    /// At exit, after the last task: gives the magazine back to the pool and records in
-    /// `slot_frees` how many slots this worker freed, for the orphan protocol. Nothing
-    /// counts them one by one: the magazine conserves slots, so frees = allocations (its
-    /// row's pool spawns) + slots given to the pool − slots taken from it, once it is empty.
-    pub(crate) fn settle_slot_frees(&self) {
-        // SAFETY: see `cache`: the only access in progress on this thread.
-        let (got, given) = self.cache.with_mut(|c| unsafe {
-            (*c).flush();
-            (*c).transferred()
-        });
-        let row = self.row();
-        // Relaxed: this thread's own counters; the final accounting reads them after
-        // joining this thread.
-        let allocs = row.spawned.load(Relaxed) - row.heap_fallbacks.load(Relaxed);
-        row.slot_frees.store(allocs + given - got, Relaxed);
+        // SAFETY: we hold the role, and `try_alloc` calls out to nothing that could re-enter.
+        unsafe { self.role().with_cache(|c| c.try_alloc()) }
     }
 
     pub(crate) fn free_slot(&self, id: SlotId) {
         // SAFETY: the caller (`Shared::free_task`) frees a slot of this worker's pool whose
-        // last task reference is gone, exactly once; nothing else is accessing the cache
-        // meanwhile (see `cache`).
-        self.cache.with_mut(|c| unsafe { (*c).free(id) })
+        // last task reference is gone, exactly once; we hold the role, and `free` calls
+        // out to nothing that could re-enter.
+        unsafe { self.role().with_cache(|c| c.free(id)) }
     }
 
     /// Pops the newest task of the own deque.
     #[inline]
     pub(crate) fn pop_local(&self) -> Option<TaskRef> {
-        self.deque.pop()
+        self.role().deque.pop()
     }
 
     /// Whether the own deque is empty (thieves may be taking from it meanwhile).
     #[inline]
     pub(crate) fn local_is_empty(&self) -> bool {
-        self.deque.is_empty()
+        self.role().deque.is_empty()
     }
 
     /// Pushes a task on the own deque; a full deque first spills half to the injector.
     #[inline]
     pub(crate) fn push_local(&self, t: TaskRef) {
-        if let Err(t) = self.deque.push(t) {
+        if let Err(t) = self.role().deque.push(t) {
             self.spill();
-            if let Err(t) = self.deque.push(t) {
+            if let Err(t) = self.role().deque.push(t) {
                 // Only this thread pushes, and the spill made room; thieves only take.
                 unreachable_full(t);
             }
@@ -335,7 +414,7 @@ impl<'a> WorkerCtx<'a> {
     /// Moves the older half of the full own deque to the injection queue as one chain.
     #[cold]
     fn spill(&self) {
-        self.spill_n(self.deque.capacity() / 2);
+        self.spill_n(self.role().deque.capacity() / 2);
     }
 
     /// Moves up to `want` of the oldest own tasks to the injection queue as one chain;
@@ -345,7 +424,7 @@ impl<'a> WorkerCtx<'a> {
         let (mut first, mut last): (*mut Header, *mut Header) = (ptr::null_mut(), ptr::null_mut());
         let mut moved = 0u64;
         while moved < want as u64 {
-            match self.own.steal() {
+            match self.role().own.steal() {
                 Steal::Success(t) => {
                     let p = t.into_raw().as_ptr();
                     if last.is_null() {
@@ -402,7 +481,7 @@ impl<'a> WorkerCtx<'a> {
     /// The own deque's oldest task, as a thief takes it.
     fn pop_oldest(&self) -> Option<TaskRef> {
         loop {
-            match self.own.steal() {
+            match self.role().own.steal() {
                 Steal::Success(t) => return Some(t),
                 Steal::Retry => continue,
                 Steal::Empty => return None,
@@ -436,7 +515,7 @@ impl<'a> WorkerCtx<'a> {
                 return Some(t);
             }
         }
-        if let Some(t) = self.deque.pop() {
+        if let Some(t) = self.role().deque.pop() {
             return Some(t);
         }
         self.search()
@@ -454,7 +533,7 @@ impl<'a> WorkerCtx<'a> {
         if self.shared.injector.is_empty() {
             return None;
         }
-        let room = self.deque.capacity() - self.deque.len();
+        let room = self.role().deque.capacity() - self.role().deque.len();
         let mut first = None;
         let r = self.shared.injector.pop_batch(room.min(INJECT_BATCH) + 1, |p| {
             // SAFETY: every node in the injector is a task reference given up by
@@ -462,7 +541,7 @@ impl<'a> WorkerCtx<'a> {
             let t = unsafe { TaskRef::from_raw(p) };
             if first.is_none() {
                 first = Some(t);
-            } else if let Err(t) = self.deque.push(t) {
+            } else if let Err(t) = self.role().deque.push(t) {
                 // `room` was measured before; only thieves (who make room) touch the deque.
                 unreachable_full(t);
             }
@@ -483,13 +562,13 @@ impl<'a> WorkerCtx<'a> {
         let row = self.row();
         let mut victim = start;
         for _ in 0..n {
-            if victim != self.index {
+            if victim != self.index() {
                 Row::bump_owned(&row.steal_attempts, 1);
-                let before = self.deque.len();
+                let before = self.role().deque.len();
                 loop {
-                    match self.shared.workers[victim].stealer.steal_batch(&self.deque) {
+                    match self.shared.workers[victim].stealer.steal_batch(&self.role().deque) {
                         Steal::Success(t) => {
-                            let moved = self.deque.len().saturating_sub(before) as u64;
+                            let moved = self.role().deque.len().saturating_sub(before) as u64;
                             Row::bump_owned(&row.stolen, 1 + moved);
                             return Some(t);
                         }
@@ -570,6 +649,8 @@ impl<'a> WorkerCtx<'a> {
         if t.is_async() {
             return self.run_async(t);
         }
+        // Where a joiner finds the task's subtasks (the helping rule, `wait_task`).
+        t.set_runner(self.index());
         let row = self.row();
         // Relaxed: set once by a timed-out shutdown; a task that starts just before it is
         // seen simply runs, which the shutdown contract allows.
@@ -604,10 +685,10 @@ impl<'a> WorkerCtx<'a> {
         deadline: Option<Instant>,
         before_park: &dyn Fn() -> bool,
     ) -> bool {
-        if self.joins.get() > MAX_NESTED_WAITS && self.shared.try_block_waiter() {
-            let r = self.wait_blocked(done, deadline, before_park);
-            self.shared.unblock_waiter();
-            return r;
+        if self.joins.get() > MAX_NESTED_WAITS {
+            if let Some(r) = self.wait_blocking(done, deadline, before_park) {
+                return r;
+            }
         }
         loop {
             if done() {
@@ -630,30 +711,101 @@ impl<'a> WorkerCtx<'a> {
         }
     }
 
-    /// `run_until` past [`MAX_NESTED_WAITS`]: hands the own deque to the others and
-    /// parks until `done()` (module docs, "Nested waits"). The worker stays out of the
-    /// sleep protocol (it is busy with a task), so no spawn's wake-up is spent on it.
+    /// A wait that must not run other tasks on top of its frame: `run_until` past
+    /// [`MAX_NESTED_WAITS`] (module docs, "Nested waits"). The role goes to a spare thread
+    /// while this thread parks (B1–B2, `roles.rs`); with no spare to be had, the own deque
+    /// goes to the injection queue and the thread parks holding its role, if fewer than
+    /// `workers − 1` others do so already. `None`: neither was possible; keep helping.
     #[cold]
-    fn wait_blocked(
+    fn wait_blocking(
+        &self,
+        done: &dyn Fn() -> bool,
+        deadline: Option<Instant>,
+        before_park: &dyn Fn() -> bool,
+    ) -> Option<bool> {
+        if let Some(r) = self.lent(|| self.park_until_done(done, deadline, before_park)) {
+            return Some(r);
+        }
+        if !self.shared.try_block_waiter() {
+            return None;
+        }
+        Row::bump_owned(&self.row().blocked_waits, 1);
+        // Once: only this thread pushes on its deque, and it runs nothing until it returns.
+        self.hand_off_queued();
+        let r = self.park_until_done(done, deadline, before_park);
+        self.shared.unblock_waiter();
+        Some(r)
+    }
+
+    /// Parks this thread until `done()` (re-checked after every wake-up) or `deadline`;
+    /// `before_park` as in [`Self::run_until`]. Runs no task.
+    fn park_until_done(
         &self,
         done: &dyn Fn() -> bool,
         deadline: Option<Instant>,
         before_park: &dyn Fn() -> bool,
     ) -> bool {
-        Row::bump_owned(&self.row().blocked_waits, 1);
-        // Once: only this thread pushes on its deque, and it runs nothing until it returns.
-        self.hand_off_queued();
         loop {
             if done() {
                 return true;
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                return false;
+                return done();
             }
             if before_park() {
                 self.parker().park_until(deadline)
             }
         }
+    }
+
+    /// B1 + B2 (`roles.rs`): lends this thread's role to another thread, runs `f` (which
+    /// blocks this thread; it runs as on a thread outside the scheduler: `with_current`
+    /// sees no worker), then claims a role back, waiting for one if none is vacant.
+    /// `None`: nobody could take the role (no spare thread to be had); `f` did not run.
+    /// A panic in `f` unwinds out of this call after the role is back.
+    pub(crate) fn lent<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
+        // Running a task, so not searching; K4 if that ever changes.
+        self.stop_searching();
+        if let Lent::No = Shared::lend(self.shared_arc, self.index()) {
+            return None;
+        }
+        self.leave();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        let role = self.shared.claim_role(self.parker, true);
+        self.set_role(role);
+        self.enter();
+        match r {
+            Ok(v) => Some(v),
+            Err(p) => std::panic::resume_unwind(p),
+        }
+    }
+
+    /// B3 when idle (`roles.rs`): a claimant waits for a role and this thread has nothing
+    /// to run. In the outermost loop it only sets `give`: the loop ends, and its caller
+    /// hands the role on (`thread::hold_role`). Inside a helping wait it gives the role
+    /// now, parks until the wait is over (its waiter is registered on this thread's
+    /// parker), and claims a role back (B2).
+    #[cold]
+    fn give_while_idle(
+        &self,
+        done: &dyn Fn() -> bool,
+        deadline: Option<Instant>,
+        before_park: &dyn Fn() -> bool,
+    ) {
+        if self.joins.get() == 0 {
+            self.give.set(true);
+            return;
+        }
+        self.stop_searching();
+        if !self.shared.give_role(self.index()) {
+            // Another holder served the claim first.
+            return;
+        }
+        self.leave();
+        self.park_until_done(done, deadline, before_park);
+        let role = self.shared.claim_role(self.parker, false);
+        self.set_role(role);
+        self.enter();
     }
 
     /// Searches with spins, then yields, then parks (module docs). Returns a task if it
@@ -697,6 +849,10 @@ impl<'a> WorkerCtx<'a> {
                 if give_up() {
                     return None;
                 }
+                if self.shared.board.claimants_waiting() {
+                    self.give_while_idle(done, deadline, before_park);
+                    return None;
+                }
                 round = round.saturating_add(1);
             }
         }
@@ -713,12 +869,21 @@ impl<'a> WorkerCtx<'a> {
                 return None;
             }
         }
+        if self.shared.board.claimants_waiting() {
+            self.give_while_idle(done, deadline, before_park);
+            return None;
+        }
         let deadline = self.timer_deadline(deadline);
         // K3.
         let was_searching = self.searching.replace(false);
-        sleep.prepare_sleep(self.index, was_searching);
-        if self.shared.has_visible_work() || give_up() || self.shared.is_closed() {
-            sleep.cancel_sleep(self.index);
+        sleep.prepare_sleep(self.index(), was_searching);
+        // The re-check reads `claimants` too: B2's fence pairs with K3's (`roles.rs`).
+        if self.shared.has_visible_work()
+            || give_up()
+            || self.shared.is_closed()
+            || self.shared.board.claimants_waiting()
+        {
+            sleep.cancel_sleep(self.index());
             self.searching.set(true);
             return None;
         }
@@ -726,10 +891,128 @@ impl<'a> WorkerCtx<'a> {
         self.parker().park_until(deadline);
         self.disarm_timers();
         // K5 (or woken by K2, which already counted us).
-        sleep.cancel_sleep(self.index);
+        sleep.cancel_sleep(self.index());
         self.searching.set(true);
         self.fire_timers();
         None
+    }
+
+    /// Waits for `task`, whose `JoinHandle` this thread holds, by the helping rule (module
+    /// docs, "Waiting for a task"): runs it here if it is this worker's newest task or
+    /// nobody has started it; else runs only tasks taken from the deque of the worker
+    /// running it (its own subtasks, leapfrogging) and, with none there, blocks with its
+    /// role lent. `before_park` registers the waiter on this thread's parker. Returns
+    /// whether the task completed (`false`: `deadline` passed).
+    pub(crate) fn wait_task(
+        &self,
+        task: &TaskRef,
+        deadline: Option<Instant>,
+        before_park: &dyn Fn() -> bool,
+    ) -> bool {
+        let done = || task.is_complete();
+        let word = task.header() as *const Header as usize;
+        // The common shapes: the task is the newest on this deque (fork-join), or the
+        // oldest (tasks spawned in a row, joined in order). Taken from the deque, it runs
+        // as usual and its memory is freed at once.
+        if self.role().deque.peek_newest_word() == Some(word) {
+            if let Some(t) = self.pop_local() {
+                debug_assert!(std::ptr::eq(t.header(), task.header()));
+                self.run_task(t);
+                return done();
+            }
+        } else if self.role().deque.peek_oldest_word() == Some(word) {
+            if let Some(t) = self.pop_oldest() {
+                if std::ptr::eq(t.header(), task.header()) {
+                    self.run_task(t);
+                    return done();
+                }
+                // A thief took ours meanwhile; this one goes back, as the newest.
+                self.push_local(t);
+            }
+        }
+        // Elsewhere (deeper in this deque, in another's, in the injection queue): claimed
+        // here and run, its queue entry skipped when it comes up.
+        if !task.is_async() && self.run_claimed_here(task) {
+            return true;
+        }
+        // Nested too deep to run more tasks on this stack: straight to blocking.
+        let deep = self.joins.get() > MAX_NESTED_WAITS;
+        let (spins, yields) = match self.shared.config.idle {
+            Idle::Park { spins, yields } => (spins, yields),
+            Idle::Spin | Idle::Yield => (64, 64),
+        };
+        let mut round = 0u32;
+        loop {
+            if done() {
+                return true;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return done();
+            }
+            if let Some(t) = if deep { None } else { self.leapfrog(task) } {
+                self.run_task(t);
+                round = 0;
+                continue;
+            }
+            if round < spins {
+                for _ in 0..(1u32 << round.min(6)) {
+                    spin_loop();
+                }
+            } else if round < spins.saturating_add(yields) {
+                yield_now();
+            } else {
+                return match self.lent(|| self.park_until_done(&done, deadline, before_park)) {
+                    Some(r) => r,
+                    // No spare thread to be had: help as other waits do, rather than
+                    // leave the pool a worker short.
+                    None => self.run_until(&done, deadline, before_park),
+                };
+            }
+            round = round.saturating_add(1);
+        }
+    }
+
+    /// Claims `task` (T1) and runs it on this thread; `false` if somebody started,
+    /// cancelled or finished it first. Its queue entry, wherever it is, is skipped later
+    /// (the claim fails there).
+    fn run_claimed_here(&self, task: &TaskRef) -> bool {
+        if task.claim().is_err() {
+            return false;
+        }
+        task.set_runner(self.index());
+        // SAFETY: we hold RUNNING from the claim.
+        let panicked = unsafe { task.run_claimed() };
+        let row = self.row();
+        Row::bump_owned(&row.completed, 1);
+        if panicked {
+            Row::bump_owned(&row.panicked, 1);
+        }
+        // SAFETY: claimed and output written. The caller holds the handle (JOIN_INTEREST),
+        // so the output is left for it and nothing is handed back.
+        let payload = unsafe { task.complete(false) };
+        debug_assert!(payload.is_none());
+        true
+    }
+
+    /// Leapfrogging: a task of the deque of the worker role running `task` (oldest first,
+    /// as a thief takes), if that is another role.
+    fn leapfrog(&self, task: &TaskRef) -> Option<TaskRef> {
+        let r = task.runner()?;
+        if r == self.index() || r >= self.shared.workers.len() {
+            return None;
+        }
+        let victim = &self.shared.workers[r].stealer;
+        loop {
+            let stolen = if self.shared.sole_owner { victim.steal_heavy() } else { victim.steal() };
+            match stolen {
+                Steal::Success(t) => {
+                    Row::bump_owned(&self.row().stolen, 1);
+                    return Some(t);
+                }
+                Steal::Retry => spin_loop(),
+                Steal::Empty => return None,
+            }
+        }
     }
 }
 

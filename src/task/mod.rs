@@ -60,7 +60,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
 use std::task::Waker;
 
-use crate::shim::atomic::{AtomicPtr, AtomicUsize, Ordering, Ordering::*};
+use crate::shim::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering, Ordering::*};
 use crate::shim::mutation::{self, Site};
 use crate::shim::UnsafeCell;
 
@@ -212,7 +212,15 @@ pub(crate) struct Header {
     /// after seeing `JOIN_WAITER` (T4).
     waiter: UnsafeCell<Option<Waker>>,
     pub(crate) home: Home,
+    /// The worker role that last started running the task (`NO_RUNNER` before): where a
+    /// waiting `JoinHandle` looks for the task's own subtasks (`join_handle.rs`, the
+    /// helping rule). A hint: written by each runner before its claim, read without
+    /// ordering; a stale value only sends the joiner to another deque.
+    pub(crate) runner: AtomicU32,
 }
+
+/// `Header::runner` of a task that no worker started yet.
+pub(crate) const NO_RUNNER: u32 = u32::MAX;
 
 impl Header {
     /// The header of a stack job (`stack_job.rs`): `state` is its latch, starting at 0.
@@ -224,6 +232,7 @@ impl Header {
             owner,
             waiter: UnsafeCell::new(None),
             home: Home::Stack,
+            runner: AtomicU32::new(NO_RUNNER),
         }
     }
 }
@@ -449,6 +458,7 @@ impl TaskRef {
             owner,
             waiter: UnsafeCell::new(None),
             home,
+            runner: AtomicU32::new(NO_RUNNER),
         };
         // SAFETY: the caller gives us exclusive, suitably sized and aligned memory.
         unsafe {
@@ -472,6 +482,7 @@ impl TaskRef {
             owner,
             waiter: UnsafeCell::new(None),
             home: Home::Pool(index),
+            runner: AtomicU32::new(NO_RUNNER),
         };
         // SAFETY: the caller gives us the slot, exclusively; a TaskSlot starts with a Header.
         unsafe { ptr::write(slot.cast::<Header>().as_ptr(), header) };
@@ -517,6 +528,8 @@ impl TaskRef {
         // `write` drops nothing, and the vtable needs no drop.
         unsafe {
             ptr::addr_of_mut!((*p).vtable).write(vtable);
+            // Relaxed: published with the task (the handle's transfer, the queue's push).
+            (*p).runner.store(NO_RUNNER, Relaxed);
             debug_assert!(matches!((*p).home, Home::Pool(_)));
             debug_assert!((*p).waiter.with(|w| (*w).is_none()), "a freed task left its waiter behind");
             ptr::write(stage::<F, T>(h), Stage { closure: ManuallyDrop::new(f) });
@@ -593,6 +606,21 @@ impl TaskRef {
                 Err(actual) => cur = actual,
             }
         }
+    }
+
+    /// Records that worker role `index` is about to run the task (`Header::runner`).
+    #[inline(always)]
+    pub(crate) fn set_runner(&self, index: usize) {
+        // Relaxed: a hint (see `Header::runner`).
+        self.header().runner.store(index as u32, Relaxed);
+    }
+
+    /// The worker role that started the task, if one has (`Header::runner`).
+    pub(crate) fn runner(&self) -> Option<usize> {
+        // Relaxed: a hint (see `Header::runner`); reset when the task was created, which
+        // happened before the caller got its handle, so it is this task's or `NO_RUNNER`.
+        let r = self.header().runner.load(Relaxed);
+        (r != NO_RUNNER).then_some(r as usize)
     }
 
     /// Runs the claimed closure; returns whether it panicked. Then call [`Self::complete`].
