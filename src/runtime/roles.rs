@@ -81,7 +81,7 @@ use crate::lockfree::park::Parker;
 use crate::lockfree::pool::Cache;
 use crate::runtime::stats::Row;
 use crate::shim::atomic::{AtomicUsize, Ordering::*};
-use crate::shim::{Arc, Mutex, MutexGuard, UnsafeCell};
+use crate::shim::{Arc, Mutex, MutexGuard, UnsafeCell, Witness};
 use crate::task::{TaskRef, TaskSlot};
 
 /// A worker role's private parts: touched only by the thread that holds the role.
@@ -95,6 +95,9 @@ pub(crate) struct Role {
     /// The role's pool magazine. `None` until `Shared::new` fills it; `'static` stands for
     /// "as long as the `Shared` that holds this role" (see `init_cache`).
     cache: UnsafeCell<Option<Cache<'static, TaskSlot>>>,
+    /// Under loom, a cell every new holder writes (`taken`): two holders not ordered by
+    /// happens-before make the model fail (module docs, "no role is held twice").
+    holders: Witness,
 }
 
 // SAFETY: `deque` and `cache` are used only by the role's holder (module docs: one holder
@@ -106,7 +109,13 @@ unsafe impl Send for Role {}
 
 impl Role {
     pub(crate) fn new(index: usize, deque: Owner<TaskRef>) -> Role {
-        Role { index, own: deque.stealer(), deque, cache: UnsafeCell::new(None) }
+        Role { index, own: deque.stealer(), deque, cache: UnsafeCell::new(None), holders: Witness::default() }
+    }
+
+    /// A thread starts holding the role (nothing outside loom).
+    #[inline(always)]
+    pub(crate) fn taken(&self) {
+        self.holders.produce();
     }
 
     /// Gives the role its pool magazine.
@@ -129,10 +138,13 @@ impl Role {
     #[inline(always)]
     pub(crate) unsafe fn with_cache<R>(&self, f: impl FnOnce(&mut Cache<'static, TaskSlot>) -> R) -> R {
         // SAFETY: the holder is the only thread touching the cell (caller), and `f` does
-        // not re-enter; `init_cache` ran before any thread held the role.
-        self.cache.with_mut(|c| match unsafe { &mut *c } {
-            Some(c) => f(c),
-            None => crate::contain::fatal("a worker role without its pool magazine"),
+        // not re-enter; `Shared::new` ran `init_cache` before any thread held the role,
+        // so the magazine is there (checked in debug builds).
+        self.cache.with_mut(|c| {
+            let c = unsafe { &mut *c };
+            debug_assert!(c.is_some(), "a worker role without its pool magazine");
+            // SAFETY: as above.
+            f(unsafe { c.as_mut().unwrap_unchecked() })
         })
     }
 

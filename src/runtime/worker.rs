@@ -1,4 +1,4 @@
-//! The worker thread: its context, the run loop, searching, stealing and idling.
+//! The worker thread: its context, the run loop, searching, stealing, idling and waiting.
 //!
 //! # Finding the next task
 //!
@@ -28,31 +28,51 @@
 //! workers'). During a shutdown it first sweeps the async tasks nothing will poll again
 //! (`async_task.rs`, "Shutdown"). `Idle::Spin` and `Idle::Yield` never park.
 //!
-//! A worker that waits for a `JoinHandle` runs this same loop with "the task is complete"
-//! as its exit condition, so it helps instead of blocking; the completing thread unparks
-//! it. While it waits it skips step 1: the fairness step exists for the outermost loop,
-//! and inside a join it would start unrelated queued tasks (typically other roots from
-//! the injection queue) on top of the waiting task's stack, every 61 tasks, nesting
-//! without bound (a stress test overflowed a 2 MiB worker stack with 600 queued roots).
-//! Steps 2–3 still run, injector included, so a join whose task was spilled to the
-//! injection queue is never stuck; tasks found there can still nest, as in rayon.
+//! # Waiting, and what a waiting worker may run (the helping rule)
+//!
+//! A task that waits on a worker must not leave the pool a worker short, and must not
+//! run, on top of its own frame, a task that could wait for it (that task could never
+//! finish before the frame below it returns: the waiter would be buried). The rule, by
+//! kind of wait:
+//!
+//! - **Fork-join waits** (`join`, `scope`, `parallel_for`, `block_on` on a worker, and
+//!   `WaitGroup::wait` / `Semaphore::acquire`) *help*: the worker runs this same loop with
+//!   "done" as its exit condition, as rayon's do; the completing thread unparks it. While
+//!   it waits it skips step 1: the fairness step exists for the outermost loop, and inside
+//!   a wait it would start unrelated queued tasks (typically other roots from the
+//!   injection queue) on top of the waiting task's stack every 61 tasks, nesting without
+//!   bound (a stress test overflowed a 2 MiB worker stack with 600 queued roots). Steps
+//!   2–3 still run, injector included, so a join whose task was spilled to the injection
+//!   queue is never stuck; tasks found there can still nest, as in rayon. So, as in
+//!   rayon, the halves of a fork must not wait for something the caller does after the
+//!   join, and a task that waits for a permit must not hold one the tasks it may run need.
+//! - **`JoinHandle::join`** (`wait_task`) never runs an unrelated task: it runs the
+//!   awaited task itself if it is still queued on this worker (newest or oldest) or not
+//!   started anywhere (claimed in place, T1); else it takes tasks only from the deque of
+//!   the worker role running it — the task's own subtasks, *leapfrogging* as in Wool and
+//!   Lace; with none there it spins briefly, then blocks with its role lent (below).
+//! - **Blocking waits** (channel operations, `block_in_place`, a helping wait nested past
+//!   [`MAX_NESTED_WAITS`]) run nothing: the thread lends its *role* to a spare thread
+//!   (`roles.rs`, B1), parks on its own parker until its wait is over, and claims a role
+//!   back (B2), so the pool keeps all its workers running.
+//! - A worker that would park idle inside a helping wait while another thread waits to
+//!   claim a role gives its role to that thread first (B3) and parks on its wait alone.
 //!
 //! # Nested waits
 //!
-//! A helping wait (a join, `WaitGroup::wait`, `Semaphore::acquire`) runs other tasks on
-//! top of the waiting task's frame, and those may wait in turn. Without a bound, a queue
-//! of tasks that all wait for one thing (20 000 tasks acquiring a one-permit semaphore)
-//! nests one frame per task and overflows the worker's stack. So a worker helps in at
-//! most [`MAX_NESTED_WAITS`] waits at once. A wait beyond that *blocks*: it first moves
-//! every task of the worker's own deque to the injection queue in one chain, with a K1
-//! so that some worker looks (the frames below may be joining those tasks, and nothing
-//! may wait for a thread that runs nothing), then parks on the worker's parker until
-//! its waker unparks it. It stays out of the sleep protocol: to the other workers it is
+//! A helping wait runs other tasks on top of the waiting task's frame, and those may
+//! wait in turn. Without a bound, a queue of tasks that all wait for one thing (20 000
+//! tasks acquiring a one-permit semaphore) nests one frame per task and overflows the
+//! worker's stack. So a worker helps in at most [`MAX_NESTED_WAITS`] waits at once. A
+//! wait beyond that *blocks*, with its role lent to a spare thread. With no spare to be
+//! had (`Builder::max_spare_threads` reached) it first moves every task of its own deque
+//! to the injection queue in one chain, with a K1 so that some worker looks (the frames
+//! below may be joining those tasks, and nothing may wait for a thread that runs
+//! nothing), then parks. It stays out of the sleep protocol: to the other workers it is
 //! busy running a task, so no spawn's wake-up is spent on it. At most `workers − 1`
 //! workers block this way at once (a counter in `Shared`, taken by an RMW before
 //! blocking): the last keeps helping however deep it nests, so work that a blocked wait
-//! depends on — a task queued behind the waiters that will release them — always has a
-//! thread to run it. With one worker no wait ever blocks.
+//! depends on always has a thread to run it.
 //!
 //! # Lost workers
 //!
@@ -70,7 +90,8 @@
 //!
 //! Helping cannot make every wait safe: a task run on top of a waiting frame cannot
 //! finish before it, so a task that needs something the frame below holds (a permit, a
-//! lock) deadlocks this thread. `Semaphore`'s docs say how to avoid it.
+//! lock) deadlocks this thread. `Semaphore`'s docs say how to avoid it; `JoinHandle`
+//! waits and blocking waits do not help, so they cannot be buried this way.
 
 use std::cell::Cell;
 use std::ptr::{self, NonNull};
@@ -320,6 +341,7 @@ impl<'a> WorkerCtx<'a> {
 
     /// Takes role `r` (B1–B3 handed it to this thread).
     fn set_role(&self, r: usize) {
+        self.shared.workers[r].role.taken();
         self.role.set(&self.shared.workers[r].role);
         self.row.set(&self.shared.workers[r].stats);
     }
