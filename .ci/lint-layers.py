@@ -16,6 +16,7 @@ LAYERS = {  # top-level module -> layer, bottom (0) to top
     "api": 6,
     "future": 4,
     "time": 6,
+    "chan": 6,
     "loom_async_api": 7,
 }
 TOP = 7  # lib.rs: the crate root, above everything

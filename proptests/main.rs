@@ -3,5 +3,6 @@
 //! covers the same code).
 #![cfg(not(loom))]
 
+mod chan;
 mod deque;
 mod pool;

@@ -26,6 +26,7 @@
 // The module tree is the layer diagram of docs/DESIGN.md: each layer imports only from
 // the layers below it (`make lint` checks it), the public facade at the top.
 mod api;
+pub mod chan; // 6: channels and select
 mod contain; // 0: fault containment
 pub mod future; // 4: yield_now and the cooperative budget
 mod lockfree; // 1: deque, pool, injection queue, parker

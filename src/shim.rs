@@ -357,6 +357,24 @@ pub mod mutation {
         /// `runtime::timer` (TM1): the inserter reads the parked worker's deadline under the
         /// wheel's lock, after inserting (the mutant reads it before, outside the lock).
         TimerArmReadEarly,
+        /// `chan` (Q2): the Release half of the completer's CAS that fires a waiting
+        /// operation's token, publishing its slot write or take.
+        ChanFireRelease,
+        /// `chan` (Q3/Q4): the owner's Acquire load (or failed cancel CAS) that sees its
+        /// token fired before it reads its slot.
+        ChanFiredAcquire,
+        /// `chan` (Q2): a completer claims a token by CAS from `WAITING` (the mutant stores
+        /// its case unconditionally, so a cancelled wait or a second `select` case fires).
+        ChanClaimCas,
+        /// `chan` (Q5): a cancelled receive that was handed a value passes it to another
+        /// waiting receiver (the mutant buffers it, leaving that receiver asleep).
+        ChanGiveBackPassesOn,
+        /// `chan` (Q5): a cancelled receive that was handed a value puts it back (the
+        /// mutant drops it).
+        ChanGiveBackKeeps,
+        /// `chan` (Q6): closing fires every waiting sender and receiver (the mutant leaves
+        /// them waiting).
+        ChanCloseFiresWaiters,
     }
 
     #[cfg(loom)]

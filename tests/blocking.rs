@@ -321,3 +321,90 @@ fn joins_help_with_the_awaited_tasks_subtasks() {
         assert_eq!(s.spawn(|| tree(14)).join().unwrap(), 1 << 14);
     }
 }
+
+/// The same pipeline in Go's shape on filch's own channels, as sync tasks that block in
+/// `send_blocking` and in the receivers' iterators: five blocking tasks on one worker
+/// and on two.
+#[test]
+fn a_go_pipeline_of_sync_tasks_over_channels() {
+    const N: u64 = 2000;
+    for workers in [1, 2] {
+        let s = sched(workers);
+        let (jobs_tx, jobs_rx) = filch::chan::bounded::<u64>(4);
+        let (out_tx, out_rx) = filch::chan::bounded::<u64>(4);
+        let producer = s.spawn(move || {
+            for i in 0..N {
+                jobs_tx.send_blocking(i).unwrap();
+            }
+        });
+        let stages: Vec<_> = (0..4)
+            .map(|_| {
+                let (jobs_rx, out_tx) = (jobs_rx.clone(), out_tx.clone());
+                s.spawn(move || {
+                    for j in &jobs_rx {
+                        out_tx.send_blocking(j * 2).unwrap();
+                    }
+                })
+            })
+            .collect();
+        drop((jobs_rx, out_tx));
+        let consumer = s.spawn(move || {
+            let mut seen = vec![false; N as usize];
+            for v in &out_rx {
+                let i = (v / 2) as usize;
+                assert!(!seen[i], "job {i} delivered twice");
+                seen[i] = true;
+            }
+            seen.iter().all(|&b| b)
+        });
+        producer.join().unwrap();
+        for h in stages {
+            h.join().unwrap();
+        }
+        assert!(consumer.join().unwrap(), "every job arrived ({workers} workers)");
+    }
+}
+
+/// Two sync tasks playing ping-pong over rendezvous channels on one worker: each send
+/// completes only when the other task, queued behind it, receives.
+#[test]
+fn rendezvous_ping_pong_between_sync_tasks_on_one_worker() {
+    let s = sched(1);
+    let (ping_tx, ping_rx) = filch::chan::rendezvous::<u32>();
+    let (pong_tx, pong_rx) = filch::chan::rendezvous::<u32>();
+    let a = s.spawn(move || {
+        let mut sum = 0;
+        for i in 0..200 {
+            ping_tx.send_blocking(i).unwrap();
+            sum += pong_rx.recv_blocking().unwrap();
+        }
+        sum
+    });
+    let b = s.spawn(move || {
+        for v in &ping_rx {
+            pong_tx.send_blocking(v + 1).unwrap();
+        }
+    });
+    assert_eq!(a.join().unwrap(), (1..=200).sum::<u32>());
+    b.join().unwrap();
+}
+
+/// The burying case with a channel: the consumer U, spawned before the awaited V, blocks
+/// in `recv_blocking` until the joiner sends after its join.
+#[test]
+fn a_join_is_not_buried_under_a_task_blocked_on_a_channel() {
+    for workers in [1, 2] {
+        let s = sched(workers);
+        for round in 0..100u64 {
+            let outer = s.spawn(move || {
+                let (tx, rx) = filch::chan::bounded::<u64>(1);
+                let u = filch::spawn(move || rx.recv_blocking().unwrap() + 1);
+                let v = filch::spawn(move || round * 3);
+                let got = v.join().unwrap();
+                tx.send_blocking(got).unwrap();
+                u.join().unwrap()
+            });
+            assert_eq!(outer.join().unwrap(), round * 3 + 1);
+        }
+    }
+}

@@ -286,11 +286,11 @@ impl Builder {
     ///
     /// ```
     /// let sched = filch::Scheduler::builder().workers(1).max_spare_threads(4).build().unwrap();
-    /// let (tx, rx) = std::sync::mpsc::channel::<u32>();
-    /// // On one worker: the receiver blocks inside `block_in_place`, a spare thread takes
-    /// // over the worker meanwhile, and the sender runs.
-    /// let recv = sched.spawn(move || filch::block_in_place(|| rx.recv().unwrap()));
-    /// let send = sched.spawn(move || tx.send(7).unwrap());
+    /// let (tx, rx) = filch::chan::rendezvous::<u32>();
+    /// // On one worker: the receiver blocks, a spare thread takes over the worker's queue
+    /// // meanwhile, and the sender runs.
+    /// let recv = sched.spawn(move || rx.recv_blocking().unwrap());
+    /// let send = sched.spawn(move || tx.send_blocking(7).unwrap());
     /// send.join().unwrap();
     /// assert_eq!(recv.join().unwrap(), 7);
     /// ```

@@ -137,13 +137,12 @@ impl Role {
     /// The caller holds the role, and `f` does not reach this method again.
     #[inline(always)]
     pub(crate) unsafe fn with_cache<R>(&self, f: impl FnOnce(&mut Cache<'static, TaskSlot>) -> R) -> R {
-        // SAFETY: the holder is the only thread touching the cell (caller), and `f` does
-        // not re-enter; `Shared::new` ran `init_cache` before any thread held the role,
-        // so the magazine is there (checked in debug builds).
         self.cache.with_mut(|c| {
+            // SAFETY: the holder is the only thread touching the cell (caller), and `f`
+            // does not re-enter.
             let c = unsafe { &mut *c };
             debug_assert!(c.is_some(), "a worker role without its pool magazine");
-            // SAFETY: as above.
+            // SAFETY: `Shared::new` ran `init_cache` before any thread held the role.
             f(unsafe { c.as_mut().unwrap_unchecked() })
         })
     }

@@ -232,7 +232,6 @@ pub(crate) fn wait_latch(latch: &Latch, ctx: Option<&WorkerCtx<'_>>, parker: &Pa
 /// worker the thread's role goes to a spare thread meanwhile (B1–B2, `roles.rs`), so the
 /// pool keeps all its workers running; past the spare limit the worker blocks, having
 /// moved its queued tasks to the injection queue.
-#[allow(dead_code)] // the channels' blocking forms call it
 pub(crate) fn block_until(ready: &dyn Fn() -> bool, deadline: Option<Instant>) -> bool {
     if ready() {
         return true;
@@ -260,7 +259,6 @@ pub(crate) fn block_until(ready: &dyn Fn() -> bool, deadline: Option<Instant>) -
 
 /// The waker that ends a [`block_until`] on this thread: it unparks the thread's own
 /// parker (a worker's or a spare's while it holds a role, the thread-local one otherwise).
-#[allow(dead_code)] // the channels' blocking forms call it
 pub(crate) fn thread_waker() -> std::task::Waker {
     with_current(|ctx| match ctx {
         Some(c) => Parker::waker(c.parker()),
