@@ -12,6 +12,7 @@ mod deque;
 mod inject;
 mod park;
 mod pool;
+mod roles;
 mod sched;
 mod sleep;
 mod stack_job;

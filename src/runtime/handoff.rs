@@ -44,6 +44,7 @@ impl Shared {
     /// B1: the holder of role `r` is about to block; gives the role to a claimant, an idle
     /// thread, or a new spare thread. `No`: nobody could take it (the caller keeps it).
     pub(crate) fn lend(this: &Arc<Shared>, r: usize) -> Lent {
+        this.workers[r].role.touch();
         let mut st = this.board.lock();
         if let Some(c) = st.claims.pop_front() {
             // Relaxed: under the lock (module docs, B3).
@@ -132,6 +133,7 @@ impl Shared {
     /// B3: gives role `r` to the oldest claimant, if any; `true` if it did (the caller
     /// holds the role no more). The caller is not searching.
     pub(crate) fn give_role(&self, r: usize) -> bool {
+        self.workers[r].role.touch();
         let mut st = self.board.lock();
         let Some(c) = st.claims.pop_front() else { return false };
         // Relaxed: under the lock.
@@ -179,6 +181,7 @@ impl Shared {
     /// B3 for a spare at a task boundary with no claimant: hands role `r` to an idle
     /// worker thread, if there is one (`roles.rs`: roles go back to the pinned threads).
     pub(crate) fn give_role_to_idle_worker(&self, r: usize) -> bool {
+        self.workers[r].role.touch();
         let mut st = self.board.lock();
         let Some(i) = st.idle.iter().position(|&x| x < self.board.workers) else { return false };
         let s = st.idle.swap_remove(i);

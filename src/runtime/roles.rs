@@ -95,8 +95,9 @@ pub(crate) struct Role {
     /// The role's pool magazine. `None` until `Shared::new` fills it; `'static` stands for
     /// "as long as the `Shared` that holds this role" (see `init_cache`).
     cache: UnsafeCell<Option<Cache<'static, TaskSlot>>>,
-    /// Under loom, a cell every new holder writes (`taken`): two holders not ordered by
-    /// happens-before make the model fail (module docs, "no role is held twice").
+    /// Under loom, a cell every holder writes when it takes the role and when it hands it
+    /// on (`touch`): two holders whose use is not ordered by happens-before make the model
+    /// fail (module docs, "no role is held twice").
     holders: Witness,
 }
 
@@ -112,9 +113,9 @@ impl Role {
         Role { index, own: deque.stealer(), deque, cache: UnsafeCell::new(None), holders: Witness::default() }
     }
 
-    /// A thread starts holding the role (nothing outside loom).
+    /// A thread starts or stops holding the role (nothing outside loom).
     #[inline(always)]
-    pub(crate) fn taken(&self) {
+    pub(crate) fn touch(&self) {
         self.holders.produce();
     }
 

@@ -298,6 +298,7 @@ impl<'a> WorkerCtx<'a> {
         parker: &'a Arc<Parker>,
         spare: bool,
     ) -> WorkerCtx<'a> {
+        shared.workers[role].role.touch();
         WorkerCtx {
             shared,
             shared_arc: shared,
@@ -339,7 +340,7 @@ impl<'a> WorkerCtx<'a> {
 
     /// Takes role `r` (B1–B3 handed it to this thread).
     fn set_role(&self, r: usize) {
-        self.shared.workers[r].role.taken();
+        self.shared.workers[r].role.touch();
         self.role.set(&self.shared.workers[r].role);
         self.row.set(&self.shared.workers[r].stats);
     }
