@@ -35,7 +35,7 @@ fn latch_executor_vs_waiter() {
         // SAFETY: as above.
         let th = thread::spawn(move || unsafe { entry.execute() });
         job.wait(&parker);
-        assert_eq!(job.into_result(), 42);
+        assert_eq!(job.take_result(), 42);
         assert_eq!(runs.load(Relaxed), 1);
         th.join().unwrap();
     });
@@ -51,7 +51,7 @@ fn latch_panicking_job() {
         // SAFETY: as above.
         let th = thread::spawn(move || unsafe { entry.execute() });
         job.wait(&parker);
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || job.into_result()));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || job.take_result()));
         assert_eq!(r.unwrap_err().downcast_ref::<u32>(), Some(&7));
         th.join().unwrap();
     });

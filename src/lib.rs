@@ -183,10 +183,10 @@ pub mod loom_api {
         }
 
         /// After `wait`: the result, then the memory is reused (`Latch::scribble`).
-        pub fn into_result(self) -> R {
+        pub fn take_result(self) -> R {
             self.0.latch().scribble();
             let job = *self.0;
-            job.into_result()
+            job.take_result()
         }
     }
 

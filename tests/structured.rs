@@ -540,3 +540,20 @@ fn install_returns_the_value_of_code_run_on_a_worker() {
     let here = std::thread::current().id();
     assert_eq!(handle.install(|| std::thread::current().id()), here);
 }
+
+/// `join` nested 10,000 deep fits a default (2 MiB) worker stack: the part of `join`'s
+/// frame that every level keeps is small (DESIGN §11, "Stack use"), about 190 bytes.
+#[test]
+fn join_nests_ten_thousand_deep_on_a_default_stack() {
+    fn deep(n: u32) -> u32 {
+        if n == 0 {
+            return 0;
+        }
+        let (a, b) = filch::join(|| deep(n - 1), || 1u32);
+        a + b
+    }
+    for workers in [1, 2] {
+        let s = filch::Scheduler::builder().workers(workers).build().unwrap();
+        assert_eq!(s.install(|| deep(10_000)), 10_000);
+    }
+}

@@ -89,22 +89,7 @@ where
     // Step 2.
     let ra = match catch_unwind(AssertUnwindSafe(a)) {
         Ok(v) => v,
-        Err(payload) => {
-            // Step 5: `b` finishes first; its own panic gives way to `a`'s.
-            if pop_back(ctx, &job_b) {
-                queued.disarm();
-                if let Err(p) = catch_unwind(AssertUnwindSafe(|| job_b.run_inline())) {
-                    contain::drop_payload(p);
-                }
-            } else {
-                worker::wait_latch(job_b.latch(), Some(ctx), ctx.parker());
-                queued.disarm();
-                if let Err(p) = job_b.into_result_caught() {
-                    contain::drop_payload(p);
-                }
-            }
-            resume_unwind(payload)
-        }
+        Err(payload) => a_panicked(ctx, &job_b, queued, payload),
     };
     // Step 3.
     if pop_back(ctx, &job_b) {
@@ -112,9 +97,46 @@ where
         return (ra, job_b.run_inline());
     }
     // Step 4.
+    (ra, wait_stolen(ctx, &job_b, queued))
+}
+
+/// Step 4 out of line: `b` was stolen; wait for its latch. Kept out of `join`'s frame,
+/// which every level of a recursive `join` keeps on the stack (docs/DESIGN.md §11, stack
+/// use).
+#[inline(never)]
+fn wait_stolen<F: FnOnce() -> R + Send, R: Send>(
+    ctx: &WorkerCtx<'_>,
+    job_b: &StackJob<F, R>,
+    queued: AbortOnUnwind,
+) -> R {
     worker::wait_latch(job_b.latch(), Some(ctx), ctx.parker());
     queued.disarm();
-    (ra, job_b.into_result())
+    job_b.take_result()
+}
+
+/// Step 5 out of line: `a` panicked; `b` finishes first (it borrows this frame), its own
+/// panic gives way to `a`'s, and `a`'s is raised again.
+#[cold]
+#[inline(never)]
+fn a_panicked<F: FnOnce() -> R + Send, R: Send>(
+    ctx: &WorkerCtx<'_>,
+    job_b: &StackJob<F, R>,
+    queued: AbortOnUnwind,
+    payload: contain::Payload,
+) -> ! {
+    if pop_back(ctx, job_b) {
+        queued.disarm();
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| job_b.run_inline())) {
+            contain::drop_payload(p);
+        }
+    } else {
+        worker::wait_latch(job_b.latch(), Some(ctx), ctx.parker());
+        queued.disarm();
+        if let Err(p) = job_b.take_result_caught() {
+            contain::drop_payload(p);
+        }
+    }
+    resume_unwind(payload)
 }
 
 /// Pops the own deque, running what is above `job`, until `job` comes back (`true`) or
@@ -188,7 +210,7 @@ where
                     let queued = AbortOnUnwind::new("a frame waiting for its injected stack job");
                     worker::wait_latch(job.latch(), ctx, parker);
                     queued.disarm();
-                    job.into_result()
+                    job.take_result()
                 }
                 Err(t) => {
                     // Shut down: never queued; run it here.

@@ -180,7 +180,7 @@ impl<F: FnOnce() -> R + Send, R: Send> StackJob<F, R> {
 
     /// Runs the closure on the creator's thread, after the creator popped the job back:
     /// nobody else can reach it now. A panic unwinds to the caller.
-    pub(crate) fn run_inline(self) -> R {
+    pub(crate) fn run_inline(&self) -> R {
         // SAFETY: popped back by its creator: no executor has it or will get it.
         let f = self.func.with_mut(|p| unsafe { (*p).take() });
         match f {
@@ -190,7 +190,7 @@ impl<F: FnOnce() -> R + Send, R: Send> StackJob<F, R> {
     }
 
     /// The result, once the latch is set (J4); a panic is re-raised here.
-    pub(crate) fn into_result(self) -> R {
+    pub(crate) fn take_result(&self) -> R {
         debug_assert!(self.latch.probe());
         // SAFETY: the latch is set (J4 saw it with Acquire): the executor wrote the result
         // and touches the job no more.
@@ -202,10 +202,10 @@ impl<F: FnOnce() -> R + Send, R: Send> StackJob<F, R> {
         }
     }
 
-    /// Like [`StackJob::into_result`], but hands a panic back instead of raising it.
-    pub(crate) fn into_result_caught(self) -> Result<R, Box<dyn Any + Send>> {
+    /// Like [`StackJob::take_result`], but hands a panic back instead of raising it.
+    pub(crate) fn take_result_caught(&self) -> Result<R, Box<dyn Any + Send>> {
         debug_assert!(self.latch.probe());
-        // SAFETY: as in `into_result`.
+        // SAFETY: as in `take_result`.
         let r = self.result.with_mut(|p| unsafe { (*p).take() });
         r.unwrap_or_else(|| already_taken())
     }
