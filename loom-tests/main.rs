@@ -7,6 +7,7 @@
 //! makes some model fail. `docs/VERIFICATION.md` tabulates models, bounds and catches.
 #![cfg(loom)]
 
+mod async_task;
 mod chan;
 mod deque;
 mod inject;

@@ -351,6 +351,9 @@ pub mod mutation {
         /// `task::future` (A7): the sweep leaves a running task to its poller (the mutant
         /// claims it anyway: its future is dropped while being polled).
         AsyncSweepSkipsRunning,
+        /// `task::future` (A3): the Acquire fence after a pending poll finds `ABORT` (pairs
+        /// with the Release of the sweep, A7, that set it during a shutdown).
+        AsyncAbortSeenAcquire,
         /// `task::future` (A6): aborting an idle task queues it (the mutant only sets
         /// `ABORT`, so nobody drops the future).
         AsyncAbortQueuesIdle,
@@ -375,6 +378,10 @@ pub mod mutation {
         /// `chan` (Q6): closing fires every waiting sender and receiver (the mutant leaves
         /// them waiting).
         ChanCloseFiresWaiters,
+        /// `runtime::timer` (TM1): the inserter unparks a worker parked past the new deadline
+        /// even when an earlier timer is pending on the shard (the mutant counts on that
+        /// timer to end the park, though a cancel may take it away first).
+        TimerUnparkDespitePending,
     }
 
     #[cfg(loom)]

@@ -265,9 +265,12 @@ fn shutdown_drops_pending_futures_exactly_once() {
         let s = sched(2);
         let mut handles = Vec::new();
         let mut drop_counts = Vec::new();
+        // Never opened, and kept (with the wakers they hold) until the end: only the
+        // scheduler can end these futures.
+        let mut gates = Vec::new();
         for i in 0..200 {
             let (f, gate, drops) = gated(i);
-            std::mem::forget(gate); // never opened, never dropped: only the scheduler can end it
+            gates.push(gate);
             handles.push(s.spawn_async(f));
             drop_counts.push(drops);
         }
@@ -292,19 +295,20 @@ fn shutdown_drops_pending_futures_exactly_once() {
         for d in drop_counts {
             assert_eq!(d.load(SeqCst), 1);
         }
+        drop(gates); // stale wakers: their drops free the tasks (and then the scheduler)
     }
 }
 
 #[test]
 fn a_closure_joining_a_pending_future_during_shutdown_returns() {
     let s = sched(2);
-    let (f, gate, _) = gated(1);
-    std::mem::forget(gate);
+    let (f, gate, _) = gated(1); // never opened; kept until the end
     let pending = s.spawn_async(f);
     let joiner = s.spawn(move || pending.join());
     std::thread::sleep(Duration::from_millis(5));
     drop(s); // the closure runs to completion; the future it waits for is dropped
     assert!(matches!(joiner.join().unwrap(), Err(TaskError::ShutDown)));
+    drop(gate);
 }
 
 #[test]

@@ -380,6 +380,10 @@ pub struct Pool<T> {
     values: Box<[UnsafeCell<MaybeUninit<T>>]>,
     /// Per-slot links, parallel to `values`.
     links: Box<[Link]>,
+    /// Under loom, every slot's address, taken once at construction for
+    /// [`Pool::slot_addr`] (loom counts taking a pointer from a slot's cell as an access).
+    #[cfg(loom)]
+    addrs: Box<[NonNull<MaybeUninit<T>>]>,
 }
 
 // SAFETY: the pool owns no `T` it would drop, but slots carry `T`s written on one thread
@@ -456,10 +460,20 @@ impl<T> Pool<T> {
                 batch_len: AtomicU32::new(if is_first { (end - start) as u32 } else { 0 }),
             }
         }));
+        // Under loom: each slot's address, taken on the constructing thread before the pool
+        // is shared (so ordered before every later access).
+        #[cfg(loom)]
+        let addrs = values
+            .iter()
+            // SAFETY: `p` points into the live `values` allocation, so it is not null.
+            .map(|v| v.with_mut(|p| unsafe { NonNull::new_unchecked(p) }))
+            .collect();
         Ok(Pool {
             head: CachePadded(AtomicU64::new(Head::new(0, 0).0)),
             values: values.into_boxed_slice(),
             links: links.into_boxed_slice(),
+            #[cfg(loom)]
+            addrs,
         })
     }
 
@@ -553,6 +567,31 @@ impl<T> Pool<T> {
         // SAFETY: `p` points into the live `values` allocation (it comes from a
         // reference to one of its elements), so it is not null.
         unsafe { NonNull::new_unchecked(ptr) }
+    }
+
+    /// The address of slot `id`, for a caller that does not hold the slot and touches only
+    /// atomics inside it (the async shutdown sweep reads each slot's task state word).
+    /// The same address as [`Pool::slot_ptr_unchecked`]; under loom that one is a write
+    /// access by the slot's holder, which a visit of a slot someone else holds is not, so
+    /// this one is no access at all.
+    ///
+    /// # Safety
+    /// `id` is below the capacity.
+    #[cfg(not(loom))]
+    #[inline(always)]
+    pub(crate) unsafe fn slot_addr(&self, id: SlotId) -> NonNull<MaybeUninit<T>> {
+        // SAFETY: in range (caller); outside loom this is address arithmetic only.
+        unsafe { self.slot_ptr_unchecked(id) }
+    }
+
+    /// [`Pool::slot_addr`] under loom: from the table taken at construction.
+    ///
+    /// # Safety
+    /// `id` is below the capacity.
+    #[cfg(loom)]
+    pub(crate) unsafe fn slot_addr(&self, id: SlotId) -> NonNull<MaybeUninit<T>> {
+        // SAFETY: in range (caller).
+        unsafe { *self.addrs.get_unchecked(id.index()) }
     }
 
     /// Runs `f` with a pointer to the storage of slot `id`.

@@ -53,7 +53,7 @@ use crate::runtime::shared::Shared;
 use crate::runtime::stats::Row;
 use crate::runtime::timer::TimerKey;
 use crate::runtime::worker::{self, WorkerCtx};
-use crate::shim::atomic::{AtomicBool, Ordering::*};
+use crate::shim::atomic::{fence, AtomicBool, Ordering::*};
 use crate::shim::Arc;
 use crate::task::future::{AfterPoll, Claim};
 use crate::task::{Header, TaskError, TaskRef};
@@ -244,10 +244,15 @@ impl Shared {
         if !self.async_used() {
             return 0;
         }
+        // Acquire fence: our caller saw the shutdown (L4), perhaps with a Relaxed load;
+        // pairs with L4's Release, so that the shutdown happens before each claim below,
+        // whose Release passes it on to a poller that finds `ABORT` (A7, A3).
+        fence(Acquire);
         let mut dropped = 0;
         for i in 0..self.pool.capacity() as u32 {
-            // SAFETY: `i` is below the capacity.
-            let slot = unsafe { self.pool.slot_ptr_unchecked(crate::lockfree::pool::SlotId::from_raw(i)) };
+            // SAFETY: `i` is below the capacity. (The slot is not ours: `slot_addr`, which
+            // takes no access to it, and only its state word is touched before a reference.)
+            let slot = unsafe { self.pool.slot_addr(crate::lockfree::pool::SlotId::from_raw(i)) };
             // SAFETY: every slot's header was written by `Shared::new` (`prepare_slot`) and
             // the pool's memory lives as long as `self`.
             if let Some(t) = unsafe { TaskRef::sweep_ref(slot.cast::<Header>()) } {

@@ -28,7 +28,13 @@
 //! The lock orders TM1 and TM2: an insert after TM2 sees `armed` and unparks (the parker
 //! keeps the token if the worker has not parked yet); an insert before TM2 is part of the
 //! next deadline TM2 computes. A stale `armed` read after TM3 only costs a spurious unpark.
-//! (Loom model `timer_insert_vs_park`, mutant `TimerArmReadEarly`.)
+//! A cancel (a sleep's drop) only removes its entry: it neither wakes the worker nor
+//! changes `armed` or `due`, so a park armed for a cancelled deadline ends then and finds
+//! nothing due (a spurious wake-up, never a missed one). TM1 therefore compares the new
+//! deadline with `armed` alone: an earlier pending timer does not make the unpark
+//! unnecessary, since it may be cancelled before the park ends. (Loom models
+//! `timer_insert_vs_park` and `timer_cancel_vs_park`; mutants `TimerArmReadEarly` and
+//! `TimerUnparkDespitePending`.)
 
 use std::task::Waker;
 use std::time::Instant;
@@ -115,12 +121,16 @@ impl Timers {
         let mut wheel = self.lock(shard);
         let key = wheel.insert(deadline, waker);
         // Relaxed (all three): under the shard's lock, which orders them with TM2.
-        if at < s.due.load(Relaxed) {
+        let due = s.due.load(Relaxed);
+        if at < due {
             s.due.store(at, Relaxed);
         }
         let armed = early.unwrap_or_else(|| s.armed.load(Relaxed));
         drop(wheel);
-        (TimerKey { shard, key }, at < armed)
+        // Mutant: no unpark while an earlier timer is pending (`due`, which a cancel does
+        // not raise), as if that timer would end the park; a cancel may take it away.
+        let unpark = at < armed && (mutation::keep(Site::TimerUnparkDespitePending) || at < due);
+        (TimerKey { shard, key }, unpark)
     }
 
     /// Whether a registered sleep is still pending; if so, its waker is replaced by

@@ -4,7 +4,10 @@
 //!
 //! 0. Right after an async task re-queued itself (it woke itself during its poll), the
 //!    *oldest* task of the own deque: the self-waking task goes to the back of the line
-//!    (`async_task.rs`, "Where a wake goes"). Outside joins only, as step 1.
+//!    (`async_task.rs`, "Where a wake goes"). Outside joins only, as step 1. It counts
+//!    toward step 1's interval, and on step 1's turn step 1 comes first: a deque of tasks
+//!    that keep waking themselves (`yield_now` loops) would otherwise keep the worker from
+//!    the injection queue and its timers for ever.
 //! 1. Every [`FAIR_INTERVAL`]th task, first the due timers of this worker (`timer.rs`),
 //!    then the injection queue, then the *oldest* task of
 //!    the worker's own deque (taken from its top, as a thief would). This bounds how long a
@@ -513,12 +516,9 @@ impl<'a> WorkerCtx<'a> {
     /// Steps 1–3 of the module docs, without idling.
     #[inline(always)]
     pub(crate) fn find_task(&self) -> Option<TaskRef> {
-        if self.take_oldest.replace(false) && self.joins.get() == 0 {
-            if let Some(t) = self.pop_oldest() {
-                return Some(t);
-            }
-        }
-        // Counts down to the next fairness turn: cheaper than a modulo per task.
+        let oldest = self.take_oldest.replace(false) && self.joins.get() == 0;
+        // Counts down to the next fairness turn: cheaper than a modulo per task. Step 0
+        // counts too, and yields to step 1 on its turn (module docs).
         let tick = self.tick.get() - 1;
         self.tick.set(tick);
         if tick == 0 {
@@ -532,6 +532,11 @@ impl<'a> WorkerCtx<'a> {
             if let Some(t) = self.pop_injector() {
                 return Some(t);
             }
+            if let Some(t) = self.pop_oldest() {
+                return Some(t);
+            }
+        }
+        if oldest {
             if let Some(t) = self.pop_oldest() {
                 return Some(t);
             }

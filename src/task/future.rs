@@ -31,7 +31,9 @@
 //!   to the future happen before the next claim's Acquire, through the release sequence
 //!   on this word). If `NOTIFIED` was set meanwhile the queue reference goes back to a
 //!   queue; otherwise it is dropped in the same CAS (AcqRel, T5). If `ABORT` was set
-//!   meanwhile the claimant keeps `RUNNING` and drops the future (A1's abort).
+//!   meanwhile the claimant keeps `RUNNING` and drops the future (A1's abort), after an
+//!   Acquire fence (pairs with the Release of the A6 or A7 that set `ABORT`: a sweep's
+//!   shutdown is then visible, and the join reports `ShutDown`, not `Cancelled`).
 //! - **A4 `wake_by_ref`** (the waker keeps its reference): if `COMPLETE` or `NOTIFIED`,
 //!   nothing. If `RUNNING`, set `NOTIFIED` (A3 re-queues). If idle, set `NOTIFIED` and add
 //!   a reference for the queue entry, and queue it. One CAS, Release (partner: A1).
@@ -43,8 +45,9 @@
 //! - **A7 shutdown sweep**: once the scheduler shuts down, a sweep visits every live async
 //!   task. It takes a reference with a CAS that adds one only while the count is not zero
 //!   (Acquire: pairs with the Release of the slot's initial state, so the vtable and stage
-//!   it then reads are the task's), then one CAS: a `RUNNING` task gets `ABORT` (its A3
-//!   sees it); a task neither `RUNNING` nor `COMPLETE` (idle, or queued) is claimed with
+//!   it then reads are the task's), then one CAS (AcqRel): a `RUNNING` task gets `ABORT`
+//!   (its A3 sees it, and through the Release also the shutdown that preceded the
+//!   sweep); a task neither `RUNNING` nor `COMPLETE` (idle, or queued) is claimed with
 //!   `RUNNING` + `ABORT` and its future dropped by the sweep; a queue entry that still
 //!   holds it is skipped by A1 later. Every CAS on one word is totally ordered, so each
 //!   task is dropped exactly once: by a sweep, by an A1/A3 abort, or by completing.
@@ -253,6 +256,10 @@ impl TaskRef {
             let s = State(cur);
             debug_assert!(s.is_running() && !s.is_complete());
             if s.is_aborted() || stopping {
+                // A3's abort, Acquire fence: `cur` was read Relaxed; an `ABORT` in it pairs
+                // this with the Release of the CAS that set it (A6, or A7's sweep, whose
+                // shutdown then happens before our drop, which reports `ShutDown`).
+                mutation::fence(Site::AsyncAbortSeenAcquire, Acquire);
                 return AfterPoll::Drop(self);
             }
             let (new, ord) = if s.is_notified() && mutation::keep(Site::AsyncRequeueNotified) {
@@ -364,8 +371,9 @@ impl TaskRef {
     /// `h` is a task header whose state word is initialized and stays allocated for the
     /// call (a prepared pool slot, or a heap task kept alive by the caller's lock).
     pub(crate) unsafe fn sweep_ref(h: NonNull<Header>) -> Option<TaskRef> {
-        // SAFETY: the caller keeps the header's memory allocated and initialized.
-        let state = unsafe { &h.as_ref().state };
+        // SAFETY: the caller keeps the header's memory allocated and initialized. Only the
+        // state word is borrowed: a spawn may be writing the slot's other fields meanwhile.
+        let state = unsafe { &*std::ptr::addr_of!((*h.as_ptr()).state) };
         // Relaxed: a starting guess for the CAS.
         let mut cur = state.load(Relaxed);
         loop {
@@ -395,10 +403,12 @@ impl TaskRef {
             }
             let running = s.is_running() && mutation::keep(Site::AsyncSweepSkipsRunning);
             let new = if running { cur | ABORT } else { cur | RUNNING | ABORT };
-            // A7, Acquire: on a claim, what the last poll wrote into the future is visible
-            // to the drop (pairs with A3's Release). Relaxed would do for the ABORT-only
-            // case, where the poller that sees it is the one that wrote the future.
-            match h.state.compare_exchange_weak(cur, new, Acquire, Relaxed) {
+            // A7, AcqRel. Acquire: on a claim, what the last poll wrote into the future is
+            // visible to the drop (pairs with A3's Release). Release: on a running task, the
+            // `ABORT` carries the shutdown this sweep follows (`sweep_async`) to the poller,
+            // whose drop then reports `ShutDown`, not `Cancelled` (pairs with A3's Acquire
+            // fence).
+            match h.state.compare_exchange_weak(cur, new, AcqRel, Relaxed) {
                 Ok(_) => return !running,
                 Err(actual) => cur = actual,
             }
