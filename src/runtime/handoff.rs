@@ -38,7 +38,7 @@ fn unpark(p: *const Parker) {
 impl Shared {
     /// Thread slot `s`'s parker (`roles.rs`: worker threads first, then spare slots).
     pub(crate) fn slot_parker(&self, s: usize) -> &Arc<Parker> {
-        &self.board.parkers[s]
+        self.board.parkers[s].get_or_init(|| Arc::new(Parker::new()))
     }
 
     /// B1: the holder of role `r` is about to block; gives the role to a claimant, an idle

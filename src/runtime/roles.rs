@@ -225,8 +225,9 @@ pub(crate) struct Board {
     pub(crate) spares_started: AtomicUsize,
     pub(crate) spares_retired: AtomicUsize,
     /// Each slot's parker (worker threads, then spare slots), owned here for as long as
-    /// the `Shared` lives: wake targets point into it.
-    pub(crate) parkers: Box<[Arc<Parker>]>,
+    /// the `Shared` lives: wake targets point into it. Made on a slot's first use (a
+    /// scheduler allowed hundreds of spares usually starts few), and never replaced.
+    pub(crate) parkers: Box<[std::sync::OnceLock<Arc<Parker>>]>,
     /// The number of worker threads (the first slots).
     pub(crate) workers: usize,
     pub(crate) keep_alive: Duration,
@@ -265,7 +266,7 @@ impl Board {
             lends: AtomicUsize::new(0),
             spares_started: AtomicUsize::new(0),
             spares_retired: AtomicUsize::new(0),
-            parkers: (0..slots).map(|_| Arc::new(Parker::new())).collect(),
+            parkers: (0..slots).map(|_| std::sync::OnceLock::new()).collect(),
             workers,
             keep_alive,
         }

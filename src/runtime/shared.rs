@@ -310,7 +310,7 @@ impl Shared {
     /// Unparks every thread that may be parked on this scheduler's behalf: role holders
     /// and spare threads (a timed-out shutdown).
     pub(crate) fn unpark_everyone(&self) {
-        for p in self.board.parkers.iter() {
+        for p in self.board.parkers.iter().filter_map(std::sync::OnceLock::get) {
             p.unpark();
         }
     }
