@@ -564,3 +564,28 @@ fn errors_work_with_question_mark_into_send_sync_boxes() {
     let msg = std::thread::spawn(move || s2.to_string()).join().unwrap();
     assert_eq!(msg, "task panicked: failed task");
 }
+
+/// The fairness step: on one worker, a task at the top of the deque runs even while the
+/// task running keeps spawning newer ones and running the newest (`yield_now`). It waits
+/// for at most `FAIR_AGE` (8) fairness turns of `FAIR_INTERVAL` (61) tasks, plus the turn
+/// it is taken on; without the step it would never run (the loop's bound fails).
+#[test]
+fn the_oldest_local_task_runs_behind_a_stream_of_newer_ones() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    let s = Scheduler::builder().workers(1).pin(false).build().unwrap();
+    let h = s.spawn(|| {
+        let ran = std::sync::Arc::new(AtomicBool::new(false));
+        let r = ran.clone();
+        filch::spawn_detached(move || r.store(true, SeqCst)).unwrap();
+        let mut tasks = 0u32;
+        while !ran.load(SeqCst) {
+            filch::spawn_detached(|| {}).unwrap();
+            assert!(filch::yield_now(), "a task was queued");
+            tasks += 1;
+            assert!(tasks < 100_000, "the oldest task never ran");
+        }
+        tasks
+    });
+    let tasks = h.join().unwrap();
+    assert!(tasks <= 10 * 61, "the oldest task waited {tasks} tasks");
+}

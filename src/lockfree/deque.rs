@@ -616,6 +616,14 @@ impl<T: Word> Owner<T> {
         Some(inner.slot(b.wrapping_sub(1)).load(Relaxed))
     }
 
+    /// The position of the oldest item (`top`): it moves on whenever an item is taken
+    /// from the top (by a thief, or by the owner's own steal). A snapshot.
+    #[inline]
+    pub(crate) fn top_position(&self) -> usize {
+        // Relaxed: a snapshot, compared with an earlier one; nothing is read through it.
+        self.inner.top.load(Relaxed)
+    }
+
     /// The word of the oldest item, without taking it: a look at the top slot. Thieves
     /// may take that item meanwhile (a later `steal` then returns another one, or none).
     #[inline]

@@ -80,6 +80,33 @@ use crate::shim::{Arc, CachePadded};
 use crate::task::{Header, TaskRef, TaskSlot};
 
 const SHUTDOWN: usize = 1 << (usize::BITS - 1);
+
+/// Shards of the heap async registry (`Shared::heap_async`): spawns and frees of heap
+/// async tasks on different workers rarely meet on one lock.
+const HEAP_ASYNC_SHARDS: usize = 16;
+
+/// One shard of the heap async registry: task addresses, hashed by a multiply (SipHash,
+/// the default, cost more than the rest of the registration).
+type HeapAsyncSet = std::collections::HashSet<usize, std::hash::BuildHasherDefault<AddrHasher>>;
+
+/// A hasher for task addresses: one multiply by a 64-bit odd constant (Fibonacci hashing),
+/// whose high bits the table uses.
+#[derive(Default)]
+struct AddrHasher(u64);
+
+impl std::hash::Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64 >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
 const ORPHAN: u64 = 1 << 63;
 
 /// One worker's shared face: what other threads need to reach it.
@@ -139,7 +166,7 @@ pub(crate) struct Shared {
     async_used: AtomicBool,
     /// Heap async tasks alive (their header addresses), for the shutdown sweep: pool
     /// tasks are found by visiting the slots. An entry leaves before its memory is freed.
-    heap_async: crate::shim::Mutex<std::collections::HashSet<usize>>,
+    heap_async: Box<[CachePadded<crate::shim::Mutex<HeapAsyncSet>>]>,
     /// One worker, whose deque is in sole-owner mode (`deque::Owner::set_asymmetric`):
     /// foreign steals from it must use `steal_heavy`.
     pub(crate) sole_owner: bool,
@@ -178,7 +205,9 @@ impl Shared {
             ext_frees: AtomicU64::new(0),
             orphan_target: AtomicU64::new(u64::MAX),
             async_used: AtomicBool::new(false),
-            heap_async: crate::shim::Mutex::new(std::collections::HashSet::new()),
+            heap_async: (0..HEAP_ASYNC_SHARDS)
+                .map(|_| CachePadded(crate::shim::Mutex::new(HeapAsyncSet::default())))
+                .collect(),
             sole_owner,
             board: Board::new(n, config.max_spares, config.keep_alive),
             config,
@@ -535,28 +564,39 @@ impl Shared {
         self.async_used.load(Relaxed)
     }
 
+    /// The shard of the heap async registry that holds the task at `h`.
+    fn heap_async_shard(&self, h: usize) -> crate::shim::MutexGuard<'_, HeapAsyncSet> {
+        // Heap tasks are at least 16-byte aligned: the bits above pick the shard.
+        let shard = (h >> 4) % HEAP_ASYNC_SHARDS;
+        self.heap_async[shard].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Registers a new heap async task for the sweep.
     pub(crate) fn add_heap_async(&self, h: std::ptr::NonNull<Header>) {
-        self.heap_async.lock().unwrap_or_else(|e| e.into_inner()).insert(h.as_ptr() as usize);
+        let a = h.as_ptr() as usize;
+        self.heap_async_shard(a).insert(a);
     }
 
     /// Unregisters a heap async task about to be freed.
     pub(crate) fn remove_heap_async(&self, h: *const Header) {
-        self.heap_async.lock().unwrap_or_else(|e| e.into_inner()).remove(&(h as usize));
+        let a = h as usize;
+        self.heap_async_shard(a).remove(&a);
     }
 
     /// References to every live, unfinished heap async task (A7's first CAS on each,
     /// under the lock that keeps their memory from being freed meanwhile).
     pub(crate) fn heap_async_refs(&self) -> Vec<TaskRef> {
-        let set = self.heap_async.lock().unwrap_or_else(|e| e.into_inner());
-        set.iter()
-            .filter_map(|&p| {
+        let mut refs = Vec::new();
+        for shard in self.heap_async.iter() {
+            let set = shard.lock().unwrap_or_else(|e| e.into_inner());
+            refs.extend(set.iter().filter_map(|&p| {
                 let h = std::ptr::NonNull::new(p as *mut Header)?;
-                // SAFETY: a registered heap task is unregistered (under this lock) before
-                // it is freed, so its header is alive while we hold the lock.
+                // SAFETY: a registered heap task is unregistered (under its shard's lock)
+                // before it is freed, so its header is alive while we hold the lock.
                 unsafe { TaskRef::sweep_ref(h) }
-            })
-            .collect()
+            }));
+        }
+        refs
     }
 
     /// Tasks (pool and heap) created and not freed by a worker: the frees still to be

@@ -9,12 +9,13 @@
 //!    that keep waking themselves (`yield_now` loops) would otherwise keep the worker from
 //!    the injection queue and its timers for ever.
 //! 1. Every [`FAIR_INTERVAL`]th task, first the due timers of this worker (`timer.rs`),
-//!    then the injection queue, then the *oldest* task of
-//!    the worker's own deque (taken from its top, as a thief would). This bounds how long a
-//!    task can wait behind a stream of newer local tasks: the task at the top of a deque
-//!    runs within `FAIR_INTERVAL` tasks of that worker, so the task `p` places from the
-//!    top within about `p · FAIR_INTERVAL` (Go checks its global queue every 61 ticks for
-//!    the same reason; tokio caps its LIFO slot).
+//!    then the injection queue, then — if it has sat at the top for [`FAIR_AGE`] such
+//!    turns — the *oldest* task of the worker's own deque (taken from its top, as a thief
+//!    would). This bounds how long a task can wait behind a stream of newer local tasks:
+//!    the task at the top of a deque runs within about `FAIR_AGE · FAIR_INTERVAL` tasks of
+//!    that worker (Go checks its global queue every 61 ticks for the same reason; tokio
+//!    caps its LIFO slot). The age keeps recursive spawning depth-first: taking the oldest
+//!    task at every turn started a root's early children long before their turn.
 //! 2. The newest task of its own deque (LIFO: hot in cache).
 //! 3. *Search*: a batch from the injection queue (up to [`INJECT_BATCH`], into the own
 //!    deque), then one steal round: every other worker once, starting at a random victim
@@ -119,6 +120,13 @@ use crate::task::{Dead, Header, Home, TaskRef};
 /// first (Go uses 61 too: prime, so it does not beat with other periodic behaviour).
 pub(crate) const FAIR_INTERVAL: u32 = 61;
 
+/// The own deque's oldest task is taken by the fairness step only once it has sat at the
+/// top through this many fairness turns: a task there still runs within about
+/// `FAIR_AGE · FAIR_INTERVAL` tasks of its worker, and recursive spawning is not turned
+/// breadth-first (taking a root's early child every 61 tasks made async skynet keep most
+/// of its million tasks alive at once, overflowing the pool onto the heap).
+pub(crate) const FAIR_AGE: u32 = 8;
+
 /// Most tasks moved from the injection queue into a worker's deque at once.
 pub(crate) const INJECT_BATCH: usize = 32;
 
@@ -172,6 +180,9 @@ pub(crate) struct WorkerCtx<'a> {
     /// Set when an async task woken during its own poll was queued again: the next task
     /// comes from the oldest end of the own deque (`async_task.rs`, "Where a wake goes").
     take_oldest: Cell<bool>,
+    /// The own deque's top position at the last fairness turn, and for how many turns in a
+    /// row it has not moved (`FAIR_AGE`).
+    top_age: Cell<(usize, u32)>,
     /// The scope frame of the scope task (or scope body) running on top of this stack:
     /// its scope's address and the counts it has reserved and not yet handed to a child
     /// (`scope.rs`, S1).
@@ -316,6 +327,7 @@ impl<'a> WorkerCtx<'a> {
             searching: Cell::new(false),
             joins: Cell::new(0),
             take_oldest: Cell::new(false),
+            top_age: Cell::new((usize::MAX, 0)),
             scope_frame: Cell::new((ptr::null(), 0)),
         }
     }
@@ -502,6 +514,21 @@ impl<'a> WorkerCtx<'a> {
         self.take_oldest.set(true);
     }
 
+    /// At a fairness turn: whether the own deque's oldest task has sat at the top for
+    /// [`FAIR_AGE`] turns (module docs, step 1).
+    #[cold]
+    fn oldest_is_stale(&self) -> bool {
+        let top = self.role().deque.top_position();
+        let (seen, turns) = self.top_age.get();
+        let turns = if seen == top { turns + 1 } else { 0 };
+        if turns >= FAIR_AGE {
+            self.top_age.set((top, 0));
+            return true;
+        }
+        self.top_age.set((top, turns));
+        false
+    }
+
     /// The own deque's oldest task, as a thief takes it.
     fn pop_oldest(&self) -> Option<TaskRef> {
         loop {
@@ -532,8 +559,10 @@ impl<'a> WorkerCtx<'a> {
             if let Some(t) = self.pop_injector() {
                 return Some(t);
             }
-            if let Some(t) = self.pop_oldest() {
-                return Some(t);
+            if self.oldest_is_stale() {
+                if let Some(t) = self.pop_oldest() {
+                    return Some(t);
+                }
             }
         }
         if oldest {
