@@ -1,5 +1,8 @@
 # filch — every target installs what it needs; a fresh machine needs nothing by hand.
 #
+#   make check    the quick loop while working: fmt check, lint, clippy, the lib's unit
+#                 tests and every integration/property/stress/compile-fail test (no doc
+#                 tests), the loom suite at the CI bound; its run times are in the README
 #   make test     what CI runs: fmt check, lint, clippy, unit/integration/doc tests, the
 #                 AddressSanitizer pass (make sanitize),
 #                 proptests, the seed examples, `make compare --quick`, loom models
@@ -30,11 +33,14 @@ GO_ENV      := GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod GOCACHE=$(CURDIR)/
                GOPATH=$(CURDIR)/.tools/gopath GOMODCACHE=$(CURDIR)/.tools/gopath/pkg/mod \
                GOTELEMETRY=off XDG_CONFIG_HOME=$(CURDIR)/.tools/go-config
 
-.PHONY: test fmt-check lint clippy unit examples loom-quick loom bench compare compare-quick go-bench \
-        sanitize
+.PHONY: check test fmt-check lint clippy unit unit-quick examples loom-quick loom bench compare \
+        compare-quick go-bench sanitize
 
 # The seeds' patterns, each asserting its own results at a small size.
 EXAMPLES := worker_pool goroutines swarm pipeline
+
+check: fmt-check lint unit-quick loom-quick
+	@echo "make check: passed (make test runs the rest: doc tests, sanitizers, examples, compare)"
 
 test: fmt-check lint unit sanitize examples compare-quick loom-quick
 	@echo "make test: all checks passed"
@@ -53,6 +59,10 @@ clippy:
 # tests do real work, and the optimizer is where reorderings would show.
 unit:
 	$(CARGO) test --release
+
+# `unit` without the doc tests, which are most of its time (each compiles on its own).
+unit-quick:
+	$(CARGO) test --release --lib --tests
 
 # The sanitizer pass, by .ci/sanitize.sh: release build with -Zsanitizer=address on the
 # nightly toolchain, in its own target dir; every [[test]] but SANITIZE_SKIP, and the lib's

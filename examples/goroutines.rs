@@ -29,11 +29,11 @@ fn main() {
     let wg = WaitGroup::new();
     let hits = Arc::new(AtomicU64::new(0));
     for _ in 0..n {
-        wg.add(1).expect("far below the limit");
+        wg.add(1);
         let (wg, hits) = (wg.clone(), hits.clone());
         drop(io.spawn(move || {
             hits.fetch_add(1, Relaxed);
-            wg.done().expect("one done per add");
+            wg.done();
         }));
     }
     wg.wait();
@@ -69,11 +69,11 @@ fn main() {
         let wg = WaitGroup::new();
         let sum = Arc::new(AtomicU64::new(0));
         for i in 0..100 {
-            wg.add(1).expect("far below the limit");
+            wg.add(1);
             let (wg, sum) = (wg.clone(), sum.clone());
             drop(filch::spawn(move || {
                 sum.fetch_add(i, Relaxed);
-                wg.done().expect("one done per add");
+                wg.done();
             }));
         }
         wg.wait();

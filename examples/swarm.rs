@@ -66,13 +66,11 @@ fn main() {
         let read = |j: usize| f64::from_bits(prev[j].load(Relaxed));
         // One step, in parallel chunks. Relaxed suffices: the end of `for_each_chunk` (every
         // chunk joined) orders this step's writes before the next step's reads.
-        sched
-            .for_each_chunk(next, CHUNK, |c, agents| {
-                for (k, agent) in agents.iter().enumerate() {
-                    agent.store(next_value(c * CHUNK + k, n, read).to_bits(), Relaxed);
-                }
-            })
-            .expect("CHUNK is not zero");
+        sched.for_each_chunk(next, CHUNK, |c, agents| {
+            for (k, agent) in agents.iter().enumerate() {
+                agent.store(next_value(c * CHUNK + k, n, read).to_bits(), Relaxed);
+            }
+        });
         // ← phase barrier: every agent of this step is updated.
         steps += 1;
         reference = (0..n).map(|i| next_value(i, n, |j| reference[j])).collect();

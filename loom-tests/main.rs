@@ -13,6 +13,7 @@ mod deque;
 mod inject;
 mod park;
 mod pool;
+mod results;
 mod roles;
 mod sched;
 mod sleep;

@@ -4,5 +4,6 @@
 #![cfg(not(loom))]
 
 mod chan;
+mod data_parallel;
 mod deque;
 mod pool;

@@ -53,19 +53,21 @@ pub use api::builder::{BuildError, Builder, MAX_WORKERS, MIN_DEQUE_CAPACITY, MIN
 pub use api::scheduler::{Handle, Scheduler, ShutdownTimeout};
 pub use primitives::cancel::{CancelToken, Cancelled};
 pub use primitives::semaphore::{OwnedPermit, Permit, Semaphore};
-pub use primitives::wait_group::{WaitGroup, WaitGroupError};
+pub use primitives::wait_group::WaitGroup;
 pub use runtime::config::Idle;
 pub use runtime::join_handle::JoinHandle;
 pub use runtime::spawn::{SpawnError, SpawnErrorKind};
 pub use runtime::stats::{Stats, WorkerStats};
 pub use runtime::worker::MAX_NESTED_WAITS;
 pub use structured::group::TaskGroup;
-pub use structured::parallel::ZeroChunkLen;
+pub use structured::join_set::{JoinNext, JoinSet};
+pub use structured::reduce::ParallelSource;
 pub use structured::scope::Scope;
+pub use structured::scoped_handle::ScopedJoinHandle;
 pub use task::{PanicPayload, TaskError, INLINE as TASK_INLINE_BYTES};
 
 use runtime::{thread, worker};
-use structured::{fork, group, parallel, scope};
+use structured::{fork, group, parallel, reduce, scope, sort};
 
 /// The async task and timer internals wrapped for the loom suite, as [`loom_api`] does for
 /// the rest. Built only under `--cfg loom`; not part of filch's API.
@@ -479,6 +481,100 @@ where
     F: Fn(usize) + Sync + Send,
 {
     with_scheduler(|s| parallel::parallel_for(s, range, None, &f));
+}
+
+/// [`Scheduler::parallel_reduce`] on the current worker's scheduler, or on the global one.
+///
+/// ```
+/// let v: Vec<u64> = (1..=1000).collect();
+/// assert_eq!(filch::parallel_reduce(&v, || 0, |&x| x * x, |a, b| a + b), 333_833_500);
+/// ```
+pub fn parallel_reduce<S, T, ID, M, C>(source: S, identity: ID, map: M, combine: C) -> T
+where
+    S: ParallelSource,
+    T: Send,
+    ID: Fn() -> T + Sync + Send,
+    M: Fn(S::Item) -> T + Sync + Send,
+    C: Fn(T, T) -> T + Sync + Send,
+{
+    with_scheduler(|s| reduce::reduce(s, source, &identity, &map, &combine))
+}
+
+/// [`Scheduler::parallel_map`] on the current worker's scheduler, or on the global one.
+///
+/// ```
+/// assert_eq!(filch::parallel_map(0..4, |i| i * i), [0, 1, 4, 9]);
+/// ```
+pub fn parallel_map<S, T, F>(source: S, f: F) -> Vec<T>
+where
+    S: ParallelSource,
+    T: Send,
+    F: Fn(S::Item) -> T + Sync + Send,
+{
+    with_scheduler(|s| reduce::map(s, source, &f))
+}
+
+/// [`Scheduler::parallel_sort_unstable`] on the current worker's scheduler, or on the
+/// global one.
+///
+/// ```
+/// let mut v = vec![5, 3, 9, 1];
+/// filch::parallel_sort_unstable(&mut v);
+/// assert_eq!(v, [1, 3, 5, 9]);
+/// ```
+pub fn parallel_sort_unstable<T: Ord + Send>(v: &mut [T]) {
+    with_scheduler(|s| sort::sort_unstable_by(s, v, &T::cmp));
+}
+
+/// [`Scheduler::parallel_sort_unstable_by`] on the current worker's scheduler, or on the
+/// global one.
+///
+/// ```
+/// let mut v = vec!["ccc", "a", "bb"];
+/// filch::parallel_sort_unstable_by(&mut v, |a, b| a.len().cmp(&b.len()));
+/// assert_eq!(v, ["a", "bb", "ccc"]);
+/// ```
+pub fn parallel_sort_unstable_by<T, F>(v: &mut [T], compare: F)
+where
+    T: Send,
+    F: Fn(&T, &T) -> std::cmp::Ordering + Sync + Send,
+{
+    with_scheduler(|s| sort::sort_unstable_by(s, v, &compare));
+}
+
+/// Spawning into a [`JoinSet`] on the scheduler [`spawn`] uses (the current worker's, else
+/// the global default one). For another scheduler, [`JoinSet::insert`] its handle:
+/// `set.insert(sched.spawn(f))`.
+impl<T: Send + 'static> JoinSet<T> {
+    /// Spawns `f` as [`spawn`] does and adds it to the set.
+    ///
+    /// ```
+    /// let mut set = filch::JoinSet::new();
+    /// for i in 0..3 {
+    ///     set.spawn(move || i + 1);
+    /// }
+    /// assert_eq!(set.join_all().into_iter().map(Result::unwrap).sum::<i32>(), 6);
+    /// ```
+    pub fn spawn<F>(&mut self, f: F)
+    where
+        F: FnOnce() -> T + Send + 'static,
+    {
+        self.insert(spawn(f));
+    }
+
+    /// Spawns `fut` as [`spawn_async`] does and adds it to the set.
+    ///
+    /// ```
+    /// let mut set = filch::JoinSet::new();
+    /// set.spawn_async(async { 7 });
+    /// assert_eq!(set.join_next().unwrap().unwrap(), 7);
+    /// ```
+    pub fn spawn_async<F>(&mut self, fut: F)
+    where
+        F: std::future::Future<Output = T> + Send + 'static,
+    {
+        self.insert(spawn_async(fut));
+    }
 }
 
 /// [`Scheduler::spawn_many`] on the current worker's scheduler, or on the global one.

@@ -382,6 +382,12 @@ pub mod mutation {
         /// even when an earlier timer is pending on the shard (the mutant counts on that
         /// timer to end the park, though a cancel may take it away first).
         TimerUnparkDespitePending,
+        /// `structured::join_set` (R4): the owner stores its waiter only if the ready queue is
+        /// still empty under the lock (the mutant stores it and sleeps regardless).
+        JoinSetWaitRechecks,
+        /// `structured::scoped_handle` (H1): the AcqRel swap to `DONE` that publishes the
+        /// result to the joiner.
+        ScopedHandleFinishAcqRel,
     }
 
     #[cfg(loom)]

@@ -376,7 +376,9 @@ fn a_timed_out_shutdown_frees_its_state_when_the_last_worker_leaves() {
         started.recv().unwrap();
         let queued: Vec<_> = (0..10).map(|i| s.spawn(move || i)).collect();
         let err = s.shutdown_timeout(Duration::from_millis(1)).unwrap_err();
-        assert_eq!(err.still_running, 1);
+        // The blocked worker, and perhaps the other one, woken for the shutdown but not yet
+        // gone when the count was taken.
+        assert!((1..=workers).contains(&err.still_running), "{err}");
         release.send(()).unwrap();
         assert_eq!(h.join().unwrap(), 9);
         for q in queued {

@@ -544,8 +544,6 @@ fn errors_work_with_question_mark_into_send_sync_boxes() {
     is_error::<filch::BuildError>();
     is_error::<filch::SpawnError<fn()>>();
     is_error::<filch::ShutdownTimeout>();
-    is_error::<filch::WaitGroupError>();
-    is_error::<filch::ZeroChunkLen>();
     is_error::<filch::Cancelled>();
     type BoxError = Box<dyn std::error::Error + Send + Sync>;
     fn joined(s: &Scheduler, fail: bool) -> Result<u32, BoxError> {

@@ -22,8 +22,13 @@ use counting_alloc::{allocations_in, Counting};
 static GLOBAL: Counting = Counting;
 
 /// Runs `f` as a task on a fresh scheduler of `workers` workers and returns its result.
+///
+/// No spare threads: a join that waits long enough for a task running on the other worker
+/// lends its role to a spare thread (DESIGN §19), and starting that thread allocates. That
+/// is a cost of blocking, counted in `Stats::spares_started`, not of spawning; without
+/// spares the wait helps instead, which is what this file measures.
 fn on_worker<R: Send + 'static>(workers: usize, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let sched = Scheduler::builder().workers(workers).pin(false).build().unwrap();
+    let sched = Scheduler::builder().workers(workers).pin(false).max_spare_threads(0).build().unwrap();
     sched.spawn(f).join().unwrap()
 }
 

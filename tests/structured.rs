@@ -6,7 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Barrier};
 
-use filch::{CancelToken, Scheduler, TaskError, ZeroChunkLen};
+use filch::{CancelToken, Scheduler, TaskError};
 
 #[path = "../benches/common/workloads.rs"]
 mod workloads;
@@ -314,12 +314,14 @@ fn for_each_chunk_covers_the_slice() {
         assert_eq!(c[0], i as u64 * 1000);
         sum.fetch_add(c.iter().sum::<u64>(), Relaxed);
         chunks.fetch_add(1, Relaxed);
-    })
-    .unwrap();
+    });
     assert_eq!(sum.into_inner(), 100_002 * 100_003 / 2);
     assert_eq!(chunks.into_inner(), 101);
-    assert_eq!(s.for_each_chunk(&data, 0, |_, _| ()), Err(ZeroChunkLen));
-    assert_eq!(s.for_each_chunk(&data[..0], 5, |_, _| unreachable!()), Ok(()));
+    s.for_each_chunk(&data[..0], 5, |_, _| unreachable!());
+    let zero =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.for_each_chunk(&data, 0, |_, _| ())))
+            .unwrap_err();
+    assert_eq!(zero.downcast_ref::<String>().unwrap(), "for_each_chunk: chunk_len must be at least 1");
 }
 
 #[test]
@@ -327,11 +329,15 @@ fn for_each_chunk_mut_updates_every_element_once() {
     let s = sched(2);
     let mut agents = vec![0u32; 100_001];
     for step in 1..=5u32 {
-        s.for_each_chunk_mut(&mut agents, 333, |_, c| c.iter_mut().for_each(|a| *a += 1)).unwrap();
+        s.for_each_chunk_mut(&mut agents, 333, |_, c| c.iter_mut().for_each(|a| *a += 1));
         assert!(agents.iter().all(|&a| a == step));
     }
     let mut empty: [u8; 0] = [];
-    assert_eq!(s.for_each_chunk_mut(&mut empty, 0, |_, _| ()), Err(ZeroChunkLen));
+    let zero = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        s.for_each_chunk_mut(&mut empty, 0, |_, _| ());
+    }))
+    .unwrap_err();
+    assert_eq!(zero.downcast_ref::<String>().unwrap(), "for_each_chunk_mut: chunk_len must be at least 1");
 }
 
 /// One-element chunks take their own walk: each index comes with its own element, once.
@@ -343,15 +349,13 @@ fn one_element_chunks_pair_each_index_with_its_element() {
         assert_eq!(c.len(), 1);
         assert_eq!(c[0], i as u64);
         c[0] = c[0] * 2 + 1;
-    })
-    .unwrap();
+    });
     assert!(data.iter().enumerate().all(|(i, &x)| x == i as u64 * 2 + 1));
     let seen = AtomicU64::new(0);
     s.for_each_chunk(&data, 1, |i, c| {
         assert_eq!(c, [i as u64 * 2 + 1]);
         seen.fetch_add(1, Relaxed);
-    })
-    .unwrap();
+    });
     assert_eq!(seen.into_inner(), 200_001);
 }
 

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering::*};
 use std::sync::Arc;
 
-use filch::{Scheduler, Semaphore, WaitGroup, WaitGroupError};
+use filch::{Scheduler, Semaphore, WaitGroup};
 
 fn sched(workers: usize) -> Scheduler {
     Scheduler::builder().workers(workers).build().unwrap()
@@ -17,11 +17,11 @@ fn wait_group_from_outside_and_inside_with_reuse() {
     let hits = Arc::new(AtomicUsize::new(0));
     for round in 1..=3 {
         for _ in 0..1000 {
-            wg.add(1).unwrap();
+            wg.add(1);
             let (wg, hits) = (wg.clone(), hits.clone());
             s.spawn(move || {
                 hits.fetch_add(1, Relaxed);
-                wg.done().unwrap();
+                wg.done();
             });
         }
         wg.wait();
@@ -34,11 +34,11 @@ fn wait_group_from_outside_and_inside_with_reuse() {
     one.spawn(move || {
         let wg = WaitGroup::new();
         for _ in 0..100 {
-            wg.add(1).unwrap();
+            wg.add(1);
             let (wg, ih) = (wg.clone(), ih.clone());
             filch::spawn(move || {
                 ih.fetch_add(1, Relaxed);
-                wg.done().unwrap();
+                wg.done();
             });
         }
         wg.wait(); // on the only worker: must run the tasks itself
@@ -52,7 +52,7 @@ fn wait_group_from_outside_and_inside_with_reuse() {
 fn wait_group_many_waiters_all_wake() {
     for _ in 0..50 {
         let wg = WaitGroup::new();
-        wg.add(1).unwrap();
+        wg.add(1);
         let woke = Arc::new(AtomicUsize::new(0));
         let waiters: Vec<_> = (0..4)
             .map(|_| {
@@ -63,7 +63,7 @@ fn wait_group_many_waiters_all_wake() {
                 })
             })
             .collect();
-        wg.done().unwrap();
+        wg.done();
         for w in waiters {
             w.join().unwrap();
         }
@@ -71,19 +71,47 @@ fn wait_group_many_waiters_all_wake() {
     }
 }
 
+/// The panic message of `f`, which must panic.
+fn panic_message(f: impl FnOnce()) -> String {
+    let p = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_err();
+    p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap()
+}
+
+/// Misuse is a contract violation: it panics with a message naming the call, and leaves the
+/// counter as it was.
 #[test]
-fn wait_group_misuse_is_an_error() {
+fn wait_group_misuse_panics_and_changes_nothing() {
     let wg = WaitGroup::new();
-    assert_eq!(wg.done(), Err(WaitGroupError::NegativeCount));
+    assert_eq!(
+        panic_message(|| wg.done()),
+        "WaitGroup::done: negative counter (more done() calls than add())"
+    );
     assert_eq!(wg.count(), 0);
-    wg.add(2).unwrap();
-    assert_eq!(wg.add(u64::MAX), Err(WaitGroupError::Overflow));
+    wg.add(2);
+    assert_eq!(panic_message(|| wg.add(u64::MAX)), "WaitGroup::add: the counter would exceed 2^63 - 1");
     assert_eq!(wg.count(), 2);
     assert!(!wg.wait_timeout(std::time::Duration::from_millis(1)));
-    wg.done().unwrap();
-    wg.done().unwrap();
+    wg.done();
+    wg.done();
     assert!(wg.wait_timeout(std::time::Duration::ZERO));
-    assert_eq!(WaitGroupError::NegativeCount.to_string(), "WaitGroup::done called more times than add");
+}
+
+/// The semaphore's limit is a contract too: past `MAX_PERMITS`, `new` and `add_permits`
+/// panic and change nothing.
+#[test]
+fn semaphore_past_its_limit_panics_and_changes_nothing() {
+    assert_eq!(
+        panic_message(|| drop(Semaphore::new(u64::MAX))),
+        "Semaphore::new: more than Semaphore::MAX_PERMITS permits"
+    );
+    let sem = Semaphore::new(Semaphore::MAX_PERMITS - 1);
+    assert_eq!(
+        panic_message(|| sem.add_permits(2)),
+        "Semaphore::add_permits: more than Semaphore::MAX_PERMITS permits"
+    );
+    assert_eq!(sem.available_permits(), Semaphore::MAX_PERMITS - 1);
+    sem.add_permits(1);
+    assert_eq!(sem.available_permits(), Semaphore::MAX_PERMITS);
 }
 
 /// Tracks how many holders are inside at once.
@@ -151,7 +179,7 @@ fn semaphore_try_timeout_and_add() {
     assert!(sem.acquire_timeout(std::time::Duration::from_millis(1)).is_none());
     drop(p);
     assert!(sem.acquire_timeout(std::time::Duration::from_millis(1)).is_some());
-    sem.add_permits(u64::MAX);
+    sem.add_permits(Semaphore::MAX_PERMITS - 1); // up to the limit; past it panics
     assert_eq!(sem.available_permits(), (1 << 63) - 1);
 }
 
@@ -268,7 +296,7 @@ fn nested_waits_leave_one_worker_helping() {
     const WAITERS: usize = 200;
     let s = sched(2);
     let wg = WaitGroup::new();
-    wg.add(1).unwrap();
+    wg.add(1);
     let woke = Arc::new(AtomicUsize::new(0));
     let mut handles: Vec<_> = (0..WAITERS)
         .map(|_| {
@@ -280,7 +308,7 @@ fn nested_waits_leave_one_worker_helping() {
         })
         .collect();
     let releaser = wg.clone();
-    handles.push(s.spawn(move || releaser.done().unwrap()));
+    handles.push(s.spawn(move || releaser.done()));
     for h in handles {
         h.join().unwrap();
     }

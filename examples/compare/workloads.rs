@@ -205,13 +205,13 @@ fn leak<T>(v: T) -> &'static T {
 impl System for Filch {
     fn spawn_outside(&self, n: usize) -> u64 {
         let st = leak((filch::WaitGroup::new(), AtomicU64::new(0)));
-        st.0.add(n as u64).unwrap();
+        st.0.add(n as u64);
         for _ in 0..n {
             // Fire and forget, as Go's `go` and `rayon::spawn`: no handle to build or detach.
             self.0
                 .spawn_detached(move || {
                     st.1.fetch_add(1, Relaxed);
-                    st.0.done().unwrap();
+                    st.0.done();
                 })
                 .unwrap();
         }
@@ -220,12 +220,12 @@ impl System for Filch {
     }
     fn spawn_inside(&self, n: usize) -> u64 {
         let st = leak((filch::WaitGroup::new(), AtomicU64::new(0)));
-        st.0.add(n as u64).unwrap();
+        st.0.add(n as u64);
         drop(self.0.spawn(move || {
             for _ in 0..n {
                 filch::spawn_detached(move || {
                     st.1.fetch_add(1, Relaxed);
-                    st.0.done().unwrap();
+                    st.0.done();
                 })
                 .unwrap();
             }
@@ -245,7 +245,7 @@ impl System for Filch {
         Some(count.into_inner())
     }
     fn parfor(&self, data: &mut [u64]) -> Option<u64> {
-        self.0.for_each_chunk_mut(data, 1, |i, c| c[0] = work(i as u64)).unwrap();
+        self.0.for_each_chunk_mut(data, 1, |i, c| c[0] = work(i as u64));
         Some(checksum(data))
     }
     fn run_one(&self, f: Box<dyn FnOnce() + Send>) {

@@ -31,8 +31,9 @@ use crate::shim::Arc;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShutdownTimeout {
-    /// Workers still inside a task when the time ran out; they exit when it returns, and
-    /// their threads are detached.
+    /// Worker threads that had not exited when the time ran out: at least those still
+    /// inside a task, plus any idle one that was woken for the shutdown but had not yet
+    /// left. They exit when their task returns, and their threads are detached.
     pub still_running: usize,
     /// Queued tasks dropped unrun by the caller (their joiners get `ShutDown`); workers may
     /// drop more as they come back.
@@ -440,26 +441,25 @@ macro_rules! spawn_methods {
 
         /// Calls `f(chunk_index, chunk)` for every `chunk_len`-element chunk of `slice` (the
         /// last may be shorter), in parallel, splitting like
-        /// [`parallel_for`](Self::parallel_for). `Err` if `chunk_len` is zero.
+        /// [`parallel_for`](Self::parallel_for).
+        ///
+        /// # Panics
+        /// If `chunk_len` is zero (as `slice::chunks` does), and with `f`'s panic.
         ///
         /// ```
         /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
         /// let data: Vec<u64> = (1..=10).collect();
         /// let sum = std::sync::Mutex::new(0u64);
-        /// sched.for_each_chunk(&data, 3, |_, c| *sum.lock().unwrap() += c.iter().sum::<u64>()).unwrap();
+        /// sched.for_each_chunk(&data, 3, |_, c| *sum.lock().unwrap() += c.iter().sum::<u64>());
         /// assert_eq!(sum.into_inner().unwrap(), 55);
         /// ```
-        pub fn for_each_chunk<T, F>(
-            &self,
-            slice: &[T],
-            chunk_len: usize,
-            f: F,
-        ) -> Result<(), crate::ZeroChunkLen>
+        #[track_caller]
+        pub fn for_each_chunk<T, F>(&self, slice: &[T], chunk_len: usize, f: F)
         where
             T: Sync,
             F: Fn(usize, &[T]) + Sync + Send,
         {
-            let n = crate::structured::parallel::chunk_count(slice.len(), chunk_len)?;
+            let n = crate::structured::parallel::chunk_count(slice.len(), chunk_len, "for_each_chunk");
             crate::structured::parallel::for_blocks(self.shared(), 0..n, None, &|r: std::ops::Range<
                 usize,
             >| {
@@ -475,31 +475,28 @@ macro_rules! spawn_methods {
                     }
                 }
             });
-            Ok(())
         }
 
         /// Calls `f(chunk_index, chunk)` for every `chunk_len`-element chunk of `slice`,
-        /// mutably, in parallel (the swarm pattern: update every agent). `Err` if
-        /// `chunk_len` is zero.
+        /// mutably, in parallel (the swarm pattern: update every agent).
+        ///
+        /// # Panics
+        /// If `chunk_len` is zero (as `slice::chunks_mut` does), and with `f`'s panic.
         ///
         /// ```
         /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
         /// let mut agents = vec![1u32; 1000];
-        /// sched.for_each_chunk_mut(&mut agents, 64, |_, c| c.iter_mut().for_each(|a| *a *= 3)).unwrap();
+        /// sched.for_each_chunk_mut(&mut agents, 64, |_, c| c.iter_mut().for_each(|a| *a *= 3));
         /// assert!(agents.iter().all(|&a| a == 3));
         /// ```
-        pub fn for_each_chunk_mut<T, F>(
-            &self,
-            slice: &mut [T],
-            chunk_len: usize,
-            f: F,
-        ) -> Result<(), crate::ZeroChunkLen>
+        #[track_caller]
+        pub fn for_each_chunk_mut<T, F>(&self, slice: &mut [T], chunk_len: usize, f: F)
         where
             T: Send,
             F: Fn(usize, &mut [T]) + Sync + Send,
         {
             let len = slice.len();
-            let n = crate::structured::parallel::chunk_count(len, chunk_len)?;
+            let n = crate::structured::parallel::chunk_count(len, chunk_len, "for_each_chunk_mut");
             let base = crate::structured::parallel::SendPtr(slice.as_mut_ptr());
             crate::structured::parallel::for_blocks(self.shared(), 0..n, None, &|r: std::ops::Range<
                 usize,
@@ -520,7 +517,95 @@ macro_rules! spawn_methods {
                     }
                 }
             });
-            Ok(())
+        }
+
+        /// Folds `source` (an index range or a slice, see
+        /// [`ParallelSource`](crate::ParallelSource)) in parallel: each part starts from
+        /// `identity()` and folds its items with `combine(acc, map(item))`, and the parts'
+        /// results are combined in index order. Splits like
+        /// [`parallel_for`](Self::parallel_for); allocates nothing. `identity()` must be
+        /// neutral for `combine`, and `combine` associative: how the items are grouped
+        /// depends on how the work was split, which depends on timing (so a
+        /// floating-point sum may differ in its last bits from run to run). A panic in a
+        /// closure is re-raised here after the other parts stopped.
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let squares = sched.parallel_reduce(0..1000, || 0u64, |i| (i * i) as u64, |a, b| a + b);
+        /// assert_eq!(squares, 332_833_500);
+        /// let words = ["work", "stealing", "scheduler"];
+        /// let longest = sched.parallel_reduce(&words, || 0, |w| w.len(), usize::max);
+        /// assert_eq!(longest, 9);
+        /// ```
+        pub fn parallel_reduce<S, T, ID, M, C>(&self, source: S, identity: ID, map: M, combine: C) -> T
+        where
+            S: crate::ParallelSource,
+            T: Send,
+            ID: Fn() -> T + Sync + Send,
+            M: Fn(S::Item) -> T + Sync + Send,
+            C: Fn(T, T) -> T + Sync + Send,
+        {
+            crate::structured::reduce::reduce(self.shared(), source, &identity, &map, &combine)
+        }
+
+        /// `f` applied to every item of `source` (an index range or a slice, see
+        /// [`ParallelSource`](crate::ParallelSource)), in parallel, collected in order into
+        /// a `Vec`. Splits like [`parallel_for`](Self::parallel_for); allocates the output
+        /// once, at its final length, and each part writes its elements in place. If `f`
+        /// panics, the elements already made are dropped and the panic is re-raised here
+        /// after the other parts stopped.
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let names = ["ada", "grace", "barbara"];
+        /// assert_eq!(sched.parallel_map(&names, |n| n.len()), [3, 5, 7]);
+        /// let evens: Vec<usize> = sched.parallel_map(0..5, |i| 2 * i);
+        /// assert_eq!(evens, [0, 2, 4, 6, 8]);
+        /// ```
+        pub fn parallel_map<S, T, F>(&self, source: S, f: F) -> Vec<T>
+        where
+            S: crate::ParallelSource,
+            T: Send,
+            F: Fn(S::Item) -> T + Sync + Send,
+        {
+            crate::structured::reduce::map(self.shared(), source, &f)
+        }
+
+        /// Sorts `v` in parallel, without preserving the order of equal elements (as
+        /// `slice::sort_unstable`): a quicksort whose two sides of each partition run
+        /// through [`join`](Self::join), down to pieces of about an eighth of
+        /// `len / workers` (at least 8192 elements), which the standard library's
+        /// `sort_unstable` sorts (`docs/DESIGN.md`). In place, no allocation; O(n log n) on any input. The first
+        /// partition (one pass over `v`) is sequential. If a comparison panics, `v` is left
+        /// a permutation of its elements and the panic is re-raised here.
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let mut v: Vec<u32> = (0..100_000u32).map(|i| i.wrapping_mul(2_654_435_761) % 1000).collect();
+        /// sched.parallel_sort_unstable(&mut v);
+        /// assert!(v.windows(2).all(|w| w[0] <= w[1]));
+        /// ```
+        pub fn parallel_sort_unstable<T: Ord + Send>(&self, v: &mut [T]) {
+            crate::structured::sort::sort_unstable_by(self.shared(), v, &T::cmp);
+        }
+
+        /// [`parallel_sort_unstable`](Self::parallel_sort_unstable) with a comparison
+        /// function, as `slice::sort_unstable_by`. It must be a total order; if it is
+        /// not, the resulting order is unspecified (it may panic, as the standard
+        /// library's sort may).
+        ///
+        /// ```
+        /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+        /// let mut v = vec![3.5f64, -1.0, 2.25, 0.0];
+        /// sched.parallel_sort_unstable_by(&mut v, |a, b| b.total_cmp(a)); // descending
+        /// assert_eq!(v, [3.5, 2.25, 0.0, -1.0]);
+        /// ```
+        pub fn parallel_sort_unstable_by<T, F>(&self, v: &mut [T], compare: F)
+        where
+            T: Send,
+            F: Fn(&T, &T) -> std::cmp::Ordering + Sync + Send,
+        {
+            crate::structured::sort::sort_unstable_by(self.shared(), v, &compare);
         }
 
         /// Spawns `n` tasks, task `i` running `f(i)`, as one batch: one publish on the

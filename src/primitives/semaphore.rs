@@ -113,14 +113,27 @@ pub struct OwnedPermit {
 }
 
 impl Semaphore {
-    /// A semaphore with `permits` permits (at most `2^63 - 1`; more are clamped).
+    /// The most permits a semaphore holds: `2^63 - 1`.
+    ///
+    /// ```
+    /// assert_eq!(filch::Semaphore::MAX_PERMITS, (1 << 63) - 1);
+    /// ```
+    pub const MAX_PERMITS: u64 = PERMITS;
+
+    /// A semaphore with `permits` permits.
+    ///
+    /// # Panics
+    /// If `permits` exceeds [`MAX_PERMITS`](Self::MAX_PERMITS) (a contract violation).
     ///
     /// ```
     /// let sem = filch::Semaphore::new(3);
     /// assert_eq!(sem.available_permits(), 3);
+    /// assert!(std::panic::catch_unwind(|| filch::Semaphore::new(u64::MAX)).is_err());
     /// ```
+    #[track_caller]
     pub fn new(permits: u64) -> Self {
-        Semaphore { state: AtomicU64::new(permits.min(PERMITS)), list: WaitList::new() }
+        assert!(permits <= PERMITS, "Semaphore::new: more than Semaphore::MAX_PERMITS permits");
+        Semaphore { state: AtomicU64::new(permits), list: WaitList::new() }
     }
 
     /// Permits available now (a snapshot).
@@ -151,12 +164,20 @@ impl Semaphore {
         }
     }
 
-    /// M2 + M3: gives `n` permits back (or adds new ones).
-    fn give(&self, n: u64) {
+    /// M2 + M3: gives `n` permits back (a permit's drop) or adds new ones
+    /// (`add_permits`, `checked`). Past `MAX_PERMITS`, an addition panics and changes
+    /// nothing; a permit given back is clamped instead (a drop must not panic, and only
+    /// an earlier `add_permits` up to the limit while permits were out can get there).
+    #[track_caller]
+    fn give(&self, n: u64, checked: bool) {
         // Relaxed: a starting guess for the CAS.
         let mut cur = self.state.load(Relaxed);
         loop {
-            let permits = (cur & PERMITS).saturating_add(n).min(PERMITS);
+            let sum = (cur & PERMITS).saturating_add(n);
+            if checked && sum > PERMITS {
+                panic!("Semaphore::add_permits: more than Semaphore::MAX_PERMITS permits");
+            }
+            let permits = sum.min(PERMITS);
             // M2, Release: pairs with M1's Acquire (our writes while holding the permit
             // are visible to the next holder).
             let ord = mutation::ord(Site::SemaphoreReleaseRelease, Release);
@@ -325,27 +346,34 @@ impl Semaphore {
         self.take().then(|| OwnedPermit { sem: self.clone() })
     }
 
-    /// Adds `n` new permits (waking waiters). The total is clamped at `2^63 - 1`.
+    /// Adds `n` new permits (waking waiters).
+    ///
+    /// # Panics
+    /// If the available permits would exceed [`MAX_PERMITS`](Self::MAX_PERMITS) (a
+    /// contract violation; nothing is added).
     ///
     /// ```
     /// let sem = filch::Semaphore::new(0);
     /// sem.add_permits(2);
     /// assert_eq!(sem.available_permits(), 2);
+    /// assert!(std::panic::catch_unwind(|| sem.add_permits(filch::Semaphore::MAX_PERMITS)).is_err());
+    /// assert_eq!(sem.available_permits(), 2);
     /// ```
+    #[track_caller]
     pub fn add_permits(&self, n: u64) {
-        self.give(n);
+        self.give(n, true);
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        self.sem.give(1);
+        self.sem.give(1, false);
     }
 }
 
 impl Drop for OwnedPermit {
     fn drop(&mut self) {
-        self.sem.give(1);
+        self.sem.give(1, false);
     }
 }
 

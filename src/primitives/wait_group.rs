@@ -10,10 +10,11 @@
 //! # Protocol
 //!
 //! - **W1 (add)**: a CAS adds `n` to the count (Relaxed: counting only; the `done`s that
-//!   bring it back to zero carry the orderings). An overflow is refused, unchanged.
+//!   bring it back to zero carry the orderings). An overflow panics, count unchanged.
 //! - **W2 (done)**: a CAS subtracts one, and clears `WAITERS` in the same RMW when the
 //!   count reaches zero. AcqRel: Release publishes this doer's writes to a waiter's W4
-//!   Acquire; Acquire continues the chain of earlier doers. A `done` at zero is refused.
+//!   Acquire; Acquire continues the chain of earlier doers. A `done` at zero panics, count
+//!   unchanged (Go's "negative WaitGroup counter").
 //! - **W3 (wake)**: the `done` that cleared `WAITERS` locks the list, takes every parker
 //!   and unparks each.
 //! - **W4 (wait)**: a waiter returns once its Acquire load sees the count at zero. Before
@@ -57,11 +58,11 @@ struct Inner {
 /// let wg = filch::WaitGroup::new();
 /// let hits = std::sync::Arc::new(std::sync::Mutex::new(0));
 /// for _ in 0..10 {
-///     wg.add(1).unwrap();
+///     wg.add(1);
 ///     let (wg, hits) = (wg.clone(), hits.clone());
 ///     sched.spawn(move || {
 ///         *hits.lock().unwrap() += 1;
-///         wg.done().unwrap();
+///         wg.done();
 ///     });
 /// }
 /// wg.wait();
@@ -69,35 +70,6 @@ struct Inner {
 /// ```
 #[derive(Clone)]
 pub struct WaitGroup(Arc<Inner>);
-
-/// A misuse of a [`WaitGroup`]; the counter is left unchanged.
-///
-/// ```
-/// let wg = filch::WaitGroup::new();
-/// let err = wg.done().unwrap_err();
-/// assert_eq!(err, filch::WaitGroupError::NegativeCount);
-/// assert_eq!(err.to_string(), "WaitGroup::done called more times than add");
-/// assert_eq!(wg.count(), 0);
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum WaitGroupError {
-    /// `done` was called with the count already at zero (more `done`s than `add`s).
-    NegativeCount,
-    /// `add` would take the count above `2^63 - 1`.
-    Overflow,
-}
-
-impl fmt::Display for WaitGroupError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WaitGroupError::NegativeCount => f.write_str("WaitGroup::done called more times than add"),
-            WaitGroupError::Overflow => f.write_str("WaitGroup::add would overflow the counter"),
-        }
-    }
-}
-
-impl std::error::Error for WaitGroupError {}
 
 impl WaitGroup {
     /// A wait group with count zero.
@@ -113,44 +85,58 @@ impl WaitGroup {
 
     /// W1: adds `n` to the count.
     ///
+    /// # Panics
+    /// If the count would exceed `2^63 - 1` (a contract violation; the count is left
+    /// unchanged).
+    ///
     /// ```
     /// let wg = filch::WaitGroup::new();
-    /// wg.add(3).unwrap();
+    /// wg.add(3);
     /// assert_eq!(wg.count(), 3);
-    /// assert_eq!(wg.add(u64::MAX), Err(filch::WaitGroupError::Overflow));
+    /// let overflow = std::panic::catch_unwind(|| wg.add(u64::MAX));
+    /// assert!(overflow.is_err());
+    /// assert_eq!(wg.count(), 3);
     /// ```
-    pub fn add(&self, n: u64) -> Result<(), WaitGroupError> {
+    #[track_caller]
+    pub fn add(&self, n: u64) {
         let state = &self.0.state;
         // Relaxed: a starting guess for the CAS.
         let mut cur = state.load(Relaxed);
         loop {
-            let count =
-                (cur & COUNT).checked_add(n).filter(|&c| c <= COUNT).ok_or(WaitGroupError::Overflow)?;
+            let Some(count) = (cur & COUNT).checked_add(n).filter(|&c| c <= COUNT) else {
+                panic!("WaitGroup::add: the counter would exceed 2^63 - 1");
+            };
             // W1, Relaxed: counting only (module docs).
             match state.compare_exchange_weak(cur, (cur & WAITERS) | count, Relaxed, Relaxed) {
-                Ok(_) => return Ok(()),
+                Ok(_) => return,
                 Err(actual) => cur = actual,
             }
         }
     }
 
-    /// W2 (+ W3): one piece of work is finished. Errs, changing nothing, when the count
-    /// is already zero.
+    /// W2 (+ W3): one piece of work is finished.
+    ///
+    /// # Panics
+    /// If the count is already zero: more `done`s than `add`s is a contract violation
+    /// (Go panics the same way); the count is left unchanged.
     ///
     /// ```
     /// let wg = filch::WaitGroup::new();
-    /// wg.add(1).unwrap();
-    /// wg.done().unwrap();
-    /// assert_eq!(wg.done(), Err(filch::WaitGroupError::NegativeCount));
+    /// wg.add(1);
+    /// wg.done();
+    /// let extra = std::panic::catch_unwind(|| wg.done());
+    /// assert!(extra.is_err());
+    /// assert_eq!(wg.count(), 0);
     /// ```
-    pub fn done(&self) -> Result<(), WaitGroupError> {
+    #[track_caller]
+    pub fn done(&self) {
         let state = &self.0.state;
         // Relaxed: a starting guess for the CAS.
         let mut cur = state.load(Relaxed);
         loop {
             let count = cur & COUNT;
             if count == 0 {
-                return Err(WaitGroupError::NegativeCount);
+                panic!("WaitGroup::done: negative counter (more done() calls than add())");
             }
             let next = if count == 1 { 0 } else { cur - 1 };
             // W2, AcqRel: Release pairs with W4's Acquire load (our writes before `done`
@@ -168,15 +154,14 @@ impl WaitGroup {
                 p.unpark();
             }
         }
-        Ok(())
     }
 
     /// The current count (a snapshot).
     ///
     /// ```
     /// let wg = filch::WaitGroup::new();
-    /// wg.add(2).unwrap();
-    /// wg.done().unwrap();
+    /// wg.add(2);
+    /// wg.done();
     /// assert_eq!(wg.count(), 1);
     /// ```
     pub fn count(&self) -> u64 {
@@ -222,9 +207,9 @@ impl WaitGroup {
     ///
     /// ```
     /// let wg = filch::WaitGroup::new();
-    /// wg.add(1).unwrap();
+    /// wg.add(1);
     /// let wg2 = wg.clone();
-    /// let t = std::thread::spawn(move || wg2.done().unwrap());
+    /// let t = std::thread::spawn(move || wg2.done());
     /// wg.wait();
     /// t.join().unwrap();
     /// ```
@@ -237,9 +222,9 @@ impl WaitGroup {
     ///
     /// ```
     /// let wg = filch::WaitGroup::new();
-    /// wg.add(1).unwrap();
+    /// wg.add(1);
     /// assert!(!wg.wait_timeout(std::time::Duration::from_millis(1)));
-    /// wg.done().unwrap();
+    /// wg.done();
     /// assert!(wg.wait_timeout(std::time::Duration::from_millis(1)));
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {

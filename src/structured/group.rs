@@ -20,7 +20,9 @@ use crate::runtime::stats::Row;
 use crate::runtime::worker::{self, WorkerCtx};
 use crate::task::{Header, TaskError, TaskRef};
 
-/// The handles of a batch of tasks, in spawn order.
+/// The handles of a batch of tasks, in spawn order; also built from any handles
+/// (`collect()`, `TaskGroup::from(vec)`). For results in the order the tasks finish, turn
+/// it into a [`JoinSet`](crate::JoinSet) (`JoinSet::from(group)`).
 ///
 /// ```
 /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
@@ -120,6 +122,35 @@ impl<T> TaskGroup<T> {
     /// ```
     pub fn into_handles(self) -> Vec<JoinHandle<T>> {
         self.handles
+    }
+}
+
+/// A group of existing handles (from any spawns, any schedulers), kept in iteration order.
+///
+/// ```
+/// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+/// let group: filch::TaskGroup<u32> = (1..=3).map(|i| sched.spawn(move || i * 2)).collect();
+/// let out: Vec<u32> = group.join_all().into_iter().map(Result::unwrap).collect();
+/// assert_eq!(out, [2, 4, 6]);
+/// ```
+impl<T> FromIterator<JoinHandle<T>> for TaskGroup<T> {
+    fn from_iter<I: IntoIterator<Item = JoinHandle<T>>>(iter: I) -> Self {
+        TaskGroup { handles: iter.into_iter().collect() }
+    }
+}
+
+/// A group of existing handles, in the `Vec`'s order.
+///
+/// ```
+/// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
+/// let handles = vec![sched.spawn(|| "a"), sched.spawn_async(async { "b" })];
+/// let group = filch::TaskGroup::from(handles);
+/// let out: Vec<&str> = group.join_all().into_iter().map(Result::unwrap).collect();
+/// assert_eq!(out, ["a", "b"]);
+/// ```
+impl<T> From<Vec<JoinHandle<T>>> for TaskGroup<T> {
+    fn from(handles: Vec<JoinHandle<T>>) -> Self {
+        TaskGroup { handles }
     }
 }
 

@@ -1,4 +1,7 @@
-//! Data parallelism: `parallel_for` and `for_each_chunk(_mut)`, with adaptive splitting.
+//! Data parallelism: `parallel_for` and `for_each_chunk(_mut)`, with adaptive splitting,
+//! and the engine under them and under `parallel_reduce`/`parallel_map` (`reduce.rs`):
+//! [`fold_blocks`], which folds blocks into one accumulator per leaf and combines the
+//! leaves' accumulators in index order on the way back up the `join` tree.
 //!
 //! # The splitting rule
 //!
@@ -30,8 +33,10 @@
 //!
 //! A panic in `f` unwinds the leaf; `join` holds it until the other half has finished and
 //! re-raises it, so the panic reaches the caller after every running part has stopped.
+//! Accumulators are owned values on the way: a leaf's is dropped when it unwinds, and the
+//! other half's result is dropped by `join` before it re-raises, so an accumulator that
+//! owns something (`reduce.rs`'s written-elements guard) is released exactly once.
 
-use std::fmt;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
@@ -48,11 +53,14 @@ pub(crate) const BLOCK_SLOW: Duration = Duration::from_micros(50);
 /// The longest block, in indices.
 const BLOCK_MAX: usize = 1 << 20;
 
-/// The state shared by every leaf of one call. `f` takes a block: a sub-range of the
-/// call's range (so the chunked forms slice once per block, and a per-index loop is
-/// the caller's own, where the compiler can vectorize it).
-struct Job<'a, F> {
-    f: &'a F,
+/// The state shared by every leaf of one call. `fold` takes a block: a sub-range of the
+/// call's range (so the chunked forms slice once per block, and a per-index loop is the
+/// caller's own, where the compiler can vectorize it), and the leaf's accumulator.
+struct Job<'a, I, F, C> {
+    /// A leaf's starting accumulator, given the first index the leaf will fold.
+    init: &'a I,
+    fold: &'a F,
+    combine: &'a C,
     token: Option<&'a CancelToken>,
     skipped: AtomicUsize,
 }
@@ -70,18 +78,42 @@ where
     for_blocks(shared, range, token, &|r: Range<usize>| r.for_each(f))
 }
 
-/// The engine: calls `f` on disjoint blocks covering `range` (minus what a cancel skips);
-/// returns how many indices were skipped.
+/// Calls `f` on disjoint blocks covering `range` (minus what a cancel skips); returns how
+/// many indices were skipped.
 pub(crate) fn for_blocks<F>(shared: &Shared, range: Range<usize>, token: Option<&CancelToken>, f: &F) -> usize
 where
     F: Fn(Range<usize>) + Sync,
 {
+    fold_blocks(shared, range, token, &|_| (), &|(), r| f(r), &|(), ()| ()).1
+}
+
+/// The engine: folds disjoint blocks covering `range` (minus what a cancel skips) into
+/// accumulators, one per leaf, each started by `init(first index)`, and combines them in
+/// index order (`combine(left, right)`, the left one covering lower indices). Returns
+/// the result and how many indices were skipped.
+///
+/// The grouping of `combine` calls depends on how the range was split, which depends on
+/// timing; only their order is fixed.
+pub(crate) fn fold_blocks<A, I, F, C>(
+    shared: &Shared,
+    range: Range<usize>,
+    token: Option<&CancelToken>,
+    init: &I,
+    fold: &F,
+    combine: &C,
+) -> (A, usize)
+where
+    A: Send,
+    I: Fn(usize) -> A + Sync,
+    F: Fn(A, Range<usize>) -> A + Sync,
+    C: Fn(A, A) -> A + Sync,
+{
     if range.is_empty() {
-        return 0;
+        return (init(range.start), 0);
     }
-    let job = Job { f, token, skipped: AtomicUsize::new(0) };
+    let job = Job { init, fold, combine, token, skipped: AtomicUsize::new(0) };
     let job = &job;
-    worker::with_current(|ctx| match ctx.filter(|c| c.is_of(shared)) {
+    let acc = worker::with_current(|ctx| match ctx.filter(|c| c.is_of(shared)) {
         Some(c) => leaf(c, range, 1, job),
         None => in_pool(shared, move |ctx| match ctx {
             Some(c) => leaf(c, range, 1, job),
@@ -90,37 +122,45 @@ where
     });
     // Relaxed: every leaf finished before `join`/`in_pool` returned (their latches order
     // the leaves' increments before this load).
-    job.skipped.load(Relaxed)
+    (acc, job.skipped.load(Relaxed))
 }
 
 /// One leaf: blocks, and splits when the rule says so (module docs).
-fn leaf<F: Fn(Range<usize>) + Sync>(
+fn leaf<A, I, F, C>(
     ctx: &WorkerCtx<'_>,
     mut range: Range<usize>,
     mut block: usize,
-    job: &Job<'_, F>,
-) {
+    job: &Job<'_, I, F, C>,
+) -> A
+where
+    A: Send,
+    I: Fn(usize) -> A + Sync,
+    F: Fn(A, Range<usize>) -> A + Sync,
+    C: Fn(A, A) -> A + Sync,
+{
     let sleep = &ctx.shared().sleep;
+    let mut acc = (job.init)(range.start);
     while !range.is_empty() {
         if job.token.is_some_and(CancelToken::is_cancelled) {
-            // Relaxed: a count read after the call's end (see `parallel_for`).
+            // Relaxed: a count read after the call's end (see `fold_blocks`).
             job.skipped.fetch_add(range.len(), Relaxed);
-            return;
+            return acc;
         }
         let len = range.len();
         if len > block && sleep.any_idle() && ctx.local_is_empty() {
             let mid = range.start + len / 2;
             let (lo, hi) = (range.start..mid, mid..range.end);
-            join_on_worker(
+            let (a, b) = join_on_worker(
                 ctx,
                 move || on_this_worker(lo, block, job),
                 move || on_this_worker(hi, block, job),
             );
-            return;
+            // Index order: what this leaf folded, then the low half, then the high half.
+            return (job.combine)(acc, (job.combine)(a, b));
         }
         let end = range.start + block.min(len);
         let t0 = Instant::now();
-        (job.f)(range.start..end);
+        acc = (job.fold)(acc, range.start..end);
         range.start = end;
         let took = t0.elapsed();
         if took < BLOCK_FAST {
@@ -129,51 +169,46 @@ fn leaf<F: Fn(Range<usize>) + Sync>(
             block = (block / 2).max(1);
         }
     }
+    acc
 }
 
 /// A half, wherever `join` runs it: a worker of the same scheduler, or (a timed-out
 /// shutdown's caller executing queued jobs) a plain thread.
-fn on_this_worker<F: Fn(Range<usize>) + Sync>(range: Range<usize>, block: usize, job: &Job<'_, F>) {
+fn on_this_worker<A, I, F, C>(range: Range<usize>, block: usize, job: &Job<'_, I, F, C>) -> A
+where
+    A: Send,
+    I: Fn(usize) -> A + Sync,
+    F: Fn(A, Range<usize>) -> A + Sync,
+    C: Fn(A, A) -> A + Sync,
+{
     worker::with_current(|ctx| match ctx {
         Some(c) => leaf(c, range, block, job),
         None => sequential(range, job),
     })
 }
 
-fn sequential<F: Fn(Range<usize>) + Sync>(range: Range<usize>, job: &Job<'_, F>) {
+fn sequential<A, I, F, C>(range: Range<usize>, job: &Job<'_, I, F, C>) -> A
+where
+    I: Fn(usize) -> A,
+    F: Fn(A, Range<usize>) -> A,
+{
+    let acc = (job.init)(range.start);
     if job.token.is_some_and(CancelToken::is_cancelled) {
         // Relaxed: as in `leaf`.
         job.skipped.fetch_add(range.len(), Relaxed);
-        return;
+        return acc;
     }
-    (job.f)(range);
+    (job.fold)(acc, range)
 }
-
-/// `chunk_len` was zero.
-///
-/// ```
-/// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
-/// let err = sched.for_each_chunk(&[1, 2, 3], 0, |_, _| ()).unwrap_err();
-/// assert_eq!(err, filch::ZeroChunkLen);
-/// assert_eq!(err.to_string(), "chunk_len must be at least 1");
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ZeroChunkLen;
-
-impl fmt::Display for ZeroChunkLen {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("chunk_len must be at least 1")
-    }
-}
-
-impl std::error::Error for ZeroChunkLen {}
 
 /// The number of chunks of `chunk_len` in `len` elements (the last may be shorter).
-pub(crate) fn chunk_count(len: usize, chunk_len: usize) -> Result<usize, ZeroChunkLen> {
-    if chunk_len == 0 {
-        return Err(ZeroChunkLen);
-    }
-    Ok(len.div_ceil(chunk_len))
+///
+/// # Panics
+/// If `chunk_len` is zero (a contract violation, as for `slice::chunks`), naming `what`.
+#[track_caller]
+pub(crate) fn chunk_count(len: usize, chunk_len: usize, what: &str) -> usize {
+    assert!(chunk_len != 0, "{what}: chunk_len must be at least 1");
+    len.div_ceil(chunk_len)
 }
 
 /// `for_each_chunk_mut`'s base pointer, shared by the leaves.

@@ -312,7 +312,8 @@ impl<'scope> Scope<'scope> {
         self.skipped.load(Relaxed)
     }
 
-    fn record_panic(&self, payload: Box<dyn Any + Send>) {
+    /// Keeps `payload` as the scope's panic if it is the first (re-raised after S4).
+    pub(crate) fn record_panic(&self, payload: Box<dyn Any + Send>) {
         let boxed = Box::into_raw(Box::new(payload));
         // AcqRel: Release publishes the box to the Acquire swap in `take_panic`; a failed
         // CAS reads nothing.
