@@ -36,7 +36,7 @@ GO_ENV      := GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod GOCACHE=$(CURDIR)/
 .PHONY: check test fmt-check lint clippy unit unit-quick examples loom-quick loom bench compare \
         compare-quick go-bench sanitize
 
-# The seeds' patterns, each asserting its own results at a small size.
+# The Go-shaped pattern examples (worker pool, goroutines, swarm, pipeline), each asserting its own results.
 EXAMPLES := worker_pool goroutines swarm pipeline
 
 check: fmt-check lint unit-quick loom-quick
