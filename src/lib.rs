@@ -12,6 +12,39 @@
 //! assert_eq!(sum, 285);
 //! ```
 //!
+//! # Which tool when
+//!
+//! | you want | use | what it costs |
+//! |---|---|---|
+//! | run a closure and read its result later | [`spawn`] / [`Scheduler::spawn`] → [`JoinHandle`] | a pool slot, no allocation while the closure and result fit [`TASK_INLINE_BYTES`]; about 290 instructions for spawn + join on a worker |
+//! | fire and forget (Go's `go`) | [`spawn_detached`] | the cheapest spawn (about 140 instructions with its run); a panic goes to the panic handler |
+//! | split work in two and wait for both (fork-join) | [`join`] | no pool slot: the second half lives on the caller's stack; stolen only when a worker is idle |
+//! | tasks that borrow from the stack | [`scope`] / [`Scheduler::scope`] | one pool slot per task; returns when all have finished |
+//! | enter a scheduler with borrowing code and get its value | [`Scheduler::install`] | one hop onto a worker |
+//! | a loop over a range or slice | [`parallel_for`], [`parallel_reduce`], [`parallel_map`], [`Scheduler::for_each_chunk_mut`] | splits adaptively: only while other workers are idle |
+//! | sort a slice | [`parallel_sort_unstable`] | a parallel merge of sorted halves, in place plus one buffer |
+//! | many tasks at once, results in order | [`spawn_many`], [`spawn_batch`] → [`TaskGroup`] | one publish and at most one wake-up for the batch |
+//! | results as tasks finish | [`JoinSet`] | one handle per task, a completion queue |
+//! | wait for N things, limit concurrency, cancel | [`WaitGroup`], [`Semaphore`], [`CancelToken`] | a waiter on a worker runs other tasks while it waits |
+//! | a task that waits (timers, channels, other tasks) and costs nothing meanwhile | [`spawn_async`] with [`time`], [`chan`] | a pool slot while the future fits [`TASK_INLINE_BYTES`], else one allocation; a wake is a state-word update and a deque push |
+//! | Go's channels and `select` | [`chan`] | one short lock per operation, as Go's; waiting allocates nothing; a sync task that blocks hands its worker to a spare thread |
+//! | blocking I/O or a blocking library call | [`spawn_blocking`], or [`block_in_place`] inside a task | a spare thread (started once, kept while busy) |
+//! | async code from `main` | [`block_on`] | polls on the calling thread and parks between wakes |
+//!
+//! What not to do inside a task:
+//! - **Block a worker without telling filch**: `std::thread::sleep`, `std::sync::mpsc`,
+//!   a blocking socket. The worker's queue stalls while it waits. Use async and
+//!   [`time::sleep`], [`chan`], or wrap the call in [`block_in_place`] (or run it with
+//!   [`spawn_blocking`]), which hands the worker's queue to a spare thread meanwhile.
+//! - **Hold a lock across a helping wait** (`join`, `scope`, `WaitGroup::wait`,
+//!   `Semaphore::acquire` on a worker): the worker runs other tasks while it waits, and
+//!   one of them may want the same lock. Release it first.
+//! - **Spin on a flag another task sets**: that task may be queued behind you on the
+//!   same worker. Wait with a [`WaitGroup`], a channel or a handle instead.
+//! - **Misuse a primitive**: a [`WaitGroup`] counter going negative or a zero chunk
+//!   length is a bug in the caller and panics, as in std and Go; conditions a caller can
+//!   act on (a full pool, a shut-down scheduler, a timeout) are `Result`s.
+//!
 //! The verified core is usable on its own:
 //! - [`deque`]: a bounded Chase–Lev work-stealing deque (owner push/pop, thief
 //!   steal/steal_batch) on explicit atomics and fences.
@@ -25,7 +58,7 @@
 
 // The module tree is the layer diagram of docs/DESIGN.md: each layer imports only from
 // the layers below it (`make lint` checks it), the public facade at the top.
-mod api;
+mod api; // 6: Builder, Scheduler, Handle
 pub mod chan; // 6: channels and select
 mod contain; // 0: fault containment
 pub mod future; // 4: yield_now and the cooperative budget
@@ -34,8 +67,8 @@ mod primitives; // 4: CancelToken, WaitGroup, Semaphore, the wait list
 mod runtime; // 3: shared state, spawn paths, workers, sleep, stats, JoinHandle
 mod shim; // 0: the atomics shim (std or loom), mutation switches
 mod structured; // 5: join, scope, parallel_for, batches
-pub(crate) mod task;
-pub mod time; // 6: sleep, timeout, interval // 2: task header and state word, stack jobs // 6: Builder, Scheduler, Handle
+pub(crate) mod task; // 2: task header and state word, stack jobs
+pub mod time; // 6: sleep, timeout, interval
 
 pub use lockfree::{deque, pool};
 
