@@ -587,3 +587,25 @@ fn the_oldest_local_task_runs_behind_a_stream_of_newer_ones() {
     let tasks = h.join().unwrap();
     assert!(tasks <= 10 * 61, "the oldest task waited {tasks} tasks");
 }
+
+/// Skynet joining its children in spawn order: the oldest child is deeper in the deque
+/// than its siblings, so each is claimed and run in place, and the entries it leaves are
+/// taken off the top by the next wait. On one worker (no thief to take them), 111,111
+/// such entries piled up without that, until the deque spilled and the pool ran dry:
+/// every task after that was a heap task.
+#[test]
+fn joining_children_in_spawn_order_leaves_no_entries_behind() {
+    fn skynet(num: u64, size: u64) -> u64 {
+        if size == 1 {
+            return num;
+        }
+        let sub = size / 10;
+        let children: [filch::JoinHandle<u64>; 10] =
+            std::array::from_fn(|i| filch::spawn(move || skynet(num + i as u64 * sub, sub)));
+        children.into_iter().map(|h| h.join().unwrap()).sum()
+    }
+    let s = Scheduler::builder().workers(1).pin(false).build().unwrap();
+    assert_eq!(s.spawn(|| skynet(0, 100_000)).join().unwrap(), 100_000 * 99_999 / 2);
+    let total = s.stats().total;
+    assert_eq!((total.spills, total.heap_fallbacks), (0, 0), "entries piled up: {}", s.stats());
+}

@@ -32,7 +32,7 @@
 //!   load. Two sound forms exist: the paper's `fence(SeqCst)` (`mfence` on x86-64), and a
 //!   SeqCst store of `bottom` (`xchg`, a locked instruction) followed by a SeqCst load of
 //!   `top`, which C++20's rules for mixing SeqCst accesses with SeqCst fences make
-//!   equivalent (argument in `docs/DESIGN.md`). On this project's machine (Intel Xeon, KVM)
+//!   equivalent (argument in `docs/DESIGN.md`). On an Intel Xeon (KVM guest; `docs/BENCHMARKS.md`)
 //!   the fence form is the faster one: the `xchg` lands on the line the preceding push
 //!   just wrote and drains more than `mfence` does (`docs/BENCHMARKS.md`). So `pop` uses
 //!   the fence on every target, which is also the form loom checks (loom models SeqCst
@@ -737,7 +737,7 @@ impl<T: Word> Owner<T> {
         }
     }
 
-    /// The seed's ("Wyn") pop, kept only so that `loom-tests/` can show the model
+    /// A deliberately broken pop, kept only so that `loom-tests/` can show the model
     /// catching it: it ignores the result of the last-item CAS and never restores
     /// `bottom`. **Unsound**: a task can be returned twice.
     ///

@@ -966,6 +966,9 @@ impl<'a> WorkerCtx<'a> {
     ) -> bool {
         let done = || task.is_complete();
         let word = task.header() as *const Header as usize;
+        if self.role().deque.peek_newest_word() != Some(word) {
+            self.drop_claimed_top(word);
+        }
         // The common shapes: the task is the newest on this deque (fork-join), or the
         // oldest (tasks spawned in a row, joined in order). Taken from the deque, it runs
         // as usual and its memory is freed at once.
@@ -1024,6 +1027,30 @@ impl<'a> WorkerCtx<'a> {
                 };
             }
             round = round.saturating_add(1);
+        }
+    }
+
+    /// Pops, from the top of the own deque, the entries of closure tasks already claimed
+    /// and run in place (`run_claimed_here`, by this wait or another worker's), stopping
+    /// at the first other entry or at `keep`. Without it, a task that joins its children
+    /// in spawn order (the oldest first, so each is claimed in place, deeper in the
+    /// deque) leaves their entries behind until the worker loop comes back to them:
+    /// skynet's million leaves piled up to deque spills and an exhausted pool.
+    fn drop_claimed_top(&self, keep: usize) {
+        while let Some(w) = self.role().deque.peek_newest_word() {
+            if w == keep {
+                return;
+            }
+            let Some(t) = self.pop_local() else { return };
+            // Relaxed: a claim is final, so a claimed state seen here stays claimed; a
+            // stale unclaimed one only leaves the entry where it was.
+            if t.is_stack_job() || t.is_async() || !t.state(Relaxed).is_claimed() {
+                // Back on top, where it was: we just took it, and thieves only take.
+                self.push_local(t);
+                return;
+            }
+            // The claim fails: this only drops the queue's reference.
+            self.run_task(t);
         }
     }
 
