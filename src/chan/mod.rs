@@ -61,7 +61,9 @@
 //! let mut got = Vec::new();
 //! loop {
 //!     let done = chan::select()
-//!         .recv(&rx, |m| { got.push(m.unwrap()); false })
+//!         // Once the thread is gone, `rx` is closed: a ready case too (`Err`), which
+//!         // `select` may pick instead of `quit_rx`.
+//!         .recv(&rx, |m| m.map(|m| got.push(m)).is_err())
 //!         .recv(&quit_rx, |_| true)
 //!         .timeout(Duration::from_secs(60), || true)
 //!         .wait();
