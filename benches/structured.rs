@@ -53,6 +53,9 @@ fn fib30(c: &mut Criterion) {
     g.bench_function("filch", |b| {
         b.iter(|| assert_eq!(f.spawn(|| fib_filch(black_box(30))).join().unwrap(), 832_040))
     });
+    g.bench_function("filch_scheduler_join", |b| {
+        b.iter(|| assert_eq!(f.install(|| fib_filch_sched(&f, black_box(30))), 832_040))
+    });
     g.bench_function("rayon", |b| b.iter(|| assert_eq!(r.install(|| fib_rayon(black_box(30))), 832_040)));
     g.finish();
 }
@@ -71,6 +74,12 @@ fn skynet(c: &mut Criterion) {
     });
     g.bench_function("filch_spawn_join", |b| {
         b.iter(|| assert_eq!(f.spawn(|| skynet_join_filch(0, 1_000_000)).join().unwrap(), SKYNET_SUM))
+    });
+    g.bench_function("filch_spawn_join_cloned_handle", |b| {
+        b.iter(|| {
+            let h = f.handle();
+            assert_eq!(f.spawn(move || skynet_join_filch_handle(h, 0, 1_000_000)).join().unwrap(), SKYNET_SUM)
+        })
     });
     g.bench_function("rayon_scope", |b| {
         b.iter(|| {

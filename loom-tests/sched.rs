@@ -207,6 +207,41 @@ fn cancel_vs_drop_heap() {
     });
 }
 
+/// (c'') Handle units (`shared.rs`, "Handle units"): a task on the worker clones a handle
+/// (HU1 for a batch, into the worker's credit) and drops it (into the credit); a thread
+/// drops another clone (HU2 on the shared word) while the scheduler is dropped, and the
+/// worker gives its credit back as it exits. The handle the main thread keeps must still
+/// reach the shared state after all of that, and its drop, the last unit's, must free it.
+/// 3 s at one preemption (the cap: two take 70 s, too long for every CI run).
+fn handle_units() {
+    model_capped(1, 1, || {
+        let freed = Arc::new(AtomicBool::new(false));
+        let flag = FreedFlag(freed.clone());
+        let sched = builder()
+            .panic_handler(move |_| {
+                let _ = &flag;
+            })
+            .build()
+            .expect("valid settings");
+        let h = sched.handle();
+        let for_task = h.clone();
+        let t = sched.spawn(move || {
+            let again = for_task.clone();
+            drop(for_task);
+            again.num_workers()
+        });
+        let other = h.clone();
+        let dropper = thread::spawn(move || drop(other));
+        assert_eq!(t.join().unwrap(), 1);
+        drop(sched);
+        dropper.join().unwrap();
+        assert!(!freed.load(SeqCst), "the shared state was freed while a handle still held it");
+        assert_eq!(h.num_workers(), 1);
+        drop(h);
+        assert!(freed.load(SeqCst), "the last handle's drop did not free the shared state");
+    });
+}
+
 /// A value written by a task through a borrow and read by the thread that waited for it:
 /// a `loom::cell::UnsafeCell`, so a missing happens-before edge is a causality violation.
 struct Slot(loom::cell::UnsafeCell<usize>);
@@ -324,6 +359,29 @@ fn sched_cancel_vs_worker() {
 fn sched_cancel_vs_drop_heap() {
     cancel_vs_drop_heap();
 }
+
+#[test]
+fn sched_handle_units() {
+    handle_units();
+}
+
+mutant_test!(
+    /// The handle units without their strong count of the `Arc`: the scheduler's drop and
+    /// the worker's exit free the shared state while the main thread's handle holds it.
+    mutant_handle_units_hold_arc_caught_by_handle_units,
+    HandleUnitsHoldArc,
+    handle_units,
+    "the shared state was freed while a handle still held it"
+);
+
+mutant_test!(
+    /// A worker that keeps its handle-unit credit when it exits: the last handle's drop
+    /// never brings the units to zero, and the shared state leaks.
+    mutant_handle_credit_returned_caught_by_handle_units,
+    HandleCreditReturned,
+    handle_units,
+    "the last handle's drop did not free the shared state"
+);
 
 mutant_test!(
     /// Heap tasks left out of the orphan protocol's balance, as before the fix: the

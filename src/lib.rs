@@ -674,7 +674,7 @@ fn outside<R>(f: impl FnOnce(&runtime::shared::Shared) -> R) -> R {
 /// assert_eq!(h.join().unwrap(), Some(2));
 /// ```
 pub fn current() -> Option<Handle> {
-    worker::with_current(|ctx| ctx.map(|c| Handle::from_shared(c.shared_arc().clone())))
+    worker::with_current(|ctx| ctx.map(|c| Handle::from_shared(c.shared_arc())))
 }
 
 /// Lets other work run. On a worker thread, runs one queued task (if any) before

@@ -334,6 +334,13 @@ pub mod mutation {
         /// tasks, so a handle to one keeps the shared state alive (the mutant leaves them
         /// out, as the protocol once did).
         OrphanCountsHeap,
+        /// `runtime::shared` (HU1): the handle units hold a strong count of the shared
+        /// state's `Arc` while any is out (the mutant never adds it: the last unit's
+        /// give-back drops a count it does not own).
+        HandleUnitsHoldArc,
+        /// `runtime::worker` (`WorkerCtx`'s drop): a worker gives its handle-unit credit
+        /// back when its context ends (the mutant keeps it: the state is never freed).
+        HandleCreditReturned,
         /// `runtime::roles` (B3): the grant of a role is a Release store, so the new
         /// holder's accesses to the role come after the old holder's.
         RoleGrantRelease,

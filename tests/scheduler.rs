@@ -609,3 +609,61 @@ fn joining_children_in_spawn_order_leaves_no_entries_behind() {
     let total = s.stats().total;
     assert_eq!((total.spills, total.heap_fallbacks), (0, 0), "entries piled up: {}", s.stats());
 }
+
+/// Spawns a tree of `depth` levels below `h`'s scheduler, fanning out by four, with a
+/// clone of the handle moved into every task (and dropped there, on whichever worker ran
+/// it); returns the number of tasks.
+fn handle_tree(h: filch::Handle, depth: u32) -> u64 {
+    if depth == 0 {
+        return 1;
+    }
+    let kids: Vec<_> = (0..4)
+        .map(|_| {
+            let hc = h.clone();
+            h.spawn(move || handle_tree(hc, depth - 1))
+        })
+        .collect();
+    1 + kids.into_iter().map(|k| k.join().unwrap()).sum::<u64>()
+}
+
+/// Handles cloned and dropped by the thousand on the workers (their private counts) and
+/// on plain threads (the shared count): the scheduler's memory, observed through a value
+/// its panic handler owns, outlives the scheduler while a handle is left, and is freed by
+/// that handle's drop. A worker that kept its count at exit would leak it; a count that
+/// missed a reference would free it under the last handle.
+#[test]
+fn handles_keep_the_scheduler_memory_until_the_last_is_dropped() {
+    let probe = Arc::new(());
+    let owned = probe.clone();
+    let s = Scheduler::builder()
+        .workers(2)
+        .pin(false)
+        .panic_handler(move |_| {
+            let _ = &owned;
+        })
+        .build()
+        .unwrap();
+    let h = s.handle();
+    let trees: Vec<_> = (0..4)
+        .map(|_| {
+            let h = h.clone();
+            std::thread::spawn(move || {
+                let mut n = 0;
+                for _ in 0..4 {
+                    let root = h.clone();
+                    n += h.spawn(move || handle_tree(root, 6)).join().unwrap();
+                    let copies: Vec<_> = (0..100).map(|_| h.clone()).collect();
+                    drop(copies);
+                }
+                n
+            })
+        })
+        .collect();
+    let total: u64 = trees.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(total, 16 * (4u64.pow(7) - 1) / 3);
+    drop(s);
+    assert_eq!(Arc::strong_count(&probe), 2, "freed while a handle is left");
+    assert!(matches!(h.spawn(|| 1).join(), Err(TaskError::ShutDown)));
+    drop(h);
+    assert_eq!(Arc::strong_count(&probe), 1, "the last handle's drop did not free the scheduler");
+}

@@ -19,6 +19,15 @@ pub fn fib_filch(n: u64) -> u64 {
     a + b
 }
 
+/// fib(n) by recursive `Scheduler::join` on a scheduler passed down by reference.
+pub fn fib_filch_sched(s: &filch::Scheduler, n: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    let (a, b) = s.join(|| fib_filch_sched(s, n - 1), || fib_filch_sched(s, n - 2));
+    a + b
+}
+
 /// fib(n) by recursive `rayon::join` down to n < 2.
 pub fn fib_rayon(n: u64) -> u64 {
     if n < 2 {
@@ -52,6 +61,20 @@ pub fn skynet_join_filch(num: u64, size: u64) -> u64 {
     let children: [filch::JoinHandle<u64>; 10] =
         std::array::from_fn(|i| filch::spawn(move || skynet_join_filch(num + i as u64 * sub, sub)));
     children.into_iter().map(|h| h.join().unwrap()).sum()
+}
+
+/// [`skynet_join_filch`] written the way recursive code that is handed a scheduler is:
+/// a `Handle` cloned into every task, each spawning through its own copy.
+pub fn skynet_join_filch_handle(h: filch::Handle, num: u64, size: u64) -> u64 {
+    if size == 1 {
+        return num;
+    }
+    let sub = size / 10;
+    let children: [filch::JoinHandle<u64>; 10] = std::array::from_fn(|i| {
+        let hc = h.clone();
+        h.spawn(move || skynet_join_filch_handle(hc, num + i as u64 * sub, sub))
+    });
+    children.into_iter().map(|c| c.join().unwrap()).sum()
 }
 
 /// Skynet on a `rayon::scope` (rayon has no join handles).

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::contain;
 use crate::runtime::join_handle::JoinHandle;
 use crate::runtime::shared::Shared;
+use crate::runtime::shared_ref::SharedRef;
 use crate::runtime::spawn::SpawnError;
 use crate::runtime::stats::Stats;
 use crate::runtime::{thread, worker};
@@ -76,6 +77,12 @@ pub struct Scheduler {
 
 /// A cheap, clonable way to spawn onto a scheduler from anywhere.
 ///
+/// Cloning or dropping a handle on one of its scheduler's workers touches no shared memory
+/// (each worker keeps a private count of handle references), so recursive code may clone
+/// one into every task it spawns. Anywhere else a clone or drop is one atomic add or
+/// subtract, as for an `Arc`. A handle keeps the scheduler's memory (not its threads)
+/// alive.
+///
 /// Spawning through a `Handle` whose scheduler was dropped is refused (`ShutDown`).
 ///
 /// ```
@@ -88,7 +95,7 @@ pub struct Scheduler {
 /// ```
 #[derive(Clone)]
 pub struct Handle {
-    shared: Arc<Shared>,
+    shared: SharedRef,
 }
 
 impl fmt::Debug for Scheduler {
@@ -99,7 +106,7 @@ impl fmt::Debug for Scheduler {
 
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Handle").field("workers", &self.shared.workers.len()).finish_non_exhaustive()
+        f.debug_struct("Handle").field("workers", &self.shared().workers.len()).finish_non_exhaustive()
     }
 }
 
@@ -281,7 +288,7 @@ macro_rules! spawn_methods {
             F: FnOnce() -> T + Send + 'static,
             T: Send + 'static,
         {
-            Shared::spawn_blocking_inner(&self.shared, f)
+            self.with_arc(|s| Shared::spawn_blocking_inner(s, f))
         }
 
         /// Runs `op` on a worker of this scheduler and returns its result (rayon's
@@ -682,11 +689,16 @@ macro_rules! spawn_methods {
 
 impl Handle {
     fn shared(&self) -> &Shared {
-        &self.shared
+        self.shared.get()
     }
 
-    pub(crate) fn from_shared(shared: Arc<Shared>) -> Handle {
-        Handle { shared }
+    /// Runs `f` with the scheduler's state as its `Arc`, borrowed.
+    fn with_arc<R>(&self, f: impl FnOnce(&Arc<Shared>) -> R) -> R {
+        self.shared.with_arc(f)
+    }
+
+    pub(crate) fn from_shared(shared: &Arc<Shared>) -> Handle {
+        Handle { shared: SharedRef::new(shared) }
     }
 
     spawn_methods!();
@@ -705,6 +717,11 @@ impl Scheduler {
         &self.shared
     }
 
+    /// Runs `f` with the scheduler's state as its `Arc`, borrowed.
+    fn with_arc<R>(&self, f: impl FnOnce(&Arc<Shared>) -> R) -> R {
+        f(&self.shared)
+    }
+
     spawn_methods!();
 
     /// A handle for spawning from other threads.
@@ -716,7 +733,7 @@ impl Scheduler {
     /// assert_eq!(t.join().unwrap(), 5);
     /// ```
     pub fn handle(&self) -> Handle {
-        Handle { shared: self.shared.clone() }
+        Handle::from_shared(&self.shared)
     }
 
     /// A scheduler for `shared` whose `n` worker threads are about to be started

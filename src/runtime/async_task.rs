@@ -118,10 +118,11 @@ pub(crate) fn current_shared() -> Option<Arc<Shared>> {
     worker::with_current(|c| c.map(|c| c.shared_arc().clone())).or_else(|| {
         let p = ENTERED.with(Cell::get);
         (!p.is_null()).then(|| {
-            // SAFETY: an entered `Shared` is the contents of the `Arc` its `Scheduler` or
-            // `Handle` holds for the whole `block_on`, or a spare thread for its life (so
-            // `p` is that `Arc`'s pointer and the count is not zero); we add a count for
-            // the `Arc` we build from it.
+            // SAFETY: an entered `Shared` is the contents of the `Arc` its `Scheduler`
+            // holds (or, for a `Handle`, that the handle's unit keeps a strong count of:
+            // `shared.rs`, "Handle units") for the whole `block_on`, or a spare thread for
+            // its life (so `p` is that `Arc`'s pointer and the count is not zero); we add a
+            // count for the `Arc` we build from it.
             unsafe {
                 Arc::increment_strong_count(p);
                 Arc::from_raw(p)

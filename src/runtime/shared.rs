@@ -48,6 +48,30 @@
 //! it after claiming the task, whatever the scheduler's drop does meanwhile (the loom model
 //! `sched_cancel_vs_drop_heap`, mutant `OrphanCountsHeap`).
 //!
+//! # Handle units (what a `Handle` holds)
+//!
+//! A `Handle` does not hold an `Arc` of its own: cloning one into every task would put an
+//! RMW on the `Arc`'s count, one line shared by the whole process, on every spawn. It
+//! holds one *unit* of `handle_units` instead, and the units together hold one strong
+//! count of the `Arc` while any is out. A worker keeps a private credit of units for its
+//! own scheduler (`WorkerCtx`), so a handle cloned or dropped on one of its workers costs a
+//! plain add to that credit, and the shared word moves once per [`HANDLE_UNIT_BATCH`].
+//!
+//! - **HU1** (take `n` units, from a live reference: the caller's `Arc`, or a unit it
+//!   holds): add `n` (Relaxed, as `Arc::clone`: the caller's reference keeps the state
+//!   alive). The adder that finds zero adds the units' strong count.
+//! - **HU2** (give `n` back): subtract `n` (Release: this holder's uses of the state
+//!   happen before the last give-back). The one that brings the word to zero issues an
+//!   Acquire fence (pairs with every earlier give-back's Release) and drops the units'
+//!   strong count (the `Arc`'s own Release/Acquire passes everything on to whoever frees).
+//!
+//! Zero is reached only by the holder of the last unit, after its HU1 added the count, so
+//! every drop of the strong count follows the add it undoes; a zero-to-one add racing a
+//! one-to-zero drop is sound because the adder holds its own reference. A worker gives its
+//! credit back when its context ends, after it stopped being the thread's current worker
+//! (so no later handle drop adds to a credit nobody returns). Loom model
+//! `sched_handle_units`, mutants `HandleUnitsHoldArc` and `HandleCreditReturned`.
+//!
 //! # Teardown (who settles)
 //!
 //! - **D1**: the teardown count `running` starts at `workers + 1`: one share per worker
@@ -74,7 +98,7 @@ use crate::runtime::roles::{Board, Role};
 use crate::runtime::sleep::Sleep;
 use crate::runtime::stats::Row;
 use crate::runtime::timer::Timers;
-use crate::shim::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
+use crate::shim::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
 use crate::shim::mutation::{self, Site};
 use crate::shim::{Arc, CachePadded};
 use crate::task::{Header, TaskRef, TaskSlot};
@@ -108,6 +132,10 @@ impl std::hash::Hasher for AddrHasher {
     }
 }
 const ORPHAN: u64 = 1 << 63;
+
+/// Handle units a worker takes from the shared word at a time (module docs, "Handle
+/// units"); its credit is given back down to this when it grows past twice as many.
+pub(crate) const HANDLE_UNIT_BATCH: usize = 256;
 
 /// One worker's shared face: what other threads need to reach it.
 pub(crate) struct WorkerSlot {
@@ -162,6 +190,9 @@ pub(crate) struct Shared {
     pub(crate) inject_loop_panics: AtomicUsize,
     ext_frees: AtomicU64,
     orphan_target: AtomicU64,
+    /// Handle units out (module docs, "Handle units"): held by `Handle`s and by workers'
+    /// credits; while not zero, they hold one strong count of the `Arc`.
+    handle_units: CachePadded<AtomicUsize>,
     /// Set by the first async spawn; until then a shutdown sweep has nothing to visit.
     async_used: AtomicBool,
     /// Heap async tasks alive (their header addresses), for the shutdown sweep: pool
@@ -203,6 +234,7 @@ impl Shared {
             start_failure: crate::shim::Mutex::new(None),
             inject_loop_panics: AtomicUsize::new(inject_loop_panics),
             ext_frees: AtomicU64::new(0),
+            handle_units: CachePadded(AtomicUsize::new(0)),
             orphan_target: AtomicU64::new(u64::MAX),
             async_used: AtomicBool::new(false),
             heap_async: (0..HEAP_ASYNC_SHARDS)
@@ -533,6 +565,37 @@ impl Shared {
         // that sees the count reach zero (`Scheduler::start`).
         if self.starting.fetch_sub(1, Release) == 1 {
             self.shutdown_parker.unpark();
+        }
+    }
+
+    /// HU1 (module docs, "Handle units"): takes `n` units, the caller holding `this`.
+    pub(crate) fn take_handle_units(this: &Arc<Shared>, n: usize) {
+        // Relaxed: the caller's `Arc` keeps the state alive across this add, as in
+        // `Arc::clone`; the strong count added below has its own orderings.
+        if this.handle_units.fetch_add(n, Relaxed) == 0 && mutation::keep(Site::HandleUnitsHoldArc) {
+            // SAFETY: `this` is a live `Arc`, so its pointer is one `Arc::into_raw` would
+            // give and its count is not zero; HU2's zero drops this count again.
+            unsafe { Arc::increment_strong_count(Arc::as_ptr(this)) };
+        }
+    }
+
+    /// HU2 (module docs, "Handle units"): gives back `n` units.
+    ///
+    /// # Safety
+    ///
+    /// `this` points to a live `Shared` inside an `Arc`, and the caller holds at least `n`
+    /// units (from HU1), which it gives up: it must not use them, or the state through
+    /// them, afterwards.
+    pub(crate) unsafe fn give_handle_units(this: *const Shared, n: usize) {
+        // SAFETY: the caller's units keep the state alive until the subtraction.
+        let units = unsafe { &(*this).handle_units };
+        // Release: our uses of the state happen before the give-back that reaches zero;
+        // pairs with the Acquire fence below on that thread.
+        if units.fetch_sub(n, Release) == n {
+            fence(Acquire);
+            // SAFETY: the word was not zero, so HU1 added the units' strong count; we gave
+            // the last units, so nobody else drops it. `this` came from that `Arc`.
+            unsafe { Arc::decrement_strong_count(this) };
         }
     }
 

@@ -108,7 +108,7 @@ use crate::lockfree::park::{yield_now, Parker};
 use crate::lockfree::pool::SlotId;
 use crate::runtime::config::Idle;
 use crate::runtime::roles::{Lent, Role};
-use crate::runtime::shared::Shared;
+use crate::runtime::shared::{Shared, HANDLE_UNIT_BATCH};
 use crate::runtime::stats::Row;
 use crate::shim::atomic::Ordering::*;
 use crate::shim::mutation::{self, Site};
@@ -187,6 +187,9 @@ pub(crate) struct WorkerCtx<'a> {
     /// its scope's address and the counts it has reserved and not yet handed to a child
     /// (`scope.rs`, S1).
     scope_frame: Cell<(*const (), usize)>,
+    /// Handle units of this scheduler held for handles cloned and dropped on this thread
+    /// (`shared.rs`, "Handle units"); given back when the context ends.
+    handle_credit: Cell<usize>,
 }
 
 #[cfg(not(loom))]
@@ -292,6 +295,20 @@ pub(crate) fn block_in_place<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
+impl Drop for WorkerCtx<'_> {
+    /// Gives the handle-unit credit back (`shared.rs`, "Handle units"). Every path out of
+    /// `thread::hold_role` has called `leave` first, so no handle dropped later on this
+    /// thread can add to the credit.
+    fn drop(&mut self) {
+        let c = self.handle_credit.replace(0);
+        if c > 0 && mutation::keep(Site::HandleCreditReturned) {
+            // SAFETY: the credit held `c` units of this scheduler, and nothing uses them
+            // after this; `self.shared` lives in the thread's own `Arc`.
+            unsafe { Shared::give_handle_units(self.shared, c) };
+        }
+    }
+}
+
 /// Runs `f` with the current thread's worker context, if this thread is a worker. Not
 /// `inline(always)`: forced into every recursive `join` frame it cost fib(30) 8 %.
 #[inline]
@@ -329,6 +346,35 @@ impl<'a> WorkerCtx<'a> {
             take_oldest: Cell::new(false),
             top_age: Cell::new((usize::MAX, 0)),
             scope_frame: Cell::new((ptr::null(), 0)),
+            handle_credit: Cell::new(0),
+        }
+    }
+
+    /// A handle unit for a new `Handle` of this scheduler, from the credit (`shared.rs`,
+    /// "Handle units"): a plain decrement, and HU1 for a batch when the credit is empty.
+    #[inline]
+    pub(crate) fn take_handle_unit(&self) {
+        match self.handle_credit.get() {
+            0 => {
+                Shared::take_handle_units(self.shared_arc, HANDLE_UNIT_BATCH);
+                self.handle_credit.set(HANDLE_UNIT_BATCH - 1);
+            }
+            c => self.handle_credit.set(c - 1),
+        }
+    }
+
+    /// Takes back the unit of a dropped `Handle` of this scheduler into the credit; a
+    /// credit past two batches gives one back (HU2, never the last units: the credit
+    /// keeps a batch).
+    #[inline]
+    pub(crate) fn give_handle_unit(&self) {
+        let c = self.handle_credit.get() + 1;
+        if c > 2 * HANDLE_UNIT_BATCH {
+            // SAFETY: the credit holds `c` units, and we give `HANDLE_UNIT_BATCH` of them.
+            unsafe { Shared::give_handle_units(self.shared, HANDLE_UNIT_BATCH) };
+            self.handle_credit.set(c - HANDLE_UNIT_BATCH);
+        } else {
+            self.handle_credit.set(c);
         }
     }
 
