@@ -53,6 +53,9 @@ fn fib30(c: &mut Criterion) {
     g.bench_function("filch", |b| {
         b.iter(|| assert_eq!(f.spawn(|| fib_filch(black_box(30))).join().unwrap(), 832_040))
     });
+    g.bench_function("filch_install", |b| {
+        b.iter(|| assert_eq!(f.install(|| fib_filch(black_box(30))), 832_040))
+    });
     g.bench_function("filch_scheduler_join", |b| {
         b.iter(|| assert_eq!(f.install(|| fib_filch_sched(&f, black_box(30))), 832_040))
     });

@@ -11,7 +11,9 @@
 //! mode). An optional third argument sets the worker count (default 1). With more, every
 //! other worker is first held in a spinning task, so nobody steals and the measured task
 //! pays what a local spawn pays on a busy multi-worker scheduler: K1's and `pop`'s fences
-//! (a one-worker scheduler skips both). Prints ns per task;
+//! (a one-worker scheduler skips both). A fourth argument `idle` leaves the other workers
+//! idle instead: they are woken for the spawned tasks and steal some of them, the case of
+//! a loop of tiny spawns on a scheduler that has nothing else to do. Prints ns per task;
 //! divide callgrind's instruction total difference between two N by the N difference
 //! for instructions per task.
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,7 +27,9 @@ fn main() {
     // Hold every other worker in a task until the measurement is over.
     let done: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
     let (started_tx, started_rx) = std::sync::mpsc::channel();
-    let blockers: Vec<_> = (1..workers)
+    let idle_peers = std::env::args().nth(4).is_some_and(|a| a == "idle");
+    let held = if idle_peers { 1 } else { workers };
+    let blockers: Vec<_> = (1..held)
         .map(|_| {
             let started = started_tx.clone();
             s.spawn(move || {
@@ -36,7 +40,7 @@ fn main() {
             })
         })
         .collect();
-    for _ in 1..workers {
+    for _ in 1..held {
         started_rx.recv().unwrap();
     }
     let per_task = s

@@ -37,7 +37,10 @@ use crate::runtime::worker::with_parker;
 use crate::runtime::worker::{self, WorkerCtx};
 use crate::task::stack_job::StackJob;
 
-/// `join` on the scheduler `shared`, from any thread.
+/// `join` on the scheduler `shared`, from any thread. Shaped as `filch::join`: on a
+/// worker of `shared`, straight to [`join_on_worker`]; everything else out of line, so
+/// that a recursive `Scheduler::join` frame is no larger than a `filch::join` one.
+#[inline]
 pub(crate) fn join<A, B, RA, RB>(shared: &Shared, a: A, b: B) -> (RA, RB)
 where
     A: FnOnce() -> RA + Send,
@@ -45,12 +48,31 @@ where
     RA: Send,
     RB: Send,
 {
-    worker::with_current(|ctx| match ctx.filter(|c| c.is_of(shared)) {
+    let mut ab = Some((a, b));
+    let local = worker::with_current(|ctx| {
+        ctx.filter(|c| c.is_of(shared)).map(|c| {
+            let (a, b) = ab.take().expect("taken once");
+            join_on_worker(c, a, b)
+        })
+    });
+    match local {
+        Some(r) => r,
+        None => join_elsewhere(shared, ab.take().expect("taken once")),
+    }
+}
+
+/// [`join`] from a thread that is not a worker of `shared`.
+#[inline(never)]
+fn join_elsewhere<A, B, RA, RB>(shared: &Shared, (a, b): (A, B)) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    in_pool(shared, move |ctx| match ctx {
         Some(c) => join_on_worker(c, a, b),
-        None => in_pool(shared, move |ctx| match ctx {
-            Some(c) => join_on_worker(c, a, b),
-            None => join_sequential(a, b),
-        }),
+        None => join_sequential(a, b),
     })
 }
 
