@@ -13,7 +13,8 @@
 //! pays what a local spawn pays on a busy multi-worker scheduler: K1's and `pop`'s fences
 //! (a one-worker scheduler skips both). A fourth argument `idle` leaves the other workers
 //! idle instead: they are woken for the spawned tasks and steal some of them, the case of
-//! a loop of tiny spawns on a scheduler that has nothing else to do. Prints ns per task;
+//! a loop of tiny spawns on a scheduler that has nothing else to do. With
+//! `LOCAL_SPAWN_STATS` set, the scheduler's `Stats` go to stderr. Prints ns per task;
 //! divide callgrind's instruction total difference between two N by the N difference
 //! for instructions per task.
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -78,6 +79,9 @@ fn main() {
     done.store(true, Ordering::Release);
     for b in blockers {
         b.join().unwrap();
+    }
+    if std::env::var_os("LOCAL_SPAWN_STATS").is_some() {
+        eprintln!("{}", s.stats());
     }
     println!("{per_task:.1} ns per task");
 }
