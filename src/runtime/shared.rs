@@ -583,9 +583,9 @@ impl Shared {
     ///
     /// # Safety
     ///
-    /// `this` points to a live `Shared` inside an `Arc`, and the caller holds at least `n`
-    /// units (from HU1), which it gives up: it must not use them, or the state through
-    /// them, afterwards.
+    /// `this` is the pointer of the `Arc` a live `Shared` is in (`Arc::as_ptr`, so that it
+    /// can rebuild that `Arc`), and the caller holds at least `n` units (from HU1), which
+    /// it gives up: it must not use them, or the state through them, afterwards.
     pub(crate) unsafe fn give_handle_units(this: *const Shared, n: usize) {
         // SAFETY: the caller's units keep the state alive until the subtraction.
         let units = unsafe { &(*this).handle_units };

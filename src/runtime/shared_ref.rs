@@ -29,7 +29,10 @@ impl SharedRef {
             Some(c) => c.take_handle_unit(),
             None => Shared::take_handle_units(arc, 1),
         });
-        SharedRef { ptr: NonNull::from(&**arc) }
+        // `Arc::as_ptr`, not a reference: `with_arc` and HU2 rebuild the `Arc` from this
+        // pointer, so it must carry the provenance of the whole allocation.
+        let ptr = NonNull::new(Arc::as_ptr(arc).cast_mut()).expect("an `Arc`'s pointer is not null");
+        SharedRef { ptr }
     }
 
     /// The shared state.

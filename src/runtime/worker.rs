@@ -303,8 +303,8 @@ impl Drop for WorkerCtx<'_> {
         let c = self.handle_credit.replace(0);
         if c > 0 && mutation::keep(Site::HandleCreditReturned) {
             // SAFETY: the credit held `c` units of this scheduler, and nothing uses them
-            // after this; `self.shared` lives in the thread's own `Arc`.
-            unsafe { Shared::give_handle_units(self.shared, c) };
+            // after this; the state lives in the thread's own `Arc`, whose pointer this is.
+            unsafe { Shared::give_handle_units(Arc::as_ptr(self.shared_arc), c) };
         }
     }
 }
@@ -371,7 +371,7 @@ impl<'a> WorkerCtx<'a> {
         let c = self.handle_credit.get() + 1;
         if c > 2 * HANDLE_UNIT_BATCH {
             // SAFETY: the credit holds `c` units, and we give `HANDLE_UNIT_BATCH` of them.
-            unsafe { Shared::give_handle_units(self.shared, HANDLE_UNIT_BATCH) };
+            unsafe { Shared::give_handle_units(Arc::as_ptr(self.shared_arc), HANDLE_UNIT_BATCH) };
             self.handle_credit.set(c - HANDLE_UNIT_BATCH);
         } else {
             self.handle_credit.set(c);
