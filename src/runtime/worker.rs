@@ -752,12 +752,16 @@ impl<'a> WorkerCtx<'a> {
         }
         // Where a joiner finds the task's subtasks (the helping rule, `wait_task`).
         t.set_runner(self.index());
-        let row = self.row();
         // Relaxed: set once by a timed-out shutdown; a task that starts just before it is
         // seen simply runs, which the shutdown contract allows.
         let abandon = self.shared.abandon.load(Relaxed);
-        // Counted before the task completes, so a joiner sees its own task counted.
+        // Counted before the task completes, so a joiner sees its own task counted. The row
+        // is looked up after the body: a body that blocked (`block_in_place`, a channel
+        // wait) lent this thread's role to a spare and may have come back with another,
+        // and a row has one writer, its role's holder (a row taken before the body lost
+        // counts to the spare's concurrent bumps).
         let ran = t.run(abandon, |panicked| {
+            let row = self.row();
             if abandon {
                 Row::bump_owned(&row.abandoned, 1);
             } else {

@@ -161,16 +161,18 @@ impl<T> fmt::Debug for TaskGroup<T> {
 }
 
 /// A chain under construction; publishes itself when dropped (also on unwind).
-struct Chain<'a> {
+struct Chain<'a, 'w> {
     shared: &'a Shared,
-    row: &'a Row,
+    /// The spawning worker's context; its row is looked up at the publish, since the
+    /// caller's iterator may have blocked and this thread's role changed meanwhile.
+    ctx: Option<&'a WorkerCtx<'w>>,
     external: bool,
     first: *mut Header,
     last: *mut Header,
     n: u64,
 }
 
-impl Chain<'_> {
+impl Chain<'_, '_> {
     fn append(&mut self, t: TaskRef) {
         let p = t.into_raw().as_ptr();
         if self.last.is_null() {
@@ -186,16 +188,18 @@ impl Chain<'_> {
     }
 }
 
-impl Drop for Chain<'_> {
+impl Drop for Chain<'_, '_> {
     fn drop(&mut self) {
         if let (Some(f), Some(l)) = (NonNull::new(self.first), NonNull::new(self.last)) {
             // SAFETY: `f..=l` is a chain of task references we own, linked through `next`.
             unsafe { self.shared.injector.push_chain(f, l) };
-            if self.external {
-                Row::bump_shared(&self.row.spawned, self.n);
-            } else {
-                Row::bump_owned(&self.row.spawned, self.n);
-                Row::bump_owned(&self.row.injected, self.n);
+            match self.ctx {
+                None => Row::bump_shared(&self.shared.external.spawned, self.n),
+                Some(c) => {
+                    let row = c.row();
+                    Row::bump_owned(&row.spawned, self.n);
+                    Row::bump_owned(&row.injected, self.n);
+                }
             }
         }
         if self.external {
@@ -231,7 +235,7 @@ where
         }
         let mut chain = Chain {
             shared,
-            row: ctx.map_or(&*shared.external, |c| c.row()),
+            ctx,
             external: ctx.is_none(),
             first: ptr::null_mut(),
             last: ptr::null_mut(),
