@@ -171,6 +171,20 @@ impl Drop for FreedFlag {
     }
 }
 
+/// A scheduler whose shared state's free is observed: its panic handler owns a
+/// [`FreedFlag`], dropped with the state; the flag reads `true` once the state is freed.
+fn build_watched() -> (Scheduler, Arc<AtomicBool>) {
+    let freed = Arc::new(AtomicBool::new(false));
+    let flag = FreedFlag(freed.clone());
+    let sched = builder()
+        .panic_handler(move |_| {
+            let _ = &flag;
+        })
+        .build()
+        .expect("valid settings");
+    (sched, freed)
+}
+
 /// (c') `JoinHandle::cancel` on a *heap* task (its closure is over the inline size)
 /// racing `drop(Scheduler)`. The canceller claims the task and drops its closure while the
 /// worker pops it, fails its claim, gives its reference up and exits, and the drop
@@ -181,14 +195,7 @@ impl Drop for FreedFlag {
 fn cancel_vs_drop_heap() {
     model_capped(2, 2, || {
         let counts = Arc::new(Counts::default());
-        let freed = Arc::new(AtomicBool::new(false));
-        let flag = FreedFlag(freed.clone());
-        let sched = builder()
-            .panic_handler(move |_| {
-                let _ = &flag;
-            })
-            .build()
-            .expect("valid settings");
+        let (sched, freed) = build_watched();
         let inner = task(&counts, 3);
         let pad = [7u8; filch::TASK_INLINE_BYTES];
         let h = sched.spawn(move || inner() + pad[0] as usize - 7);
@@ -215,14 +222,7 @@ fn cancel_vs_drop_heap() {
 /// 3 s at one preemption (the cap: two take 70 s, too long for every CI run).
 fn handle_units() {
     model_capped(1, 1, || {
-        let freed = Arc::new(AtomicBool::new(false));
-        let flag = FreedFlag(freed.clone());
-        let sched = builder()
-            .panic_handler(move |_| {
-                let _ = &flag;
-            })
-            .build()
-            .expect("valid settings");
+        let (sched, freed) = build_watched();
         let h = sched.handle();
         let for_task = h.clone();
         let t = sched.spawn(move || {
