@@ -163,10 +163,10 @@ impl<T> fmt::Debug for TaskGroup<T> {
 /// A chain under construction; publishes itself when dropped (also on unwind).
 struct Chain<'a, 'w> {
     shared: &'a Shared,
-    /// The spawning worker's context; its row is looked up at the publish, since the
-    /// caller's iterator may have blocked and this thread's role changed meanwhile.
+    /// The spawning worker's context (`None`: an external spawner, inside L1–L3); its row
+    /// is looked up at the publish, since the caller's iterator may have blocked and this
+    /// thread's role changed meanwhile.
     ctx: Option<&'a WorkerCtx<'w>>,
-    external: bool,
     first: *mut Header,
     last: *mut Header,
     n: u64,
@@ -202,7 +202,7 @@ impl Drop for Chain<'_, '_> {
                 }
             }
         }
-        if self.external {
+        if self.ctx.is_none() {
             self.shared.leave_external();
         }
         if self.n > 0 {
@@ -233,14 +233,7 @@ where
             }
             return;
         }
-        let mut chain = Chain {
-            shared,
-            ctx,
-            external: ctx.is_none(),
-            first: ptr::null_mut(),
-            last: ptr::null_mut(),
-            n: 0,
-        };
+        let mut chain = Chain { shared, ctx, first: ptr::null_mut(), last: ptr::null_mut(), n: 0 };
         for f in iter {
             let Ok((queued, Some(handle))) = shared.new_task(f, ctx, true, false) else {
                 unreachable!("a spawn with heap fallback and a handle always succeeds")
