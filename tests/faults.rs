@@ -738,3 +738,36 @@ fn fault_injection_stress_with_stderr_closed_half_way() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && stdout.contains("CHILD-OK"), "child failed: {}\n{stdout}", out.status);
 }
+
+/// An output nobody reads (its handle dropped before the task ran, so the worker takes its
+/// counted fast path) whose drop panics: the panic is contained, the task is counted once
+/// and not as a panic, and the worker carries on.
+#[test]
+fn an_unread_output_whose_drop_panics_is_contained() {
+    quiet_worker_panics();
+    struct Loud(mpsc::Sender<()>);
+    impl Drop for Loud {
+        fn drop(&mut self) {
+            self.0.send(()).unwrap();
+            panic!("output drop");
+        }
+    }
+    let s = builder(1).build().unwrap();
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    let (hold_tx, hold_rx) = mpsc::channel::<()>();
+    // The one worker stays in `gate` until the handle below is gone.
+    let gate = s.spawn(move || {
+        started_tx.send(()).unwrap();
+        hold_rx.recv().unwrap();
+    });
+    started_rx.recv().unwrap();
+    let (dropped_tx, dropped_rx) = mpsc::channel::<()>();
+    let h = s.spawn(move || Loud(dropped_tx));
+    drop(h);
+    hold_tx.send(()).unwrap();
+    gate.join().unwrap();
+    dropped_rx.recv().unwrap();
+    assert_eq!(s.spawn(|| 5).join().unwrap(), 5);
+    let st = s.stats().total;
+    assert_eq!((st.completed, st.panicked), (3, 0));
+}

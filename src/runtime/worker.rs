@@ -101,7 +101,7 @@ use std::cell::Cell;
 use std::ptr::{self, NonNull};
 use std::time::Instant;
 
-use crate::contain;
+use crate::contain::{self, Payload};
 use crate::lockfree::deque::Steal;
 use crate::lockfree::inject::Pop;
 use crate::lockfree::park::{yield_now, Parker};
@@ -711,24 +711,51 @@ impl<'a> WorkerCtx<'a> {
                 Ok((payload, dead)) => {
                     let row = self.row();
                     Row::bump_owned(&row.completed, 1);
-                    if let Some(p) = payload {
+                    if payload.is_some() {
                         Row::bump_owned(&row.panicked, 1);
-                        self.shared.report_panic(p);
                     }
-                    // Every task a worker runs belongs to its own scheduler, so a pool
-                    // task goes straight back to this worker's magazine.
-                    debug_assert!(ptr::eq(dead.owner(), self.shared.as_owner()));
-                    match dead.home() {
-                        Home::Pool(index) => {
-                            self.free_slot(SlotId::from_raw(index));
-                        }
-                        _ => Shared::free_task_on(dead, Some(self)),
-                    }
+                    self.finish_unread(payload, dead);
                 }
-                Err(t) => self.run_task_general(t),
+                Err(t) => self.run_task_counted(t),
             }
         } else {
             self.run_task_general(t);
+        }
+    }
+
+    /// The second fast path: a detached task whose output has drop glue (a scope task,
+    /// whose output is its S3 guard), counted before its output is dropped
+    /// (`TaskRef::run_unread_counted`); the rest to the general path.
+    #[inline(never)]
+    fn run_task_counted(&self, t: TaskRef) {
+        // The row is looked up after the body, as in `run_task_general`.
+        let counted = |panicked: bool| {
+            let row = self.row();
+            Row::bump_owned(&row.completed, 1);
+            if panicked {
+                Row::bump_owned(&row.panicked, 1);
+            }
+        };
+        match t.run_unread_counted(&counted) {
+            Ok((payload, dead)) => self.finish_unread(payload, dead),
+            Err(t) => self.run_task_general(t),
+        }
+    }
+
+    /// After a fast-path run: reports the panic payload, frees the task's memory.
+    #[inline(always)]
+    fn finish_unread(&self, payload: Option<Payload>, dead: Dead) {
+        if let Some(p) = payload {
+            self.shared.report_panic(p);
+        }
+        // Every task a worker runs belongs to its own scheduler, so a pool task goes
+        // straight back to this worker's magazine.
+        debug_assert!(ptr::eq(dead.owner(), self.shared.as_owner()));
+        match dead.home() {
+            Home::Pool(index) => {
+                self.free_slot(SlotId::from_raw(index));
+            }
+            _ => Shared::free_task_on(dead, Some(self)),
         }
     }
 

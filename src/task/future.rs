@@ -79,6 +79,7 @@ impl<Fut: Future<Output = T>, T> FutureVtableOf<Fut, T> {
     const VTABLE: Vtable = Vtable {
         run: |_| not_a_task(),
         run_unread: None,
+        run_unread_counted: None,
         abandon: abandon::<Fut, T>,
         take_output: take_output::<Fut, T>,
         drop_output: drop_output::<Fut, T>,

@@ -140,6 +140,12 @@ pub(crate) struct Vtable {
     /// worker's bookkeeping is unobservable); `None` for the others. Returns the panic
     /// payload. Caller holds the closure (T1, or F1's sole reference).
     run_unread: Option<unsafe fn(NonNull<Header>) -> Option<Payload>>,
+    /// `run_unread` for the output types with drop glue: runs the closure, calls
+    /// `counted(panicked)` (the worker's bookkeeping), and only then drops the output, so
+    /// whatever the output's destructor signals (a scope's S3) comes after the count.
+    /// Returns the panic payload. `None` for the types without drop glue (they take
+    /// `run_unread`). Caller holds the closure (F1's sole reference).
+    run_unread_counted: Option<RunCountedFn>,
     /// Drops the closure unrun and writes `Err(error)`. Caller holds `RUNNING` (T1).
     abandon: unsafe fn(NonNull<Header>, TaskError),
     /// Moves the output to `dst`, a `*mut Result<T, TaskError>`. Caller owns the output (T3).
@@ -154,6 +160,9 @@ pub(crate) struct Vtable {
     poll: Option<PollFn>,
 }
 
+/// A vtable's `run_unread_counted` entry (see [`Vtable`]).
+type RunCountedFn = unsafe fn(NonNull<Header>, &dyn Fn(bool)) -> Option<Payload>;
+
 /// A vtable's `poll` entry (see [`Vtable`]).
 type PollFn = unsafe fn(NonNull<Header>, &mut std::task::Context<'_>) -> Option<bool>;
 
@@ -165,6 +174,7 @@ impl Vtable {
         Vtable {
             run,
             run_unread: None,
+            run_unread_counted: None,
             abandon: |_, _| not_a_task(),
             take_output: |_, _| not_a_task(),
             drop_output: |_| not_a_task(),
@@ -302,6 +312,7 @@ impl<F: FnOnce() -> T, T> VtableOf<F, T> {
     const VTABLE: Vtable = Vtable {
         run: run::<F, T>,
         run_unread: if std::mem::needs_drop::<T>() { None } else { Some(run_unread::<F, T>) },
+        run_unread_counted: if std::mem::needs_drop::<T>() { Some(run_unread_counted::<F, T>) } else { None },
         abandon: abandon::<F, T>,
         take_output: take_output::<F, T>,
         drop_output: drop_output::<F, T>,
@@ -329,6 +340,30 @@ unsafe fn run_unread<F: FnOnce() -> T, T>(h: NonNull<Header>) -> Option<Payload>
     let f = unsafe { ManuallyDrop::take(&mut (*stage::<F, T>(h)).closure) };
     // The output has no drop glue: forgetting it is dropping it.
     catch_unwind(AssertUnwindSafe(f)).map(std::mem::forget).err()
+}
+
+/// `run_unread` for an output with drop glue: the output is dropped after `counted`.
+unsafe fn run_unread_counted<F: FnOnce() -> T, T>(
+    h: NonNull<Header>,
+    counted: &dyn Fn(bool),
+) -> Option<Payload> {
+    // SAFETY: the caller holds the closure; the union holds it until this read, which
+    // moves it out exactly once.
+    let f = unsafe { ManuallyDrop::take(&mut (*stage::<F, T>(h)).closure) };
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(out) => {
+            counted(false);
+            // A panicking destructor of the output must not unwind into the scheduler.
+            if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(out))) {
+                contain::drop_payload(p);
+            }
+            None
+        }
+        Err(p) => {
+            counted(true);
+            Some(p)
+        }
+    }
 }
 
 unsafe fn abandon<F, T>(h: NonNull<Header>, error: TaskError) {
@@ -848,6 +883,29 @@ impl TaskRef {
                 // SAFETY: sole reference and no handle: the closure is ours (F1), and
                 // nobody can read the output.
                 let payload = unsafe { run_unread(self.0) };
+                Ok((payload, Dead(self.0)))
+            }
+            _ => Err(self),
+        }
+    }
+
+    /// [`TaskRef::run_unread`] for the output types with drop glue: `counted(panicked)`
+    /// runs after the closure and before the output is dropped (see
+    /// `Vtable::run_unread_counted`). Hands the task back when it is not the sole
+    /// reference or its output has no drop glue.
+    #[inline(always)]
+    pub(crate) fn run_unread_counted(
+        self,
+        counted: &dyn Fn(bool),
+    ) -> Result<(Option<Payload>, Dead), TaskRef> {
+        let h = self.header();
+        // F1, Acquire: as in `run_unread`.
+        let sole = h.state.load(Acquire) == REF_ONE;
+        match h.vtable.run_unread_counted {
+            Some(run) if sole => {
+                // SAFETY: sole reference and no handle: the closure is ours (F1), and
+                // nobody can read the output.
+                let payload = unsafe { run(self.0, counted) };
                 Ok((payload, Dead(self.0)))
             }
             _ => Err(self),
