@@ -61,6 +61,17 @@ fn main() {
                     }
                     while filch::yield_now() {}
                 }
+            } else if mode == "scope" {
+                // As `detached`, each batch a `scope` whose tasks the scope's wait runs.
+                for batch in 0..n / 1000 {
+                    filch::scope(|s| {
+                        for i in 0..1000 {
+                            s.spawn(move |_| {
+                                std::hint::black_box(batch * 1000 + i);
+                            });
+                        }
+                    });
+                }
             } else {
                 // Batches of 1000 stay inside the deque and the pool (no spill, no heap).
                 for batch in 0..n / 1000 {

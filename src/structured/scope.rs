@@ -16,7 +16,8 @@
 //!   path) owning a [`ScopeTask`]: the closure plus an S3 guard ([`ScopeDone`]). Dropped
 //!   unrun (cancelled, a timed-out shutdown), it drops the closure *first* and then the
 //!   guard. Run, the closure is consumed by the call and the guard is the task's output,
-//!   which the worker drops after counting the task in `Stats::completed`. Either way
+//!   which the worker drops after counting the task in `Stats::completed` (the F1
+//!   counted path, `TaskRef::run_unread_counted`). Either way
 //!   nothing the closure borrows is touched after S3.
 //! - **S3 (done)**: one AcqRel decrement of the task's own count plus the credit its
 //!   frame did not hand out (frames end with their task, restoring the frame below, so no
@@ -55,7 +56,9 @@
 use std::any::Any;
 use std::fmt;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
 
 use crate::primitives::cancel::{CancelToken, Cancelled};
 use crate::runtime::shared::Shared;
@@ -115,17 +118,18 @@ impl fmt::Debug for Scope<'_> {
 }
 
 /// A scope's address, carried by its tasks.
-struct ScopePtr(*const Scope<'static>);
+#[derive(Clone, Copy)]
+struct ScopePtr(NonNull<Scope<'static>>);
 
 // SAFETY: `Scope` is `Sync`; the pointer is dereferenced only before S3 (module docs).
 unsafe impl Send for ScopePtr {}
 
 /// What a scope task's pool slot holds: the closure, and the obligation to do S3.
+/// Dropped unrun, it counts itself skipped, drops the closure and does S3; run, the run
+/// takes both out (`into_parts`) and the S3 obligation passes to a [`ScopeDone`].
 struct ScopeTask<B> {
-    body: Option<B>,
-    /// The S3 obligation. Dropped with the task when the closure never ran; handed out
-    /// as the task's output when it did (S2).
-    done: Option<ScopeDone>,
+    body: ManuallyDrop<B>,
+    scope: ScopePtr,
 }
 
 /// S3 as a guard: gives back one count plus the frame's unspent credit when dropped.
@@ -138,20 +142,30 @@ struct ScopeDone {
 impl Drop for ScopeDone {
     fn drop(&mut self) {
         // SAFETY: alive until this very S3 (S4); we touch nothing after it.
-        unsafe { Scope::done(self.scope.0, 1 + self.credit) };
+        unsafe { Scope::done(self.scope.0.as_ptr(), 1 + self.credit) };
+    }
+}
+
+impl<B> ScopeTask<B> {
+    /// The closure and the scope, with the S3 obligation now the caller's.
+    fn into_parts(self) -> (B, ScopePtr) {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so the closure is moved out exactly once.
+        let body = unsafe { ManuallyDrop::take(&mut this.body) };
+        (body, this.scope)
     }
 }
 
 impl<B> Drop for ScopeTask<B> {
     fn drop(&mut self) {
-        if let (Some(body), Some(done)) = (self.body.take(), &self.done) {
-            // Dropped unrun (cancelled, or a timed-out shutdown): count it, drop the closure
-            // (a panicking destructor is contained: the scope must still hear S3).
-            // SAFETY: before S3 the scope is alive (S4).
-            unsafe { (*done.scope.0).skipped.fetch_add(1, Relaxed) };
-            let _ = catch_unwind(AssertUnwindSafe(move || drop(body)));
-        }
-        // S2 → S3: the closure is gone; `done`, dropped after this, gives the count back.
+        // Dropped unrun (cancelled, or a timed-out shutdown): count it, drop the closure
+        // (a panicking destructor is contained: the scope must still hear S3), then S3.
+        // SAFETY: before S3 the scope is alive (S4).
+        unsafe { self.scope.0.as_ref() }.skipped.fetch_add(1, Relaxed);
+        // SAFETY: dropped here exactly once (`into_parts` forgets `self` instead).
+        let body = unsafe { ManuallyDrop::take(&mut self.body) };
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(body)));
+        drop(ScopeDone { scope: self.scope, credit: 0 });
     }
 }
 
@@ -191,8 +205,8 @@ impl<'scope> Scope<'scope> {
         B: FnOnce(&Scope<'scope>) + Send + 'scope,
     {
         self.count_one();
-        let this = ScopePtr((self as *const Scope<'scope>).cast::<Scope<'static>>());
-        let task = ScopeTask { body: Some(body), done: Some(ScopeDone { scope: this, credit: 0 }) };
+        let this = ScopePtr(NonNull::from(self).cast::<Scope<'static>>());
+        let task = ScopeTask { body: ManuallyDrop::new(body), scope: this };
         if self.is_cancelled() {
             drop(task); // counted as skipped, then S3
             return;
@@ -201,17 +215,15 @@ impl<'scope> Scope<'scope> {
         // unread output only after counting the task in `Stats::completed`, so a snapshot
         // taken after `scope` returns includes every task that ran.
         let run = move || -> Option<ScopeDone> {
-            let mut task = task;
-            // `done` is set until the body is taken below.
-            let this = task.done.as_ref()?.scope.0.cast::<Scope<'scope>>();
+            let task = task;
             // SAFETY: before this task's S3 the scope is alive (S4); `'scope` is the
             // lifetime the task was spawned with.
-            let scope = unsafe { &*this };
+            let scope = unsafe { task.scope.0.cast::<Scope<'scope>>().as_ref() };
             if scope.is_cancelled() {
-                return None; // `task` drops: skipped, S3
+                drop(task); // skipped, S3
+                return None;
             }
-            // Both are set until here; taking them leaves `task` with nothing to do.
-            let (body, mut done) = (task.body.take()?, task.done.take()?);
+            let (body, this) = task.into_parts();
             let ((), credit) = worker::with_current(|ctx| {
                 scope.in_frame(ctx, || {
                     if let Err(p) = catch_unwind(AssertUnwindSafe(|| body(scope))) {
@@ -219,8 +231,7 @@ impl<'scope> Scope<'scope> {
                     }
                 })
             });
-            done.credit = credit;
-            Some(done) // S3 when the worker drops the output
+            Some(ScopeDone { scope: this, credit }) // S3 when the worker drops the output
         };
         // SAFETY: the closure borrows only `'scope` data, and the scope waits for its S3
         // (run or dropped) before `scope` returns (S4).
