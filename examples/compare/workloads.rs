@@ -34,6 +34,9 @@ pub const IDLE_TIMER_SLEEP: Duration = Duration::from_secs(10);
 pub const IDLE_TIMERS_SETTLE: Duration = Duration::from_millis(50);
 /// How many values each producer of the `chan-fanin` row sends (`n` is the producers).
 pub const FANIN_PER: u64 = 1000;
+/// How many times the `small-tree` row computes fib(n) by `join`, each time entering the
+/// pool from outside: trees too small to amortize waking a worker.
+pub const SMALL_TREE_REPEATS: u64 = 200;
 
 /// A countdown latch for the peers that have no wait group of their own.
 pub struct Latch {
@@ -131,6 +134,8 @@ pub trait System {
     fn fib(&self, n: u64) -> Option<u64>;
     fn uts(&self, root: u64) -> Option<u64>;
     fn parfor(&self, data: &mut [u64]) -> Option<u64>;
+    /// fib(n) by `join`, [`SMALL_TREE_REPEATS`] times from outside; the sum of the results.
+    fn small_tree(&self, n: u64) -> Option<u64>;
     /// Runs `f` as one task and waits for it (wake-latency probe).
     fn run_one(&self, f: Box<dyn FnOnce() + Send>);
     // The async rows (`None` where the system has no async tasks). Each is written the same
@@ -262,6 +267,9 @@ impl System for Filch {
         let count = AtomicU64::new(0);
         self.0.scope(|s| uts_filch(s, &count, splitmix64(UTS_SEED), Some(root)));
         Some(count.into_inner())
+    }
+    fn small_tree(&self, n: u64) -> Option<u64> {
+        Some((0..SMALL_TREE_REPEATS).map(|_| self.0.install(|| fib_filch(n))).sum())
     }
     fn parfor(&self, data: &mut [u64]) -> Option<u64> {
         self.0.for_each_chunk_mut(data, 1, |i, c| c[0] = work(i as u64));
@@ -424,6 +432,9 @@ impl System for Rayon {
         self.0.scope(|s| uts_rayon(s, &count, splitmix64(UTS_SEED), Some(root)));
         Some(count.into_inner())
     }
+    fn small_tree(&self, n: u64) -> Option<u64> {
+        Some((0..SMALL_TREE_REPEATS).map(|_| self.0.install(|| fib_rayon(n))).sum())
+    }
     fn parfor(&self, data: &mut [u64]) -> Option<u64> {
         self.0.install(|| data.par_iter_mut().enumerate().for_each(|(i, x)| *x = work(i as u64)));
         Some(checksum(data))
@@ -544,6 +555,9 @@ impl System for Tokio {
         self.0.spawn(async move { uts_tokio(c, l, p, splitmix64(UTS_SEED), Some(root)) });
         latch.wait();
         Some(count.load(Relaxed))
+    }
+    fn small_tree(&self, _n: u64) -> Option<u64> {
+        None // no fork-join `join` in tokio
     }
     fn parfor(&self, _data: &mut [u64]) -> Option<u64> {
         None
