@@ -8,6 +8,7 @@
 package main
 
 import (
+	"bufio"
 	"flag"
 	"fmt"
 	"os"
@@ -512,6 +513,8 @@ func main() {
 	n := flag.Int("n", 0, "size parameter of the workload")
 	workers := flag.Int("workers", runtime.NumCPU(), "GOMAXPROCS")
 	reps := flag.Int("reps", 1, "repetitions after one warm-up")
+	syncReps := flag.Bool("sync", false, "before each repetition print \"ready\" and wait for a line on stdin "+
+		"(the runner starts two copies' repetitions together)")
 	flag.Parse()
 	if *workers < 1 || *reps < 1 || *n < 0 {
 		fmt.Fprintln(os.Stderr, "error: -workers and -reps must be at least 1, -n non-negative")
@@ -642,7 +645,15 @@ func main() {
 		}
 	}
 	check(body()) // warm-up
+	stdin := bufio.NewReader(os.Stdin)
 	for r := 0; r < *reps; r++ {
+		if *syncReps {
+			fmt.Println("ready")
+			if _, err := stdin.ReadString('\n'); err != nil {
+				fmt.Fprintln(os.Stderr, "error: -sync: no go-ahead on stdin:", err)
+				os.Exit(2)
+			}
+		}
 		t0 := time.Now()
 		res := body()
 		elapsed := time.Since(t0)

