@@ -265,7 +265,10 @@ impl System for Filch {
     }
     fn uts(&self, root: u64) -> Option<u64> {
         let count = AtomicU64::new(0);
-        self.0.scope(|s| uts_filch(s, &count, splitmix64(UTS_SEED), Some(root)));
+        // On a worker, as rayon's `ThreadPool::scope` runs its body (`install` + `scope`):
+        // `Scheduler::scope` runs the body on the calling thread, so the root's 10 000
+        // spawns would all be spawns from outside.
+        self.0.install(|| filch::scope(|s| uts_filch(s, &count, splitmix64(UTS_SEED), Some(root))));
         Some(count.into_inner())
     }
     fn small_tree(&self, n: u64) -> Option<u64> {
