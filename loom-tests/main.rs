@@ -11,6 +11,7 @@ mod async_task;
 mod chan;
 mod deque;
 mod inject;
+mod next_slot;
 mod park;
 mod pool;
 mod results;

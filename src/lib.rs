@@ -78,6 +78,8 @@ pub mod sync {
     #[doc(hidden)]
     pub use crate::lockfree::inject::{Injector, Linked, Pop};
     #[doc(hidden)]
+    pub use crate::lockfree::next_slot::{NextSlot, Seen};
+    #[doc(hidden)]
     pub use crate::lockfree::park::Parker;
     pub use crate::shim::mutation;
 }

@@ -395,6 +395,14 @@ pub mod mutation {
         /// `structured::scoped_handle` (H1): the AcqRel swap to `DONE` that publishes the
         /// result to the joiner.
         ScopedHandleFinishAcqRel,
+        /// `next_slot::NextSlot::put` (N1): the Release store or swap that publishes the task.
+        NextPutRelease,
+        /// `next_slot::NextSlot::take` (N2): the owner's swap (the mutant loads and stores).
+        NextTakeSwap,
+        /// `next_slot::NextSlot::steal` (N4): the Acquire of the thief's CAS.
+        NextStealAcquire,
+        /// `next_slot::NextSlot::steal` (N4): the thief's CAS (the mutant loads and stores).
+        NextStealCas,
     }
 
     #[cfg(loom)]

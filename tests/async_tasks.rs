@@ -215,6 +215,56 @@ fn panics_in_poll_and_in_drop_are_contained() {
     assert_eq!(s.spawn_async(async { 1 }).join().unwrap(), 1);
 }
 
+/// A task woken on a worker goes into that worker's wake slot. When the waking task then
+/// keeps running — here it spins until the woken task has run, which only another worker
+/// can do — the other worker must take the woken task from the slot by itself. Its idle
+/// workers park at once (no spinning), the hardest case: the other worker is asleep when
+/// the wake happens and has to come back for the task (docs/DESIGN.md §7, "The wake
+/// slot"). A task held in the slot would hang this test; the watchdog turns that into a
+/// failure.
+#[test]
+fn a_woken_task_is_not_held_behind_a_waker_that_keeps_running() {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let s = Scheduler::builder()
+            .workers(2)
+            .pin(false)
+            .idle(filch::Idle::Park { spins: 0, yields: 0 })
+            .build()
+            .unwrap();
+        for i in 0..100 {
+            let (fut, gate, drops) = gated(i);
+            let ran = Arc::new(AtomicBool::new(false));
+            let woken = {
+                let ran = ran.clone();
+                s.spawn_async(async move {
+                    let v = fut.await;
+                    ran.store(true, SeqCst);
+                    v
+                })
+            };
+            let waker = s.spawn(move || {
+                // The woken task must be waiting, so that the wake below queues it.
+                while gate.waker.lock().unwrap().is_none() {
+                    std::hint::spin_loop();
+                }
+                gate.open();
+                while !ran.load(SeqCst) {
+                    std::hint::spin_loop();
+                }
+            });
+            waker.join().unwrap();
+            assert_eq!(woken.join().unwrap(), i);
+            assert_eq!(drops.load(SeqCst), 1);
+        }
+        done_tx.send(()).unwrap();
+    });
+    // A watchdog, not a timing: only a task held in the slot for good takes this long.
+    done_rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("a woken task stayed in the wake slot of a worker that kept running");
+}
+
 #[test]
 fn yield_now_lets_the_rest_of_the_queue_run() {
     let s = sched(1);

@@ -1,7 +1,8 @@
 //! Layer 1, the verified lock-free structures: the work-stealing deque, the task pool, the
-//! injection queue and the parker. They import only the shim (layer 0).
+//! injection queue, the wake slot and the parker. They import only the shim (layer 0).
 
 pub mod deque;
 pub(crate) mod inject;
+pub(crate) mod next_slot;
 pub(crate) mod park;
 pub mod pool;

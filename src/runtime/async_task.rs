@@ -14,13 +14,14 @@
 //! # Where a wake goes
 //!
 //! A wake that makes a task runnable queues it (`schedule`): on a worker of the task's own
-//! scheduler, onto that worker's deque (LIFO: the woken task runs next, hot in cache), then
-//! K1; from anywhere else, onto the injection queue through the external spawn path (L1–L3,
+//! scheduler, into that worker's wake slot (`next_slot.rs`; the task it displaces goes onto
+//! the deque): the woken task runs next, hot in cache, and other workers take it only once
+//! it has waited there for a grace period (`worker.rs`, step 3). Then K1; from anywhere else, onto the injection queue through the external spawn path (L1–L3,
 //! then K1). A task woken *while it runs* (a `yield_now`, or a wake racing its poll) is
 //! queued again by its poller when the poll ends (A3), and the worker then takes its next
 //! task from the *oldest* end of its deque: a task that keeps waking itself goes to the
 //! back of the line instead of starving the tasks queued behind it. Two tasks that wake
-//! each other still run LIFO; the fairness step (every `FAIR_INTERVAL`th task, `worker.rs`)
+//! each other run back to back through the slot; the fairness step (every `FAIR_INTERVAL`th task, `worker.rs`)
 //! bounds how long they delay the rest of the deque and the injection queue.
 //!
 //! # The cooperative budget
@@ -207,7 +208,7 @@ pub(crate) fn schedule(t: TaskRef) {
         }
         match ctx {
             Some(c) => {
-                c.push_local(t);
+                c.push_woken(t);
                 if shared.workers.len() > 1 {
                     shared.notify();
                 }
@@ -483,7 +484,7 @@ impl WorkerCtx<'_> {
 
     /// Fires due timers: this worker's own, and with `others`, the due shards of other
     /// workers whose locks are free. Each waker is woken here, so a filch task it wakes
-    /// lands on this worker's deque.
+    /// is queued on this worker (its wake slot, or its deque).
     fn fire(&self, others: bool) {
         let timers = &self.shared().timers;
         let now = Instant::now();

@@ -91,6 +91,7 @@ use std::time::Instant;
 use crate::contain::{self, Payload};
 use crate::lockfree::deque::Stealer;
 use crate::lockfree::inject::Injector;
+use crate::lockfree::next_slot::NextSlot;
 use crate::lockfree::park::Parker;
 use crate::lockfree::pool::{Pool, SlotId};
 use crate::runtime::config::Config;
@@ -140,6 +141,9 @@ pub(crate) const HANDLE_UNIT_BATCH: usize = 256;
 /// One worker's shared face: what other threads need to reach it.
 pub(crate) struct WorkerSlot {
     pub(crate) stealer: Stealer<TaskRef>,
+    /// The role's wake slot (`next_slot.rs`): its holder puts and takes, searching workers
+    /// steal from it after a grace period (`worker.rs`, step 2). Unused with one worker.
+    pub(crate) next: CachePadded<NextSlot<Header>>,
     pub(crate) stats: CachePadded<Row>,
     /// The role's private parts, used by its holder only (`roles.rs`).
     pub(crate) role: Role,
@@ -152,6 +156,7 @@ impl WorkerSlot {
     pub(crate) fn new(role: Role) -> WorkerSlot {
         WorkerSlot {
             stealer: role.own.clone(),
+            next: CachePadded(NextSlot::new()),
             stats: CachePadded(Row::default()),
             role,
             holder: AtomicPtr::new(std::ptr::null_mut()),
@@ -339,6 +344,12 @@ impl Shared {
     /// Whether any queue visibly holds a task (K3/K4 re-check, exit check).
     pub(crate) fn has_visible_work(&self) -> bool {
         !self.injector.is_empty() || self.workers.iter().any(|w| !w.stealer.is_empty())
+    }
+
+    /// Whether any worker's wake slot holds a task (the exit check: a worker leaves a
+    /// shut-down scheduler only once every slot is empty, as every deque). Relaxed hints.
+    pub(crate) fn any_slot_occupied(&self) -> bool {
+        !self.sole_owner && self.workers.iter().any(|w| w.next.is_occupied())
     }
 
     /// K1 + K2: after a task became visible, wakes a sleeper if nobody is searching.

@@ -116,6 +116,10 @@ pub(crate) fn take_any(shared: &Shared) -> Option<TaskRef> {
         }
     }
     for w in shared.workers.iter() {
+        if let Some(p) = w.next.steal_now() {
+            // SAFETY: the wake slot holds task references given up by `into_raw`.
+            return Some(unsafe { TaskRef::from_raw(p) });
+        }
         loop {
             // A sole-owner deque pops without a fence; its foreign thieves pay for both.
             let stolen = if shared.sole_owner { w.stealer.steal_heavy() } else { w.stealer.steal() };
@@ -349,7 +353,7 @@ fn hold_role(
 ) -> bool {
     let ctx = WorkerCtx::new(shared, r, parker, spare);
     ctx.enter();
-    let exit = || shared.is_closed() && !shared.has_visible_work();
+    let exit = || shared.is_closed() && !shared.has_visible_work() && !shared.any_slot_occupied();
     let done = || exit() || ctx.should_give();
     loop {
         // Every task the loop runs is contained, so a panic escaping it is a runtime bug

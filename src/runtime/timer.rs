@@ -12,8 +12,8 @@
 //! The owner fires its shard at every fairness step (`worker.rs`, every `FAIR_INTERVAL`th
 //! task) and whenever it idles; an idle worker also fires the other shards that are due
 //! (a worker stuck in a long task does not hold up the sleeps registered on it). A fired
-//! entry's waker is woken on the firing worker, so the woken task lands on that worker's
-//! own deque. An entry fires only once its deadline has passed (`Instant` comparison,
+//! entry's waker is woken on the firing worker, so the woken task is queued on that
+//! worker (its wake slot, or its deque). An entry fires only once its deadline has passed (`Instant` comparison,
 //! never the tick alone): a sleep never ends early.
 //!
 //! # Parking with timers (the park may not miss an earlier deadline)

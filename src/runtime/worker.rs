@@ -16,20 +16,26 @@
 //!    that worker (Go checks its global queue every 61 ticks for the same reason; tokio
 //!    caps its LIFO slot). The age keeps recursive spawning depth-first: taking the oldest
 //!    task at every turn started a root's early children long before their turn.
-//! 2. The newest task of its own deque (LIFO: hot in cache).
+//! 2. The task in its own wake slot (`next_slot.rs`: a task a wake on this worker made
+//!    runnable), then the newest task of its own deque (LIFO: hot in cache).
 //! 3. *Search*: a batch from the injection queue (up to [`INJECT_BATCH`], into the own
 //!    deque), then one steal round: every other worker once, starting at a random victim
 //!    and walking with a random stride coprime with the worker count (a random permutation
-//!    per round, as Go does), each by `steal_batch` into the own deque.
+//!    per round, as Go does), each by `steal_batch` into the own deque. Last, the task in
+//!    another worker's wake slot, once this worker has watched it sit there for
+//!    [`NEXT_GRACE`] with that worker taking nothing from its slot (N3/N4): a woken task
+//!    stays with the worker that woke it while that worker keeps up, and is not held
+//!    hostage when it does not.
 //!
 //! # Idling
 //!
 //! With nothing found, a worker becomes a *searcher* if fewer than half the workers are
 //! searching (`sleep.rs`), and repeats the search with spin hints between rounds (growing
 //! exponentially to 64 hints), then with `sched_yield` between rounds, then goes to sleep
-//! by the K3 protocol and parks on its futex, until its timer wheel's next deadline if it
+//! by the K3 protocol and parks on its futex: until its timer wheel's next deadline if it
 //! has one (TM2, `timer.rs`; before that it fires every due timer, its own and other
-//! workers'). During a shutdown it first sweeps the async tasks nothing will poll again
+//! workers'), and for at most [`NEXT_RECHECK`] if another worker's wake slot holds a task
+//! (step 3 comes back for it). During a shutdown it first sweeps the async tasks nothing will poll again
 //! (`async_task.rs`, "Shutdown"). `Idle::Spin` and `Idle::Yield` never park.
 //!
 //! # Waiting, and what a waiting worker may run (the helping rule)
@@ -104,6 +110,7 @@ use std::time::Instant;
 use crate::contain::{self, Payload};
 use crate::lockfree::deque::Steal;
 use crate::lockfree::inject::Pop;
+use crate::lockfree::next_slot::Seen;
 use crate::lockfree::park::{yield_now, Parker};
 use crate::lockfree::pool::SlotId;
 use crate::runtime::config::Idle;
@@ -129,6 +136,15 @@ pub(crate) const FAIR_AGE: u32 = 8;
 
 /// Most tasks moved from the injection queue into a worker's deque at once.
 pub(crate) const INJECT_BATCH: usize = 32;
+
+/// How long a task must sit in another worker's wake slot, with that worker taking
+/// nothing from it meanwhile, before a searching worker steals it (step 3). Go waits 3 µs
+/// before it takes a running P's `runnext`.
+pub(crate) const NEXT_GRACE: std::time::Duration = std::time::Duration::from_micros(4);
+
+/// How long a worker going to sleep parks while another worker's wake slot holds a task,
+/// before it looks again (docs/DESIGN.md §7, "The wake slot").
+pub(crate) const NEXT_RECHECK: std::time::Duration = std::time::Duration::from_micros(20);
 
 /// How many helping waits a worker nests on its stack before a further wait blocks
 /// instead (module docs, "Nested waits").
@@ -190,6 +206,9 @@ pub(crate) struct WorkerCtx<'a> {
     /// Handle units of this scheduler held for handles cloned and dropped on this thread
     /// (`shared.rs`, "Handle units"); given back when the context ends.
     handle_credit: Cell<usize>,
+    /// The wake slot this thread is watching as a thief, what it saw there and since when
+    /// (step 3's grace, [`NEXT_GRACE`]).
+    watching: Cell<Option<(usize, Seen<Header>, Instant)>>,
 }
 
 #[cfg(not(loom))]
@@ -347,6 +366,7 @@ impl<'a> WorkerCtx<'a> {
             top_age: Cell::new((usize::MAX, 0)),
             scope_frame: Cell::new((ptr::null(), 0)),
             handle_credit: Cell::new(0),
+            watching: Cell::new(None),
         }
     }
 
@@ -493,6 +513,28 @@ impl<'a> WorkerCtx<'a> {
         }
     }
 
+    /// Queues a task that a wake made runnable in the own wake slot (N1); the task it
+    /// displaces goes on the own deque. With one worker, straight onto the deque.
+    #[inline]
+    pub(crate) fn push_woken(&self, t: TaskRef) {
+        if self.shared.sole_owner {
+            return self.push_local(t);
+        }
+        // SAFETY: this thread holds the role, so it is the slot's owner.
+        if let Some(old) = unsafe { self.shared.workers[self.index()].next.put(t.into_raw()) } {
+            // SAFETY: N1 handed back the reference that the slot held.
+            self.push_local(unsafe { TaskRef::from_raw(old) });
+        }
+    }
+
+    /// Takes the task in the own wake slot (N2), if a thief has not.
+    #[inline(always)]
+    fn take_next(&self) -> Option<TaskRef> {
+        // SAFETY: this thread holds the role, so it is the slot's owner; the slot holds a
+        // reference given up by `into_raw` in `push_woken`.
+        unsafe { self.shared.workers[self.index()].next.take().map(|p| TaskRef::from_raw(p)) }
+    }
+
     /// Moves the older half of the full own deque to the injection queue as one chain.
     #[cold]
     fn spill(&self) {
@@ -538,6 +580,9 @@ impl<'a> WorkerCtx<'a> {
     /// here waits for this thread.
     #[cold]
     pub(crate) fn hand_off_queued(&self) {
+        if let Some(t) = self.take_next() {
+            self.push_local(t);
+        }
         if self.spill_n(usize::MAX) != 0 {
             self.shared.notify();
         }
@@ -611,6 +656,9 @@ impl<'a> WorkerCtx<'a> {
                 }
             }
         }
+        if let Some(t) = self.take_next() {
+            return Some(t);
+        }
         if oldest {
             if let Some(t) = self.pop_oldest() {
                 return Some(t);
@@ -680,6 +728,44 @@ impl<'a> WorkerCtx<'a> {
             }
             victim = (victim + stride) % n;
         }
+        self.steal_stale_next(start)
+    }
+
+    /// Whether another worker's wake slot holds a task (K3's re-check; Relaxed hints).
+    fn other_slot_occupied(&self) -> bool {
+        !self.shared.sole_owner
+            && self.shared.workers.iter().enumerate().any(|(i, w)| i != self.index() && w.next.is_occupied())
+    }
+
+    /// Step 3's last resort: the task in another worker's wake slot, once it has sat there
+    /// for [`NEXT_GRACE`] with its owner taking nothing from the slot (N3, N4). Watches
+    /// one slot at a time: the one watched before if it still holds what it held, else the
+    /// first occupied one from `start`.
+    #[cold]
+    fn steal_stale_next(&self, start: usize) -> Option<TaskRef> {
+        let n = self.shared.workers.len();
+        let mut first = None;
+        for k in 0..n {
+            let i = (start + k) % n;
+            if i == self.index() {
+                continue;
+            }
+            let Some(seen) = self.shared.workers[i].next.peek() else { continue };
+            if let Some((w, s, since)) = self.watching.get() {
+                if w == i && s == seen {
+                    if !grace_over(since) {
+                        return None;
+                    }
+                    self.watching.set(None);
+                    let t = self.shared.workers[i].next.steal(seen)?;
+                    Row::bump_owned(&self.row().stolen, 1);
+                    // SAFETY: N4 gave us the reference the slot held.
+                    return Some(unsafe { TaskRef::from_raw(t) });
+                }
+            }
+            first = first.or(Some((i, seen)));
+        }
+        self.watching.set(first.map(|(i, seen)| (i, seen, Instant::now())));
         None
     }
 
@@ -1010,7 +1096,9 @@ impl<'a> WorkerCtx<'a> {
         let was_searching = self.searching.replace(false);
         sleep.prepare_sleep(self.index(), was_searching);
         // The re-check reads `claimants` too: B2's fence pairs with K3's (`roles.rs`).
+        // The own wake slot too: a timer fired just above may have woken a task into it.
         if self.shared.has_visible_work()
+            || self.shared.workers[self.index()].next.is_occupied()
             || give_up()
             || self.shared.is_closed()
             || self.shared.board.claimants_waiting()
@@ -1019,6 +1107,15 @@ impl<'a> WorkerCtx<'a> {
             self.searching.set(true);
             return None;
         }
+        // A task in another worker's wake slot: park for a while only, and come back to
+        // steal it if its owner has not taken it (step 3). Read after K3's fence: either
+        // the waker's K1 sees this sleeper, or this sees the slot (docs/DESIGN.md §7).
+        let deadline = if self.other_slot_occupied() {
+            let recheck = Instant::now() + NEXT_RECHECK;
+            Some(deadline.map_or(recheck, |d| d.min(recheck)))
+        } else {
+            deadline
+        };
         Row::bump_owned(&self.row().parks, 1);
         self.parker().park_until(deadline);
         self.disarm_timers();
@@ -1043,6 +1140,18 @@ impl<'a> WorkerCtx<'a> {
     ) -> bool {
         let done = || task.is_complete();
         let word = task.header() as *const Header as usize;
+        // Woken and queued in the own wake slot: runs here, as the newest task would.
+        if !self.shared.sole_owner
+            && self.shared.workers[self.index()].next.peek().is_some_and(|s| s.task.as_ptr() as usize == word)
+        {
+            if let Some(t) = self.take_next() {
+                if std::ptr::eq(t.header(), task.header()) {
+                    self.run_task(t);
+                    return done();
+                }
+                self.push_local(t);
+            }
+        }
         if self.role().deque.peek_newest_word() != Some(word) {
             self.drop_claimed_top(word);
         }
@@ -1173,6 +1282,13 @@ impl<'a> WorkerCtx<'a> {
             }
         }
     }
+}
+
+/// Whether a wake slot's occupant watched since `since` has waited out [`NEXT_GRACE`].
+/// Under loom, at once (the second sighting): the grace is a heuristic, not part of N4.
+#[inline]
+fn grace_over(since: Instant) -> bool {
+    cfg!(loom) || since.elapsed() >= NEXT_GRACE
 }
 
 /// A push that cannot fail did; the item cannot be dropped (it is a live task), so stop.
