@@ -105,7 +105,7 @@ fn put_take_steal(thieves: usize) {
 }
 
 /// The same task put again after the owner took it (the ping-pong shape), with a thief
-/// watching: the take count keeps the thief's old observation from matching, and the
+/// watching: the put count keeps the thief's old observation from matching, and the
 /// CAS keeps the task from being taken twice either way.
 fn put_again() {
     model(3, || {

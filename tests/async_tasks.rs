@@ -217,17 +217,18 @@ fn panics_in_poll_and_in_drop_are_contained() {
 
 /// A task woken on a worker goes into that worker's wake slot. When the waking task then
 /// keeps running — here it spins until the woken task has run, which only another worker
-/// can do — the other worker must take the woken task from the slot by itself. Its idle
-/// workers park at once (no spinning), the hardest case: the other worker is asleep when
-/// the wake happens and has to come back for the task (docs/DESIGN.md §7, "The wake
-/// slot"). A task held in the slot would hang this test; the watchdog turns that into a
-/// failure.
-#[test]
-fn a_woken_task_is_not_held_behind_a_waker_that_keeps_running() {
+/// can do — another worker must take the woken task from the slot by itself. Idle
+/// workers park at once (no spinning), the hardest case: the other workers are asleep, or
+/// about to be, when the wake happens and have to come back for the task (docs/DESIGN.md
+/// §7, "The wake slot"). With `workers` above 2, the waker first spawns `workers - 2`
+/// tasks that spin as well: the worker that its spawn woke steals one and stops searching,
+/// and its K4 must pass the slot on to a worker still asleep. A task held in the slot
+/// would hang; the watchdog turns that into a failure.
+fn woken_task_is_not_held(workers: usize) {
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let s = Scheduler::builder()
-            .workers(2)
+            .workers(workers)
             .pin(false)
             .idle(filch::Idle::Park { spins: 0, yields: 0 })
             .build()
@@ -248,21 +249,78 @@ fn a_woken_task_is_not_held_behind_a_waker_that_keeps_running() {
                 while gate.waker.lock().unwrap().is_none() {
                     std::hint::spin_loop();
                 }
+                let spinners: Vec<_> = (2..workers)
+                    .map(|_| {
+                        let ran = ran.clone();
+                        filch::spawn(move || {
+                            while !ran.load(SeqCst) {
+                                std::hint::spin_loop();
+                            }
+                        })
+                    })
+                    .collect();
                 gate.open();
                 while !ran.load(SeqCst) {
                     std::hint::spin_loop();
                 }
+                spinners
             });
-            waker.join().unwrap();
+            for spinner in waker.join().unwrap() {
+                spinner.join().unwrap();
+            }
             assert_eq!(woken.join().unwrap(), i);
             assert_eq!(drops.load(SeqCst), 1);
         }
         done_tx.send(()).unwrap();
     });
-    // A watchdog, not a timing: only a task held in the slot for good takes this long.
+    // A watchdog, not a timing: only a task held in a slot for good takes this long.
     done_rx
         .recv_timeout(Duration::from_secs(120))
         .expect("a woken task stayed in the wake slot of a worker that kept running");
+}
+
+#[test]
+fn a_woken_task_is_not_held_behind_a_waker_that_keeps_running() {
+    woken_task_is_not_held(2);
+}
+
+#[test]
+fn a_woken_task_is_not_held_while_the_searcher_runs_something_else() {
+    woken_task_is_not_held(3);
+}
+
+/// `JoinHandle::join` on a worker runs the awaited async task itself when it is queued
+/// there (in the wake slot, or newest on the deque); a poll that suspends the task again
+/// must leave the join waiting, not return as if it had timed out. Here the joiner's
+/// wake puts the task in its own slot, the joiner then joins it at once, and the task
+/// suspends on a second gate that an outside thread opens.
+#[test]
+fn join_on_a_worker_waits_for_an_async_task_that_suspends_again() {
+    for workers in [1, 2] {
+        let s = sched(workers);
+        for i in 0..50 {
+            let (first, gate1, drops1) = gated(0);
+            let (second, gate2, drops2) = gated(i);
+            let task = s.spawn_async(async move { first.await + second.await });
+            let joiner = s.spawn(move || {
+                while gate1.waker.lock().unwrap().is_none() {
+                    std::hint::spin_loop();
+                }
+                let opener = std::thread::spawn(move || {
+                    while gate2.waker.lock().unwrap().is_none() {
+                        std::thread::yield_now();
+                    }
+                    gate2.open();
+                });
+                gate1.open();
+                let v = task.join().unwrap();
+                opener.join().unwrap();
+                v
+            });
+            assert_eq!(joiner.join().unwrap(), i);
+            assert_eq!((drops1.load(SeqCst), drops2.load(SeqCst)), (1, 1));
+        }
+    }
 }
 
 #[test]

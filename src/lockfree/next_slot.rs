@@ -18,16 +18,15 @@
 //! number of thieves steal. Only the owner ever writes a non-null value, and thieves only
 //! ever replace the value they read by null.
 //!
-//! - **N1 (put, owner)**: load the slot (Relaxed). Null: store the new task with Release.
-//!   Not null: swap in the new task with Release; the swap returns the previous occupant
-//!   (displaced: the owner queues it elsewhere), or null if a thief took it meanwhile. The
-//!   plain store is sound because only the owner makes the slot non-null: a slot the owner
-//!   sees empty stays empty until the owner's own next write.
-//! - **N2 (take, owner)**: load (Relaxed); null: nothing. Else swap in null (Relaxed) and,
-//!   if that returned a task, add one to `taken` (Relaxed store: the owner is its only
-//!   writer).
-//! - **N3 (peek, thief)**: load the slot, then `taken` (both Relaxed): an observation.
-//! - **N4 (steal, thief)**: if `taken` still holds the observed count, CAS the slot from
+//! - **N1 (put, owner)**: add one to `puts` (a Relaxed store: the owner is its only
+//!   writer). Load the slot (Relaxed). Null: store the new task with Release. Not null:
+//!   swap in the new task with Release; the swap returns the previous occupant (displaced:
+//!   the owner queues it elsewhere), or null if a thief took it meanwhile. The plain store
+//!   is sound because only the owner makes the slot non-null: a slot the owner sees empty
+//!   stays empty until the owner's own next write.
+//! - **N2 (take, owner)**: load (Relaxed); null: nothing. Else swap in null (Relaxed).
+//! - **N3 (peek, thief)**: load the slot, then `puts` (both Relaxed): an observation.
+//! - **N4 (steal, thief)**: if `puts` still holds the observed count, CAS the slot from
 //!   the observed task to null with Acquire.
 //!
 //! Exactly once: every task put is removed by exactly one successful RMW (N1's swap
@@ -36,9 +35,10 @@
 //! owner before N1, reach a thief through N1's Release and N4's Acquire; N1's swap and
 //! N2's swap return only values the owner itself stored, so they need no Acquire.
 //!
-//! `taken` only guards against stealing a task that the owner took and put back in the
-//! meantime (the same pointer again, as a ping-pong's two tasks are): a stale count makes
-//! a thief wait or steal early, never take a task twice.
+//! `puts` only guards against stealing a task that was taken and put back in the meantime
+//! (the same pointer again, as a ping-pong's two tasks are): every put is a new occupancy,
+//! with its own grace. A stale count makes a thief wait or steal early, never take a task
+//! twice.
 
 use std::ptr::{self, NonNull};
 
@@ -48,17 +48,17 @@ use crate::shim::mutation::{self, Site};
 /// A worker's wake slot (module docs).
 pub struct NextSlot<T> {
     slot: AtomicPtr<T>,
-    /// N2's count of the owner's takes (module docs).
-    taken: AtomicUsize,
+    /// N1's count of the owner's puts (module docs).
+    puts: AtomicUsize,
 }
 
-/// What a thief saw in a slot (N3): its occupant and the owner's take count.
+/// What a thief saw in a slot (N3): its occupant and the owner's put count.
 #[derive(Debug)]
 pub struct Seen<T> {
     /// The occupant.
     pub task: NonNull<T>,
-    /// The owner's take count at the time.
-    pub taken: usize,
+    /// The owner's put count at the time.
+    pub puts: usize,
 }
 
 // Not derived: those would require `T: Clone` / `T: PartialEq`; a `Seen` is two words.
@@ -70,7 +70,7 @@ impl<T> Clone for Seen<T> {
 impl<T> Copy for Seen<T> {}
 impl<T> PartialEq for Seen<T> {
     fn eq(&self, other: &Self) -> bool {
-        self.task == other.task && self.taken == other.taken
+        self.task == other.task && self.puts == other.puts
     }
 }
 impl<T> Eq for Seen<T> {}
@@ -84,7 +84,7 @@ impl<T> Default for NextSlot<T> {
 impl<T> NextSlot<T> {
     /// An empty slot.
     pub fn new() -> NextSlot<T> {
-        NextSlot { slot: AtomicPtr::new(ptr::null_mut()), taken: AtomicUsize::new(0) }
+        NextSlot { slot: AtomicPtr::new(ptr::null_mut()), puts: AtomicUsize::new(0) }
     }
 
     /// N1: puts `task` in the slot; returns the task it displaced, which the owner must
@@ -95,6 +95,8 @@ impl<T> NextSlot<T> {
     /// happens-before).
     #[inline]
     pub unsafe fn put(&self, task: NonNull<T>) -> Option<NonNull<T>> {
+        // Relaxed: the owner is the only writer; thieves use it only as a hint (module docs).
+        self.puts.store(self.puts.load(Relaxed).wrapping_add(1), Relaxed);
         // N1, Relaxed: only the owner writes non-null, so its own last write (or a thief's
         // null) is all this can see; a thief's later CAS only empties it further.
         if self.slot.load(Relaxed).is_null() {
@@ -127,19 +129,16 @@ impl<T> NextSlot<T> {
             self.slot.store(ptr::null_mut(), Relaxed);
             p
         };
-        let got = NonNull::new(got)?;
-        // Relaxed: the owner is the only writer; thieves use it only as a hint (module docs).
-        self.taken.store(self.taken.load(Relaxed).wrapping_add(1), Relaxed);
-        Some(got)
+        NonNull::new(got)
     }
 
-    /// N3: the slot's occupant and the owner's take count, or `None` when it is empty.
+    /// N3: the slot's occupant and the owner's put count, or `None` when it is empty.
     #[inline]
     pub fn peek(&self) -> Option<Seen<T>> {
         // Relaxed, both: an observation only; N4's CAS decides, and its Acquire publishes
         // the task.
         let task = NonNull::new(self.slot.load(Relaxed))?;
-        Some(Seen { task, taken: self.taken.load(Relaxed) })
+        Some(Seen { task, puts: self.puts.load(Relaxed) })
     }
 
     /// Whether the slot holds a task (Relaxed: a hint).
@@ -148,11 +147,11 @@ impl<T> NextSlot<T> {
         !self.slot.load(Relaxed).is_null()
     }
 
-    /// N4: takes the observed task if the owner has not taken anything since the
-    /// observation and the task is still there.
+    /// N4: takes the observed task if the owner has put nothing since the observation and
+    /// the task is still there.
     pub fn steal(&self, seen: Seen<T>) -> Option<NonNull<T>> {
         // Relaxed: the hint of the module docs.
-        if self.taken.load(Relaxed) != seen.taken {
+        if self.puts.load(Relaxed) != seen.puts {
             return None;
         }
         let acquire = mutation::ord(Site::NextStealAcquire, Acquire);
@@ -178,7 +177,7 @@ impl<T> NextSlot<T> {
         loop {
             let seen = self.peek()?;
             // The count may move under us; only the CAS matters here.
-            if let Some(t) = self.steal(Seen { taken: self.taken.load(Relaxed), ..seen }) {
+            if let Some(t) = self.steal(Seen { puts: self.puts.load(Relaxed), ..seen }) {
                 return Some(t);
             }
         }

@@ -142,7 +142,8 @@ pub(crate) const HANDLE_UNIT_BATCH: usize = 256;
 pub(crate) struct WorkerSlot {
     pub(crate) stealer: Stealer<TaskRef>,
     /// The role's wake slot (`next_slot.rs`): its holder puts and takes, searching workers
-    /// steal from it after a grace period (`worker.rs`, step 2). Unused with one worker.
+    /// steal from it after a grace period (`worker.rs`, step 3). Unused in sole-owner mode
+    /// (one worker, `deque.rs`).
     pub(crate) next: CachePadded<NextSlot<Header>>,
     pub(crate) stats: CachePadded<Row>,
     /// The role's private parts, used by its holder only (`roles.rs`).
@@ -341,7 +342,9 @@ impl Shared {
         self.abandon.load(Relaxed)
     }
 
-    /// Whether any queue visibly holds a task (K3/K4 re-check, exit check).
+    /// Whether any queue visibly holds a task (K3/K4 re-check, exit check). The wake slots
+    /// are not queues here: K3 checks them apart (the own slot as work, another's with a
+    /// timed park), K4 and the exit check add [`Shared::any_slot_occupied`].
     pub(crate) fn has_visible_work(&self) -> bool {
         !self.injector.is_empty() || self.workers.iter().any(|w| !w.stealer.is_empty())
     }

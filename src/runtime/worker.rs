@@ -23,7 +23,7 @@
 //!    and walking with a random stride coprime with the worker count (a random permutation
 //!    per round, as Go does), each by `steal_batch` into the own deque. Last, the task in
 //!    another worker's wake slot, once this worker has watched it sit there for
-//!    [`NEXT_GRACE`] with that worker taking nothing from its slot (N3/N4): a woken task
+//!    [`NEXT_GRACE`] with no put into that slot meanwhile (N3/N4): a woken task
 //!    stays with the worker that woke it while that worker keeps up, and is not held
 //!    hostage when it does not.
 //!
@@ -146,6 +146,10 @@ pub(crate) const NEXT_GRACE: std::time::Duration = std::time::Duration::from_mic
 /// before it looks again (docs/DESIGN.md §7, "The wake slot").
 pub(crate) const NEXT_RECHECK: std::time::Duration = std::time::Duration::from_micros(20);
 
+/// The longest such park: a worker that keeps finding a slot occupied by a task its owner
+/// then takes (a long ping-pong) backs off to this.
+pub(crate) const NEXT_RECHECK_MAX: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// How many helping waits a worker nests on its stack before a further wait blocks
 /// instead (module docs, "Nested waits").
 ///
@@ -209,6 +213,10 @@ pub(crate) struct WorkerCtx<'a> {
     /// The wake slot this thread is watching as a thief, what it saw there and since when
     /// (step 3's grace, [`NEXT_GRACE`]).
     watching: Cell<Option<(usize, Seen<Header>, Instant)>>,
+    /// How long this worker's next K3 park lasts while another worker's wake slot holds a
+    /// task: [`NEXT_RECHECK`], doubled per such park up to [`NEXT_RECHECK_MAX`], back to
+    /// the start once this worker finds work.
+    recheck: Cell<std::time::Duration>,
 }
 
 #[cfg(not(loom))]
@@ -367,6 +375,7 @@ impl<'a> WorkerCtx<'a> {
             scope_frame: Cell::new((ptr::null(), 0)),
             handle_credit: Cell::new(0),
             watching: Cell::new(None),
+            recheck: Cell::new(NEXT_RECHECK),
         }
     }
 
@@ -514,7 +523,8 @@ impl<'a> WorkerCtx<'a> {
     }
 
     /// Queues a task that a wake made runnable in the own wake slot (N1); the task it
-    /// displaces goes on the own deque. With one worker, straight onto the deque.
+    /// displaces goes on the own deque. In sole-owner mode (one worker, `deque.rs`), straight
+    /// onto the deque: there is nobody to keep it from.
     #[inline]
     pub(crate) fn push_woken(&self, t: TaskRef) {
         if self.shared.sole_owner {
@@ -575,9 +585,9 @@ impl<'a> WorkerCtx<'a> {
         moved
     }
 
-    /// Before this worker blocks in a wait without helping: every task of its own deque
-    /// goes to the injection queue, and K1 makes sure somebody looks, so nothing queued
-    /// here waits for this thread.
+    /// Before this worker blocks in a wait without helping: the task in its wake slot and
+    /// every task of its own deque go to the injection queue, and K1 makes sure somebody
+    /// looks, so nothing queued here waits for this thread.
     #[cold]
     pub(crate) fn hand_off_queued(&self) {
         if let Some(t) = self.take_next() {
@@ -643,7 +653,8 @@ impl<'a> WorkerCtx<'a> {
             self.tick.set(FAIR_INTERVAL);
         }
         if tick == 0 {
-            // Timers fire inside joins too: a woken task only lands on this deque.
+            // Timers fire inside joins too: a woken task only lands on this worker (its
+            // wake slot or its deque).
             self.fire_timers();
         }
         if tick == 0 && self.joins.get() == 0 {
@@ -656,13 +667,13 @@ impl<'a> WorkerCtx<'a> {
                 }
             }
         }
-        if let Some(t) = self.take_next() {
-            return Some(t);
-        }
         if oldest {
             if let Some(t) = self.pop_oldest() {
                 return Some(t);
             }
+        }
+        if let Some(t) = self.take_next() {
+            return Some(t);
         }
         if let Some(t) = self.role().deque.pop() {
             return Some(t);
@@ -738,7 +749,7 @@ impl<'a> WorkerCtx<'a> {
     }
 
     /// Step 3's last resort: the task in another worker's wake slot, once it has sat there
-    /// for [`NEXT_GRACE`] with its owner taking nothing from the slot (N3, N4). Watches
+    /// for [`NEXT_GRACE`] with no put into the slot meanwhile (N3, N4). Watches
     /// one slot at a time: the one watched before if it still holds what it held, else the
     /// first occupied one from `start`.
     #[cold]
@@ -780,7 +791,12 @@ impl<'a> WorkerCtx<'a> {
 
     #[inline(never)]
     fn stop_searching_slow(&self) {
-        if self.shared.sleep.stop_searching() && self.shared.has_visible_work() {
+        self.recheck.set(NEXT_RECHECK);
+        // The wake slots too: a waker's K1 that saw this searcher relied on it (or a
+        // worker it wakes) to come back for a task left in a slot.
+        if self.shared.sleep.stop_searching()
+            && (self.shared.has_visible_work() || self.shared.any_slot_occupied())
+        {
             self.shared.wake_one();
         }
     }
@@ -1111,7 +1127,11 @@ impl<'a> WorkerCtx<'a> {
         // steal it if its owner has not taken it (step 3). Read after K3's fence: either
         // the waker's K1 sees this sleeper, or this sees the slot (docs/DESIGN.md §7).
         let deadline = if self.other_slot_occupied() {
-            let recheck = Instant::now() + NEXT_RECHECK;
+            // Doubling up to `NEXT_RECHECK_MAX` while this worker finds nothing to take, so
+            // that idle workers beside a long ping-pong do not wake every 20 µs for it.
+            let wait = self.recheck.get();
+            self.recheck.set((wait * 2).min(NEXT_RECHECK_MAX));
+            let recheck = Instant::now() + wait;
             Some(deadline.map_or(recheck, |d| d.min(recheck)))
         } else {
             deadline
@@ -1147,9 +1167,13 @@ impl<'a> WorkerCtx<'a> {
             if let Some(t) = self.take_next() {
                 if std::ptr::eq(t.header(), task.header()) {
                     self.run_task(t);
-                    return done();
+                    if done() {
+                        return true;
+                    }
+                    // An async task that suspended again: wait for it below.
+                } else {
+                    self.push_local(t);
                 }
-                self.push_local(t);
             }
         }
         if self.role().deque.peek_newest_word() != Some(word) {
@@ -1162,16 +1186,21 @@ impl<'a> WorkerCtx<'a> {
             if let Some(t) = self.pop_local() {
                 debug_assert!(std::ptr::eq(t.header(), task.header()));
                 self.run_task(t);
-                return done();
+                if done() {
+                    return true;
+                }
             }
         } else if self.role().deque.peek_oldest_word() == Some(word) {
             if let Some(t) = self.pop_oldest() {
                 if std::ptr::eq(t.header(), task.header()) {
                     self.run_task(t);
-                    return done();
+                    if done() {
+                        return true;
+                    }
+                } else {
+                    // A thief took ours meanwhile; this one goes back, as the newest.
+                    self.push_local(t);
                 }
-                // A thief took ours meanwhile; this one goes back, as the newest.
-                self.push_local(t);
             }
         }
         // Elsewhere (deeper in this deque, in another's, in the injection queue): claimed
