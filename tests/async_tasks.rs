@@ -323,6 +323,33 @@ fn join_on_a_worker_waits_for_an_async_task_that_suspends_again() {
     }
 }
 
+/// The same, for a task that suspends again and again with its own wake (`yield_now`):
+/// each time it is queued on the joiner's worker again, and the join runs it again there.
+/// On one worker nothing else can run it, so before the join did so each such join lent
+/// its worker role to a spare thread to get it run: counted, that is `Stats::lends`.
+#[test]
+fn join_on_a_worker_reruns_an_async_task_that_keeps_yielding() {
+    let s = sched(1);
+    let total = s
+        .spawn(|| {
+            (0..200u64)
+                .map(|i| {
+                    let t = filch::spawn_async(async move {
+                        for _ in 0..4 {
+                            filch::future::yield_now().await;
+                        }
+                        i
+                    });
+                    t.join().unwrap()
+                })
+                .sum::<u64>()
+        })
+        .join()
+        .unwrap();
+    assert_eq!(total, (0..200).sum());
+    assert_eq!(s.stats().lends, 0, "a join lent its worker to get a yielding task run");
+}
+
 #[test]
 fn yield_now_lets_the_rest_of_the_queue_run() {
     let s = sched(1);

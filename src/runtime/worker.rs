@@ -34,9 +34,11 @@
 //! exponentially to 64 hints), then with `sched_yield` between rounds, then goes to sleep
 //! by the K3 protocol and parks on its futex: until its timer wheel's next deadline if it
 //! has one (TM2, `timer.rs`; before that it fires every due timer, its own and other
-//! workers'), and for at most [`NEXT_RECHECK`] if another worker's wake slot holds a task
-//! (step 3 comes back for it). During a shutdown it first sweeps the async tasks nothing will poll again
-//! (`async_task.rs`, "Shutdown"). `Idle::Spin` and `Idle::Yield` never park.
+//! workers'), and only for a while if another worker's wake slot holds a task (step 3
+//! comes back for it): until the grace of the task it is watching there ends, else for
+//! [`NEXT_RECHECK`], doubled at each such park up to [`NEXT_RECHECK_MAX`]. During a
+//! shutdown it first sweeps the async tasks nothing will poll again (`async_task.rs`,
+//! "Shutdown"). `Idle::Spin` and `Idle::Yield` never park.
 //!
 //! # Waiting, and what a waiting worker may run (the helping rule)
 //!
@@ -742,6 +744,26 @@ impl<'a> WorkerCtx<'a> {
         self.steal_stale_next(start)
     }
 
+    /// K3's timed park for a task in another worker's wake slot (module docs, "Idling"):
+    /// `None` when no other slot holds one. Watching a task whose grace is still running:
+    /// until that grace ends, so the steal comes right after it. Else the back-off:
+    /// [`NEXT_RECHECK`], doubled per such park up to [`NEXT_RECHECK_MAX`] (reset once this
+    /// worker finds work), so that a worker beside a long ping-pong, whose slot is
+    /// occupied by a new task at every look, does not come back every 20 µs for it.
+    fn slot_recheck(&self) -> Option<std::time::Duration> {
+        if !self.other_slot_occupied() {
+            return None;
+        }
+        if let Some((w, seen, since)) = self.watching.get() {
+            if self.shared.workers[w].next.peek() == Some(seen) {
+                return Some((since + NEXT_GRACE).saturating_duration_since(Instant::now()));
+            }
+        }
+        let wait = self.recheck.get();
+        self.recheck.set((wait * 2).min(NEXT_RECHECK_MAX));
+        Some(wait)
+    }
+
     /// Whether another worker's wake slot holds a task (K3's re-check; Relaxed hints).
     fn other_slot_occupied(&self) -> bool {
         !self.shared.sole_owner
@@ -792,10 +814,11 @@ impl<'a> WorkerCtx<'a> {
     #[inline(never)]
     fn stop_searching_slow(&self) {
         self.recheck.set(NEXT_RECHECK);
-        // The wake slots too: a waker's K1 that saw this searcher relied on it (or a
-        // worker it wakes) to come back for a task left in a slot.
+        // The other wake slots too: a waker's K1 that saw this searcher relied on it (or a
+        // worker it wakes) to come back for a task left in a slot. (The own slot is this
+        // worker's to run.)
         if self.shared.sleep.stop_searching()
-            && (self.shared.has_visible_work() || self.shared.any_slot_occupied())
+            && (self.shared.has_visible_work() || self.other_slot_occupied())
         {
             self.shared.wake_one();
         }
@@ -1126,15 +1149,12 @@ impl<'a> WorkerCtx<'a> {
         // A task in another worker's wake slot: park for a while only, and come back to
         // steal it if its owner has not taken it (step 3). Read after K3's fence: either
         // the waker's K1 sees this sleeper, or this sees the slot (docs/DESIGN.md §7).
-        let deadline = if self.other_slot_occupied() {
-            // Doubling up to `NEXT_RECHECK_MAX` while this worker finds nothing to take, so
-            // that idle workers beside a long ping-pong do not wake every 20 µs for it.
-            let wait = self.recheck.get();
-            self.recheck.set((wait * 2).min(NEXT_RECHECK_MAX));
-            let recheck = Instant::now() + wait;
-            Some(deadline.map_or(recheck, |d| d.min(recheck)))
-        } else {
-            deadline
+        let deadline = match self.slot_recheck() {
+            Some(wait) => {
+                let recheck = Instant::now() + wait;
+                Some(deadline.map_or(recheck, |d| d.min(recheck)))
+            }
+            None => deadline,
         };
         Row::bump_owned(&self.row().parks, 1);
         self.parker().park_until(deadline);
@@ -1160,48 +1180,8 @@ impl<'a> WorkerCtx<'a> {
     ) -> bool {
         let done = || task.is_complete();
         let word = task.header() as *const Header as usize;
-        // Woken and queued in the own wake slot: runs here, as the newest task would.
-        if !self.shared.sole_owner
-            && self.shared.workers[self.index()].next.peek().is_some_and(|s| s.task.as_ptr() as usize == word)
-        {
-            if let Some(t) = self.take_next() {
-                if std::ptr::eq(t.header(), task.header()) {
-                    self.run_task(t);
-                    if done() {
-                        return true;
-                    }
-                    // An async task that suspended again: wait for it below.
-                } else {
-                    self.push_local(t);
-                }
-            }
-        }
-        if self.role().deque.peek_newest_word() != Some(word) {
-            self.drop_claimed_top(word);
-        }
-        // The common shapes: the task is the newest on this deque (fork-join), or the
-        // oldest (tasks spawned in a row, joined in order). Taken from the deque, it runs
-        // as usual and its memory is freed at once.
-        if self.role().deque.peek_newest_word() == Some(word) {
-            if let Some(t) = self.pop_local() {
-                debug_assert!(std::ptr::eq(t.header(), task.header()));
-                self.run_task(t);
-                if done() {
-                    return true;
-                }
-            }
-        } else if self.role().deque.peek_oldest_word() == Some(word) {
-            if let Some(t) = self.pop_oldest() {
-                if std::ptr::eq(t.header(), task.header()) {
-                    self.run_task(t);
-                    if done() {
-                        return true;
-                    }
-                } else {
-                    // A thief took ours meanwhile; this one goes back, as the newest.
-                    self.push_local(t);
-                }
-            }
+        if self.run_if_queued_here(task, word) && done() {
+            return true;
         }
         // Elsewhere (deeper in this deque, in another's, in the injection queue): claimed
         // here and run, its queue entry skipped when it comes up.
@@ -1221,6 +1201,12 @@ impl<'a> WorkerCtx<'a> {
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return done();
+            }
+            // An async task that suspended again after running here may be queued here
+            // again (its own wake, or one from this thread): run it once more.
+            if task.is_async() && self.run_if_queued_here(task, word) {
+                round = 0;
+                continue;
             }
             if let Some(t) = if deep { None } else { self.leapfrog(task) } {
                 self.run_task(t);
@@ -1243,6 +1229,47 @@ impl<'a> WorkerCtx<'a> {
             }
             round = round.saturating_add(1);
         }
+    }
+
+    /// Runs `task` (whose header address is `word`) here if it is queued on this worker: in
+    /// the own wake slot, or newest or oldest on the own deque. Returns whether it ran (an
+    /// async task's poll may have suspended it again).
+    fn run_if_queued_here(&self, task: &TaskRef, word: usize) -> bool {
+        // Woken and queued in the own wake slot: runs here, as the newest task would.
+        if !self.shared.sole_owner
+            && self.shared.workers[self.index()].next.peek().is_some_and(|s| s.task.as_ptr() as usize == word)
+        {
+            if let Some(t) = self.take_next() {
+                if std::ptr::eq(t.header(), task.header()) {
+                    self.run_task(t);
+                    return true;
+                }
+                self.push_local(t);
+            }
+        }
+        if self.role().deque.peek_newest_word() != Some(word) {
+            self.drop_claimed_top(word);
+        }
+        // The common shapes: the task is the newest on this deque (fork-join), or the
+        // oldest (tasks spawned in a row, joined in order). Taken from the deque, it runs
+        // as usual and its memory is freed at once.
+        if self.role().deque.peek_newest_word() == Some(word) {
+            if let Some(t) = self.pop_local() {
+                debug_assert!(std::ptr::eq(t.header(), task.header()));
+                self.run_task(t);
+                return true;
+            }
+        } else if self.role().deque.peek_oldest_word() == Some(word) {
+            if let Some(t) = self.pop_oldest() {
+                if std::ptr::eq(t.header(), task.header()) {
+                    self.run_task(t);
+                    return true;
+                }
+                // A thief took ours meanwhile; this one goes back, as the newest.
+                self.push_local(t);
+            }
+        }
+        false
     }
 
     /// Pops, from the top of the own deque, the entries of closure tasks already claimed
