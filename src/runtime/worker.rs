@@ -139,13 +139,14 @@ pub(crate) const FAIR_AGE: u32 = 8;
 /// Most tasks moved from the injection queue into a worker's deque at once.
 pub(crate) const INJECT_BATCH: usize = 32;
 
-/// How long a task must sit in another worker's wake slot, with that worker taking
-/// nothing from it meanwhile, before a searching worker steals it (step 3). Go waits 3 µs
-/// before it takes a running P's `runnext`.
+/// How long a task must sit in another worker's wake slot, with no put into that slot
+/// meanwhile, before a searching worker steals it (step 3). Go waits 3 µs before it takes
+/// a running P's `runnext`.
 pub(crate) const NEXT_GRACE: std::time::Duration = std::time::Duration::from_micros(4);
 
-/// How long a worker going to sleep parks while another worker's wake slot holds a task,
-/// before it looks again (docs/DESIGN.md §7, "The wake slot").
+/// How long a worker going to sleep first parks while another worker's wake slot holds a
+/// task it is not already watching, before it looks again (docs/DESIGN.md §7, "The wake
+/// slot").
 pub(crate) const NEXT_RECHECK: std::time::Duration = std::time::Duration::from_micros(20);
 
 /// The longest such park: a worker that keeps finding a slot occupied by a task its owner
