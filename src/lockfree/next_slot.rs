@@ -154,6 +154,7 @@ impl<T> NextSlot<T> {
         if self.puts.load(Relaxed) != seen.puts {
             return None;
         }
+        // N4's Acquire (the CAS below, or the mutant's load): pairs with N1's Release.
         let acquire = mutation::ord(Site::NextStealAcquire, Acquire);
         if !mutation::keep(Site::NextStealCas) {
             // Mutant: a load and a store instead of the CAS.
