@@ -352,7 +352,12 @@ impl Shared {
     /// Whether any worker's wake slot holds a task (the exit check: a worker leaves a
     /// shut-down scheduler only once every slot is empty, as every deque). Relaxed hints.
     pub(crate) fn any_slot_occupied(&self) -> bool {
-        !self.sole_owner && self.workers.iter().any(|w| w.next.is_occupied())
+        self.slot_occupied_except(usize::MAX)
+    }
+
+    /// Whether the wake slot of any worker but `except` holds a task (Relaxed hints).
+    pub(crate) fn slot_occupied_except(&self, except: usize) -> bool {
+        !self.sole_owner && self.workers.iter().enumerate().any(|(i, w)| i != except && w.next.is_occupied())
     }
 
     /// K1 + K2: after a task became visible, wakes a sleeper if nobody is searching.

@@ -767,8 +767,7 @@ impl<'a> WorkerCtx<'a> {
 
     /// Whether another worker's wake slot holds a task (K3's re-check; Relaxed hints).
     fn other_slot_occupied(&self) -> bool {
-        !self.shared.sole_owner
-            && self.shared.workers.iter().enumerate().any(|(i, w)| i != self.index() && w.next.is_occupied())
+        self.shared.slot_occupied_except(self.index())
     }
 
     /// Step 3's last resort: the task in another worker's wake slot, once it has sat there
