@@ -25,7 +25,7 @@
 
 use std::mem::MaybeUninit;
 
-use filch::pool::{Cache, Pool, SlotId};
+use filch::pool::{Cache, Pool, SharedCache, SlotId};
 use filch::sync::mutation::{self, Site};
 use loom::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use loom::sync::{mpsc, Arc};
@@ -300,6 +300,69 @@ fn uncached_aba(checks: Checks) {
     uncached(2, None, checks);
 }
 
+/// A [`SharedCache`] of the harness's pool, borrowed by several threads.
+struct SharedHarness {
+    /// Declared first, so dropped before the harness whose pool it takes from.
+    shared: std::mem::ManuallyDrop<SharedCache<'static, usize>>,
+    h: Arc<Harness>,
+}
+
+impl SharedHarness {
+    fn new(checks: Checks) -> SharedHarness {
+        let h = Harness::new(checks);
+        // SAFETY: the cache takes from `h`'s pool, which the `Arc` keeps in place and alive
+        // for as long as `shared` (dropped first, in `Drop`).
+        let cache: Cache<'static, usize> = unsafe { std::mem::transmute(h.pool.cache()) };
+        SharedHarness { shared: std::mem::ManuallyDrop::new(SharedCache::new(cache)), h }
+    }
+
+    fn alloc(&self, marker: usize) -> Option<SlotId> {
+        self.shared.try_alloc(&self.h.pool).map(|id| self.h.took(id, marker))
+    }
+
+    fn free(&self, id: SlotId, marker: usize) {
+        self.h.freeing(id, marker);
+        // SAFETY: `id` came from this pool and is live (checked just above); freed once.
+        unsafe { self.shared.free(&self.h.pool, id) };
+    }
+}
+
+impl Drop for SharedHarness {
+    fn drop(&mut self) {
+        // As `TestCache`: no flush into a pool a failed check may have left corrupt.
+        if !std::thread::panicking() {
+            // SAFETY: dropped once, here; `h` (and its pool) is still alive.
+            unsafe { std::mem::ManuallyDrop::drop(&mut self.shared) };
+        }
+    }
+}
+
+/// (d) The shared cache: two threads each allocate a slot through it and free the slot
+/// back through it, every interleaving. A borrower finds the cache as the previous one
+/// left it (a chain refilled from the global stack, a slot freed into it) or, finding it
+/// borrowed, goes to the global stack uncached. Afterwards the cache is flushed and every
+/// slot must be allocatable again.
+fn shared_cache(checks: Checks) {
+    exhaustive(move || {
+        let sh = Arc::new(SharedHarness::new(checks));
+        let threads: Vec<_> = (1..=2)
+            .map(|marker| {
+                let sh = sh.clone();
+                thread::spawn(move || {
+                    if let Some(id) = sh.alloc(marker) {
+                        sh.free(id, marker);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        sh.shared.flush();
+        sh.h.assert_nothing_lost();
+    });
+}
+
 #[test]
 fn pool_two_caches() {
     two_caches(Checks::Full);
@@ -385,4 +448,23 @@ fn mutant_pool_head_acquire_caught_by_cross_thread_return() {
 fn mutant_pool_push_release_caught_by_cross_thread_return() {
     mutation::set(Site::PoolPushRelease);
     cross_thread_return(Checks::Full);
+}
+
+#[test]
+fn pool_shared_cache() {
+    shared_cache(Checks::Full);
+}
+
+#[test]
+#[should_panic]
+fn mutant_shared_cache_borrow_acquire_caught_by_shared_cache() {
+    mutation::set(Site::SharedCacheBorrowAcquire);
+    shared_cache(Checks::Full);
+}
+
+#[test]
+#[should_panic]
+fn mutant_shared_cache_give_back_release_caught_by_shared_cache() {
+    mutation::set(Site::SharedCacheGiveBackRelease);
+    shared_cache(Checks::Full);
 }

@@ -286,6 +286,10 @@ pub mod mutation {
         PoolHeadAcquire,
         /// `pool`: the Release CAS that pushes a batch onto the free list.
         PoolPushRelease,
+        /// `pool::SharedCache`: the Acquire swap that borrows the cache (X1).
+        SharedCacheBorrowAcquire,
+        /// `pool::SharedCache`: the Release store that gives the cache back (X3).
+        SharedCacheGiveBackRelease,
         /// `task::TaskRef::complete` (T2): the Release half of the AcqRel RMW that sets `COMPLETE`.
         TaskCompleteRelease,
         /// `task::TaskRef::complete` (T2): the Acquire half of the AcqRel RMW that sets `COMPLETE`.

@@ -106,7 +106,7 @@ use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
 use crate::lockfree::deque::Word;
-use crate::shim::atomic::{AtomicU32, AtomicU64, Ordering, Ordering::*};
+use crate::shim::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering, Ordering::*};
 use crate::shim::mutation::{self, Site};
 use crate::shim::{CachePadded, UnsafeCell};
 
@@ -958,6 +958,176 @@ impl<'p, T> Cache<'p, T> {
 impl<T> Drop for Cache<'_, T> {
     fn drop(&mut self) {
         self.flush();
+    }
+}
+
+/// A [`Cache`] that any thread may borrow, one at a time: for threads that allocate and
+/// free now and then and own no cache (a scheduler's spawns and frees from outside its
+/// workers). A borrow costs one RMW on the cache's own flag, a line that stays with a
+/// thread that keeps borrowing it, instead of [`Pool::try_alloc`]'s two CASes on the
+/// global head, which every cache exchanging a batch also moves. A thread that finds the
+/// cache borrowed does not wait: it goes to the global stack, uncached.
+///
+/// # Protocol
+///
+/// - **X1 (borrow)**: peek at `busy` (Relaxed) and go uncached if it is set; else CAS it
+///   `false → true` with Acquire (failure: uncached). The borrow is the right to use the
+///   cache. A CAS, not a swap: a failed borrow writes nothing. (With a swap, the loom
+///   model failed: loom let a losing swap's `true` land after the holder's X3.)
+/// - **X2 (use)**: allocate from or free into the cache, as its one user.
+/// - **X3 (give back)**: store `false` with Release.
+///
+/// | step | access | ordering | partner |
+/// |------|--------|----------|---------|
+/// | X1 | peek at `busy` | Relaxed | only avoids an RMW on a borrowed cache |
+/// | X1 | CAS `busy` `false → true` | Acquire (failure: Relaxed) | X3 of the previous borrower: its changes to the chains (and the slot links it wrote, C1) happen before ours |
+/// | X3 | store `false` | Release | X1 of the next borrower |
+///
+/// Both orderings are written through [`crate::shim::mutation`]
+/// (`Site::SharedCacheBorrowAcquire`, `Site::SharedCacheGiveBackRelease`);
+/// `loom-tests/pool.rs` weakens each and shows a model fail.
+///
+/// The cached slots count against exhaustion as another [`Cache`]'s do (module docs):
+/// up to `2 * BATCH` free slots that an allocation elsewhere does not see. Dropping the
+/// `SharedCache` flushes them to the global stack.
+///
+/// ```
+/// use filch::pool::{Pool, SharedCache};
+/// let pool = Pool::<u64>::with_capacity(64).unwrap();
+/// let shared = SharedCache::new(pool.cache());
+/// let id = shared.try_alloc(&pool).unwrap();
+/// // SAFETY: `id` came from this pool, is live, and is freed once; its slot was never
+/// // accessed.
+/// unsafe { shared.free(&pool, id) };
+/// assert_eq!(shared.try_alloc(&pool), Some(id)); // the freed slot, from the cache
+/// ```
+pub struct SharedCache<'p, T> {
+    busy: CachePadded<AtomicBool>,
+    /// `None` until [`SharedCache::install`] (or made by [`SharedCache::new`]).
+    cache: UnsafeCell<Option<Cache<'p, T>>>,
+}
+
+// SAFETY: the cache is used by one thread at a time, the borrower (X1 to X3); `Cache` is
+// `Send` for `T: Send`, which is what moving its use between threads needs.
+unsafe impl<T: Send> Sync for SharedCache<'_, T> {}
+
+impl<T> fmt::Debug for SharedCache<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedCache").field("busy", &self.busy.load(Relaxed)).finish()
+    }
+}
+
+impl<'p, T> SharedCache<'p, T> {
+    /// Shares `cache`.
+    pub fn new(cache: Cache<'p, T>) -> Self {
+        SharedCache { busy: CachePadded(AtomicBool::new(false)), cache: UnsafeCell::new(Some(cache)) }
+    }
+
+    /// A shared cache with no cache in it yet: every call goes uncached until
+    /// [`SharedCache::install`] (for a cache of a pool that lives next to it, and so can only
+    /// be made once both are in place).
+    pub fn empty() -> Self {
+        SharedCache { busy: CachePadded(AtomicBool::new(false)), cache: UnsafeCell::new(None) }
+    }
+
+    /// Puts `cache` in, unless there is one already or another thread is using it; `Err`
+    /// gives it back.
+    pub fn install(&self, cache: Cache<'p, T>) -> Result<(), Cache<'p, T>> {
+        let mut cache = Some(cache);
+        self.borrow(|c| {
+            if c.is_none() {
+                *c = cache.take();
+            }
+        });
+        match cache {
+            None => Ok(()),
+            Some(c) => Err(c),
+        }
+    }
+
+    /// Runs `f` on the cache if there is one and no other thread is using it (X1–X3);
+    /// `None` otherwise.
+    #[inline]
+    fn borrow_cache<R>(&self, f: impl FnOnce(&mut Cache<'p, T>) -> R) -> Option<R> {
+        self.borrow(|c| c.as_mut().map(f)).flatten()
+    }
+
+    /// Runs `f` on the cache's place if no other thread is using it (X1–X3); `None` if one is.
+    #[inline]
+    fn borrow<R>(&self, f: impl FnOnce(&mut Option<Cache<'p, T>>) -> R) -> Option<R> {
+        // X1.
+        if self.busy.load(Relaxed)
+            || self
+                .busy
+                .compare_exchange(
+                    false,
+                    true,
+                    mutation::ord(Site::SharedCacheBorrowAcquire, Acquire),
+                    Relaxed,
+                )
+                .is_err()
+        {
+            return None;
+        }
+        // X2. SAFETY: X1 made us the one user until X3; the previous user's X3 happened
+        // before our X1.
+        let r = self.cache.with_mut(|c| f(unsafe { &mut *c }));
+        // X3. (A panic in `f` would leave the cache borrowed for good: every later call
+        // goes uncached, which is safe. The cache's own operations do not panic.)
+        self.busy.store(false, mutation::ord(Site::SharedCacheGiveBackRelease, Release));
+        Some(r)
+    }
+
+    /// Returns the cached slots to the global stack, unless another thread is using the
+    /// cache (then nothing happens).
+    ///
+    /// ```
+    /// use filch::pool::{Pool, SharedCache};
+    /// let pool = Pool::<u64>::with_capacity(4).unwrap();
+    /// let shared = SharedCache::new(pool.cache());
+    /// assert!(shared.try_alloc(&pool).is_some()); // the cache took the whole batch of 4
+    /// assert_eq!(pool.try_alloc(), None); // it holds the other 3
+    /// shared.flush();
+    /// assert_eq!(std::iter::from_fn(|| pool.try_alloc()).count(), 3);
+    /// ```
+    pub fn flush(&self) {
+        self.borrow_cache(Cache::flush);
+    }
+
+    /// Allocates a slot of `pool`: from the cache, or from the global stack when another
+    /// thread is using the cache. `None` when the pool is exhausted (module docs).
+    ///
+    /// `pool` must be the pool of the cache this was made from (checked in debug builds).
+    #[inline]
+    pub fn try_alloc(&self, pool: &Pool<T>) -> Option<SlotId> {
+        match self.borrow_cache(|c| {
+            debug_assert!(std::ptr::eq(c.pool(), pool));
+            c.try_alloc()
+        }) {
+            Some(id) => id,
+            None => pool.try_alloc(),
+        }
+    }
+
+    /// Frees a slot of `pool`: into the cache, or to the global stack when another thread
+    /// is using the cache.
+    ///
+    /// # Safety
+    /// As [`Pool::free`]; `pool` is the pool of the cache this was made from.
+    #[inline]
+    pub unsafe fn free(&self, pool: &Pool<T>, id: SlotId) {
+        if self
+            .borrow_cache(|c| {
+                debug_assert!(std::ptr::eq(c.pool(), pool));
+                // SAFETY: forwarded from the caller; the cache takes from `pool`.
+                unsafe { c.free(id) }
+            })
+            .is_none()
+        {
+            // SAFETY: forwarded from the caller; the cache was busy, so this free is the
+            // only one of `id`.
+            unsafe { pool.free(id) }
+        }
     }
 }
 

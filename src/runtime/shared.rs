@@ -93,7 +93,7 @@ use crate::lockfree::deque::Stealer;
 use crate::lockfree::inject::Injector;
 use crate::lockfree::next_slot::NextSlot;
 use crate::lockfree::park::Parker;
-use crate::lockfree::pool::{Pool, SlotId};
+use crate::lockfree::pool::{Pool, SharedCache, SlotId};
 use crate::runtime::config::Config;
 use crate::runtime::roles::{Board, Role};
 use crate::runtime::sleep::Sleep;
@@ -170,6 +170,9 @@ impl WorkerSlot {
 pub(crate) struct Shared {
     pub(crate) workers: Box<[WorkerSlot]>,
     pub(crate) injector: Injector<Header>,
+    /// The pool cache of every thread that is not a worker (external spawns, frees off the
+    /// workers), borrowed one at a time. Declared before `pool`, so dropped before it.
+    pub(crate) ext_cache: SharedCache<'static, TaskSlot>,
     pub(crate) pool: Pool<TaskSlot>,
     pub(crate) sleep: Sleep,
     /// The timer wheels, one per worker (`timer.rs`).
@@ -226,6 +229,7 @@ impl Shared {
         let shared = Arc::new(Shared {
             workers,
             injector: Injector::new(),
+            ext_cache: SharedCache::empty(),
             pool,
             sleep: Sleep::new(n),
             timers: Timers::new(n),
@@ -250,6 +254,13 @@ impl Shared {
             board: Board::new(n, config.max_spares, config.keep_alive),
             config,
         });
+        // SAFETY: the cache takes from this `Shared`'s pool, which outlives it (fields drop
+        // in order: `ext_cache` before `pool`).
+        let ext: crate::lockfree::pool::Cache<'static, TaskSlot> =
+            unsafe { std::mem::transmute(shared.pool.cache()) };
+        if shared.ext_cache.install(ext).is_err() {
+            unreachable!("a new shared cache is empty and nobody else can reach it yet");
+        }
         for (i, w) in shared.workers.iter().enumerate() {
             // SAFETY: the cache takes from this `Shared`'s pool, which outlives it (fields
             // drop in order: `workers` before `pool`), and no thread holds the role yet.

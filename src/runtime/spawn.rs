@@ -228,7 +228,7 @@ impl Shared {
         if fits_inline::<F, T>() {
             let id = match ctx {
                 Some(c) => c.alloc_slot(),
-                None => self.pool.try_alloc(),
+                None => self.ext_cache.try_alloc(&self.pool),
             };
             if let Some(id) = id {
                 // Counted as `spawned - heap_fallbacks` by the caller's row.
@@ -334,7 +334,7 @@ impl Shared {
         if fits_inline::<Fut, Fut::Output>() {
             let id = match ctx {
                 Some(c) => c.alloc_slot(),
-                None => self.pool.try_alloc(),
+                None => self.ext_cache.try_alloc(&self.pool),
             };
             if let Some(id) = id {
                 // SAFETY: `id` was just allocated from this pool.

@@ -1419,8 +1419,9 @@ impl Shared {
             Home::Pool(index) => {
                 // SAFETY: as above; the pool holding the slot is the owner's.
                 let shared = unsafe { &*owner.cast::<Shared>() };
-                // SAFETY: the last reference is gone: nobody else uses the slot, freed once.
-                unsafe { shared.pool.free(SlotId::from_raw(index)) };
+                // SAFETY: the last reference is gone: nobody else uses the slot, freed once,
+                // into the cache of this pool.
+                unsafe { shared.ext_cache.free(&shared.pool, SlotId::from_raw(index)) };
                 shared.count_external_free();
             }
             Home::Stack => contain::fatal("a stack job was freed as a task"),
