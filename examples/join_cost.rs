@@ -8,7 +8,9 @@
 //!
 //! Runs fib(n) by recursive `join` down to n < 2 on a one-worker scheduler: `free` through
 //! `filch::join`, `sched` through `Scheduler::join` on the scheduler passed down by
-//! reference. An optional third argument sets the worker count (default 1). Prints the
+//! reference, `free-ref` through `filch::join` with the scheduler passed down unused (the
+//! closures then capture what `sched`'s capture). An optional third argument sets the
+//! worker count (default 1). Prints the
 //! time per join; divide callgrind's instruction total difference between two n by the
 //! difference in joins (fib(n+1) − 1 joins for n ≥ 1) for instructions per join.
 use std::time::Instant;
@@ -18,6 +20,17 @@ fn fib_free(n: u64) -> u64 {
         return n;
     }
     let (a, b) = filch::join(|| fib_free(n - 1), || fib_free(n - 2));
+    a + b
+}
+
+/// `fib_free` with the scheduler passed down as `fib_sched` passes it, unused: the same
+/// two-word closures as `sched`, through `filch::join`. The difference between `sched` and
+/// this mode is what `Scheduler::join` itself costs over `filch::join`.
+fn fib_free_ref(s: &filch::Scheduler, n: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    let (a, b) = filch::join(|| fib_free_ref(s, n - 1), || fib_free_ref(s, n - 2));
     a + b
 }
 
@@ -38,7 +51,8 @@ fn main() {
     let v = match mode.as_str() {
         "free" => s.install(|| fib_free(n)),
         "sched" => s.install(|| fib_sched(&s, n)),
-        other => panic!("mode is `free` or `sched`, not {other:?}"),
+        "free-ref" => s.install(|| fib_free_ref(&s, n)),
+        other => panic!("mode is `free`, `sched` or `free-ref`, not {other:?}"),
     };
     let elapsed = start.elapsed();
     // fib(n) leaves are the calls with n < 2; a join per inner call: fib(n+1) - 1 of them.
