@@ -302,7 +302,7 @@ fn uncached_aba(checks: Checks) {
 
 /// A [`SharedCache`] of the harness's pool, borrowed by several threads.
 struct SharedHarness {
-    /// Declared first, so dropped before the harness whose pool it takes from.
+    /// Dropped explicitly in `Drop`, before the harness whose pool it takes from.
     shared: std::mem::ManuallyDrop<SharedCache<'static, usize>>,
     h: Arc<Harness>,
 }
@@ -313,7 +313,10 @@ impl SharedHarness {
         // SAFETY: the cache takes from `h`'s pool, which the `Arc` keeps in place and alive
         // for as long as `shared` (dropped first, in `Drop`).
         let cache: Cache<'static, usize> = unsafe { std::mem::transmute(h.pool.cache()) };
-        SharedHarness { shared: std::mem::ManuallyDrop::new(SharedCache::new(cache)), h }
+        // Built as the scheduler builds its own: empty, then the cache installed.
+        let shared = SharedCache::empty();
+        assert!(shared.install(cache).is_ok(), "an empty shared cache takes a cache");
+        SharedHarness { shared: std::mem::ManuallyDrop::new(shared), h }
     }
 
     fn alloc(&self, marker: usize) -> Option<SlotId> {
@@ -349,9 +352,10 @@ fn shared_cache(checks: Checks) {
             .map(|marker| {
                 let sh = sh.clone();
                 thread::spawn(move || {
-                    if let Some(id) = sh.alloc(marker) {
-                        sh.free(id, marker);
-                    }
+                    // Never exhausted here: one batch of two for each thread (a borrower
+                    // takes one, the other thread finds the other), so a `None` is a bug.
+                    let id = sh.alloc(marker).expect("a free slot is always within reach here");
+                    sh.free(id, marker);
                 })
             })
             .collect();

@@ -286,7 +286,7 @@ pub mod mutation {
         PoolHeadAcquire,
         /// `pool`: the Release CAS that pushes a batch onto the free list.
         PoolPushRelease,
-        /// `pool::SharedCache`: the Acquire swap that borrows the cache (X1).
+        /// `pool::SharedCache`: the Acquire CAS that borrows the cache (X1).
         SharedCacheBorrowAcquire,
         /// `pool::SharedCache`: the Release store that gives the cache back (X3).
         SharedCacheGiveBackRelease,

@@ -155,6 +155,48 @@ fn try_spawn_hands_the_closure_back_when_full_or_too_large() {
 }
 
 #[test]
+fn slots_freed_outside_the_workers_stay_within_a_workers_reach() {
+    // A 128-slot pool: the threads outside the workers share one cache of up to 64 free
+    // slots. A worker that finds its own cache and the global stack empty must still reach
+    // those (it flushes that cache) before it reports the pool full.
+    let s = Scheduler::builder().workers(1).pin(false).pool_capacity(128).build().unwrap();
+    for round in 0..3 {
+        // Tasks spawned, finished and freed from this thread: a handle dropped after its
+        // task finished holds the last reference, so the slot is freed here, into the
+        // shared cache.
+        let handles: Vec<_> = (0..32).map(|i| s.try_spawn(move || i).unwrap()).collect();
+        for h in &handles {
+            while !h.is_finished() {
+                std::thread::yield_now();
+            }
+        }
+        drop(handles);
+        // Now, on the worker, as many tasks at once as the pool holds, each kept alive by
+        // its handle until all are spawned.
+        let handle = s.handle();
+        let reached = s
+            .spawn(move || {
+                let mut held = Vec::new();
+                while let Ok(h) = handle.try_spawn(|| ()) {
+                    held.push(h);
+                    if held.len() == 128 {
+                        break;
+                    }
+                }
+                held
+            })
+            .join()
+            .unwrap();
+        // One slot is the spawning task's own.
+        assert_eq!(reached.len(), 127, "round {round}: free slots out of a worker's reach");
+        // Every one of them finished before the next round's spawns from here.
+        for h in reached {
+            h.join().unwrap();
+        }
+    }
+}
+
+#[test]
 fn spawn_after_shutdown_is_refused_without_losing_the_closure() {
     let s = sched(2);
     let h = s.handle();

@@ -62,7 +62,7 @@
 //! | R1 | push_batch: store `batch_len`, `next_batch`; chain `next` links | Relaxed | published by R3 |
 //! | R2 | push_batch: load `head` | Relaxed | the value is only copied into `next_batch`; a stale one makes R3 fail |
 //! | R3 | push_batch: CAS `head` to `(tag + 1, batch)` | Release success; Relaxed failure | H1: the pusher's writes to the links and to the slots' contents happen before the next owner's |
-//! | C1 | cache: `next` of a slot in one of its chains | Relaxed | the chain belongs to one cache (one thread); R3/H1 carry it between threads |
+//! | C1 | cache: `next` of a slot in one of its chains | Relaxed | the chain belongs to one cache, used by one thread at a time; R3/H1 carry it between threads through the global stack, and a [`SharedCache`]'s X3/X1 carry its chains from borrower to borrower |
 //!
 //! H1 cannot be moved onto H3 (an Acquire CAS after a Relaxed load): H2 reads through the
 //! value H1 returned, so H1 itself must synchronize with the push that wrote H2's link.
@@ -84,7 +84,10 @@
 //!   another thread holds up to `BATCH - 1` for the moment between its pop and its
 //!   push-back. So with `c` other caches and `u` concurrent uncached allocators, `None`
 //!   means at least `capacity - 2 * BATCH * c - (BATCH - 1) * u` slots are live. Dropping
-//!   (or [`Cache::flush`]ing) a cache returns its slots to the global stack.
+//!   (or [`Cache::flush`]ing) a cache returns its slots to the global stack. A
+//!   [`SharedCache`] counts as one more cache; its [`SharedCache::try_alloc`] also returns
+//!   `None` when another thread has it borrowed (then it went to the global stack
+//!   uncached and found it empty) while the shared cache itself holds free slots.
 //! - **Lock-free.** A CAS on `head` fails only because another one succeeded.
 //! - **No heap after construction.** [`Pool::with_capacity`] is the only allocation.
 //! - **`T` is never dropped by the pool.** Slots hold `MaybeUninit<T>`: whoever writes a
@@ -854,7 +857,8 @@ impl<'p, T> Cache<'p, T> {
         // SAFETY: a chain holds indices of this pool's slots, below its capacity; `links`
         // points to the pool's `links`, alive as long as the pool.
         let link = unsafe { &*self.links.add(id as usize) };
-        // C1, Relaxed: as in `Pool::chain_pop`.
+        // C1, Relaxed: as in `Pool::chain_pop`; a link written by an earlier user of this
+        // cache on another thread came with the chain (H1, or a shared cache's X1).
         self.current.head = link.next.load(Relaxed);
         self.current.len -= 1;
         Some(SlotId(id))
@@ -909,7 +913,8 @@ impl<'p, T> Cache<'p, T> {
         // SAFETY: `id` came from this pool (our contract), so it is below its capacity;
         // `links` points to the pool's `links`, alive as long as the pool.
         let link = unsafe { &*self.links.add(id.index()) };
-        // C1, Relaxed: the slot is ours and not on any shared list; R3 publishes this.
+        // C1, Relaxed: the slot is ours and not on any shared list; R3 publishes this (or,
+        // in a shared cache, its X3).
         link.next.store(self.current.head, Relaxed);
         self.current.head = id.0;
         self.current.len += 1;
@@ -972,8 +977,10 @@ impl<T> Drop for Cache<'_, T> {
 ///
 /// - **X1 (borrow)**: peek at `busy` (Relaxed) and go uncached if it is set; else CAS it
 ///   `false → true` with Acquire (failure: uncached). The borrow is the right to use the
-///   cache. A CAS, not a swap: a failed borrow writes nothing. (With a swap, the loom
-///   model failed: loom let a losing swap's `true` land after the holder's X3.)
+///   cache. A swap would do as well (an RMW reads the last value before its own write,
+///   so a losing swap's `true` cannot land after the holder's X3), but loom 0.7 models an
+///   RMW racing a plain store wrongly (tokio-rs/loom#254 and #389, fix not released) and
+///   failed the model with a swap; a CAS whose failure writes nothing is modelled right.
 /// - **X2 (use)**: allocate from or free into the cache, as its one user.
 /// - **X3 (give back)**: store `false` with Release.
 ///
@@ -1026,6 +1033,19 @@ impl<'p, T> SharedCache<'p, T> {
     /// A shared cache with no cache in it yet: every call goes uncached until
     /// [`SharedCache::install`] (for a cache of a pool that lives next to it, and so can only
     /// be made once both are in place).
+    ///
+    /// ```
+    /// use filch::pool::{Pool, SharedCache};
+    /// let pool = Pool::<u64>::with_capacity(64).unwrap();
+    /// let shared = SharedCache::empty();
+    /// let id = shared.try_alloc(&pool).unwrap(); // uncached: there is no cache yet
+    /// assert!(shared.install(pool.cache()).is_ok());
+    /// assert!(shared.install(pool.cache()).is_err(), "one cache only");
+    /// // SAFETY: `id` came from this pool, is live, and is freed once; its slot was never
+    /// // accessed.
+    /// unsafe { shared.free(&pool, id) };
+    /// assert_eq!(shared.try_alloc(&pool), Some(id)); // now from the cache
+    /// ```
     pub fn empty() -> Self {
         SharedCache { busy: CachePadded(AtomicBool::new(false)), cache: UnsafeCell::new(None) }
     }
@@ -1055,7 +1075,10 @@ impl<'p, T> SharedCache<'p, T> {
     /// Runs `f` on the cache's place if no other thread is using it (X1–X3); `None` if one is.
     #[inline]
     fn borrow<R>(&self, f: impl FnOnce(&mut Option<Cache<'p, T>>) -> R) -> Option<R> {
-        // X1.
+        // X1. The peek is Relaxed: it only saves an RMW on a borrowed cache. The CAS is
+        // Acquire: it pairs with the previous borrower's X3 Release store, so the cache's
+        // chains and the slot links that borrower wrote are visible to us. Its failure is
+        // Relaxed: we then touch nothing of the cache.
         if self.busy.load(Relaxed)
             || self
                 .busy
@@ -1072,8 +1095,10 @@ impl<'p, T> SharedCache<'p, T> {
         // X2. SAFETY: X1 made us the one user until X3; the previous user's X3 happened
         // before our X1.
         let r = self.cache.with_mut(|c| f(unsafe { &mut *c }));
-        // X3. (A panic in `f` would leave the cache borrowed for good: every later call
-        // goes uncached, which is safe. The cache's own operations do not panic.)
+        // X3, Release: pairs with the next borrower's X1 Acquire CAS. (`f` is one of this
+        // type's own closures: a cache operation that can panic only by a debug assertion.
+        // Were one to fire, the cache would stay borrowed for good and every later call
+        // would go uncached, which is safe.)
         self.busy.store(false, mutation::ord(Site::SharedCacheGiveBackRelease, Release));
         Some(r)
     }
@@ -1124,8 +1149,8 @@ impl<'p, T> SharedCache<'p, T> {
             })
             .is_none()
         {
-            // SAFETY: forwarded from the caller; the cache was busy, so this free is the
-            // only one of `id`.
+            // SAFETY: forwarded from the caller; the closure that would have freed `id`
+            // did not run (`borrow` returns `None` only then), so this is its one free.
             unsafe { pool.free(id) }
         }
     }

@@ -254,8 +254,10 @@ impl Shared {
             board: Board::new(n, config.max_spares, config.keep_alive),
             config,
         });
-        // SAFETY: the cache takes from this `Shared`'s pool, which outlives it (fields drop
-        // in order: `ext_cache` before `pool`).
+        // SAFETY: the cache takes from this `Shared`'s pool, which no longer moves (it is
+        // inside the `Arc`) and outlives the cache (fields drop in order: `ext_cache`
+        // before `pool`); `SharedCache` never hands its cache out, so the `'static` cannot
+        // escape this `Shared`.
         let ext: crate::lockfree::pool::Cache<'static, TaskSlot> =
             unsafe { std::mem::transmute(shared.pool.cache()) };
         if shared.ext_cache.install(ext).is_err() {
@@ -633,7 +635,8 @@ impl Shared {
     pub(crate) fn count_external_free(&self) {
         // AcqRel: Acquire pairs with the drop's AcqRel `fetch_or(ORPHAN)` so that
         // `orphan_target` (stored before it) is visible; Release orders our pool free
-        // before whoever frees the whole state.
+        // (into the shared cache, given back by X3) before whoever frees the whole state,
+        // whose drop flushes that cache.
         let prev = self.ext_frees.fetch_add(1, AcqRel);
         if prev & ORPHAN != 0 && (prev & !ORPHAN) + 1 == self.orphan_target.load(Relaxed) {
             // SAFETY: the dropped scheduler left exactly one `Arc` reference to be released

@@ -16,6 +16,7 @@
 use std::fmt;
 use std::future::Future;
 
+use crate::lockfree::pool::SlotId;
 use crate::runtime::join_handle::JoinHandle;
 use crate::runtime::shared::Shared;
 use crate::runtime::stats::Row;
@@ -226,10 +227,7 @@ impl Shared {
     {
         let row = ctx.map(|c| c.row());
         if fits_inline::<F, T>() {
-            let id = match ctx {
-                Some(c) => c.alloc_slot(),
-                None => self.ext_cache.try_alloc(&self.pool),
-            };
+            let id = self.alloc_slot_for(ctx);
             if let Some(id) = id {
                 // Counted as `spawned - heap_fallbacks` by the caller's row.
                 // SAFETY: `id` was just allocated from this pool.
@@ -249,6 +247,28 @@ impl Shared {
             None => Row::bump_shared(&self.external.heap_fallbacks, 1),
         }
         Ok(TaskRef::new_on_heap::<F, T>(f, self.as_owner(), detached))
+    }
+}
+
+impl Shared {
+    /// A pool slot for a new task: from the worker's cache on a worker, else from the
+    /// shared cache of the threads outside the workers (`pool::SharedCache`).
+    #[inline(always)]
+    fn alloc_slot_for(&self, ctx: Option<&WorkerCtx<'_>>) -> Option<SlotId> {
+        match ctx {
+            Some(c) => c.alloc_slot().or_else(|| self.alloc_slot_after_flush(c)),
+            None => self.ext_cache.try_alloc(&self.pool),
+        }
+    }
+
+    /// The worker's cache and the global stack are empty: slots freed outside the workers
+    /// may be waiting in the shared cache. Flushes it (unless another thread is using it)
+    /// and tries once more.
+    #[cold]
+    #[inline(never)]
+    fn alloc_slot_after_flush(&self, c: &WorkerCtx<'_>) -> Option<SlotId> {
+        self.ext_cache.flush();
+        c.alloc_slot()
     }
 }
 
@@ -332,10 +352,7 @@ impl Shared {
     {
         self.note_async();
         if fits_inline::<Fut, Fut::Output>() {
-            let id = match ctx {
-                Some(c) => c.alloc_slot(),
-                None => self.ext_cache.try_alloc(&self.pool),
-            };
+            let id = self.alloc_slot_for(ctx);
             if let Some(id) = id {
                 // SAFETY: `id` was just allocated from this pool.
                 let slot = unsafe { self.pool.slot_ptr_unchecked(id) }.cast::<TaskSlot>();
@@ -379,7 +396,10 @@ pub(crate) fn joinable<T>(handle: Option<TaskRef>) -> JoinHandle<T> {
 pub enum SpawnErrorKind {
     /// The scheduler is shut down (or shutting down).
     ShutDown,
-    /// Every pool slot is in use (`try_spawn` does not fall back to the heap).
+    /// No free pool slot was within reach (`try_spawn` does not fall back to the heap).
+    /// Usually every slot is in use; some free ones may be waiting in caches this spawn
+    /// cannot reach: up to 64 in each worker's cache, and, for a spawn from outside the
+    /// workers, up to 64 in their shared cache while another thread is using it.
     PoolFull,
     /// The closure and its result need more than [`crate::task::INLINE`] bytes or an
     /// alignment above 16, so they cannot live in a pool slot.
@@ -438,7 +458,7 @@ impl<F> fmt::Display for SpawnError<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
             SpawnErrorKind::ShutDown => f.write_str("spawn refused: the scheduler is shut down"),
-            SpawnErrorKind::PoolFull => f.write_str("spawn refused: every task pool slot is in use"),
+            SpawnErrorKind::PoolFull => f.write_str("spawn refused: no free task pool slot"),
             SpawnErrorKind::TooLarge => f.write_str("spawn refused: the task does not fit a pool slot"),
         }
     }

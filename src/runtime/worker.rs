@@ -1419,6 +1419,8 @@ impl Shared {
             Home::Pool(index) => {
                 // SAFETY: as above; the pool holding the slot is the owner's.
                 let shared = unsafe { &*owner.cast::<Shared>() };
+                // The free, the shared cache's give-back (X3) included, must come before the
+                // count: the count may be the one that lets the whole state be freed.
                 // SAFETY: the last reference is gone: nobody else uses the slot, freed once,
                 // into the cache of this pool.
                 unsafe { shared.ext_cache.free(&shared.pool, SlotId::from_raw(index)) };
