@@ -177,7 +177,10 @@ impl Shared {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        if this.is_shutting_down() {
+        // L1: the entry keeps the scheduler's drop from settling task memory (D4) between
+        // the check and the count below, as for any spawn from outside; without it the task
+        // could be left out of the orphan count and freed into a freed state.
+        if !this.enter_external() {
             drop(f);
             return JoinHandle::refused();
         }
@@ -185,7 +188,9 @@ impl Shared {
             unreachable!("a heap task is always possible")
         };
         Row::bump_shared(&this.external.spawned, 1);
-        if let Err(t) = Shared::queue_blocking(this, queued) {
+        let queued = Shared::queue_blocking(this, queued);
+        this.leave_external();
+        if let Err(t) = queued {
             // Shut down meanwhile, or no thread could be started: dropped unrun.
             crate::runtime::thread::abandon_task(this, None, t);
         }
