@@ -459,15 +459,16 @@ fn pool_shared_cache() {
     shared_cache(Checks::Full);
 }
 
+// Both caught by loom's race check on the shared cache's `UnsafeCell`, not by an assert.
 #[test]
-#[should_panic]
+#[should_panic(expected = "Causality violation")]
 fn mutant_shared_cache_borrow_acquire_caught_by_shared_cache() {
     mutation::set(Site::SharedCacheBorrowAcquire);
     shared_cache(Checks::Full);
 }
 
 #[test]
-#[should_panic]
+#[should_panic(expected = "Causality violation")]
 fn mutant_shared_cache_give_back_release_caught_by_shared_cache() {
     mutation::set(Site::SharedCacheGiveBackRelease);
     shared_cache(Checks::Full);

@@ -258,7 +258,8 @@ impl Shared {
             return Ok(());
         };
         st.jobs[s] = Some(Job::Run(t));
-        // D1, as in `lend`.
+        // D1, as in `lend`; a caller from outside holds no share but an L1 entry
+        // (`spawn_blocking_inner`), which keeps the count above zero as well.
         this.add_share();
         match crate::runtime::thread::spawn_spare(this.clone(), s) {
             Ok(h) => {

@@ -409,10 +409,11 @@ impl Shared {
     }
 
     /// D1 for a spare thread about to start: its teardown share. Called by a thread that
-    /// holds a share itself, so the count is not zero.
+    /// holds a share itself, or (`spawn_blocking` from outside) an L1 entry, which keeps
+    /// every role holder from passing its exit check; either way the count is not zero.
     pub(crate) fn add_share(&self) {
-        // Relaxed: the caller's own share keeps the count above zero; D2's AcqRel RMWs
-        // order the leaving.
+        // Relaxed: the caller's own share (or entry) keeps the count above zero; D2's
+        // AcqRel RMWs order the leaving.
         self.running.fetch_add(1, Relaxed);
     }
 

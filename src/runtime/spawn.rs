@@ -177,9 +177,10 @@ impl Shared {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        // L1: the entry keeps the scheduler's drop from settling task memory (D4) between
-        // the check and the count below, as for any spawn from outside; without it the task
-        // could be left out of the orphan count and freed into a freed state.
+        // L1, as for any spawn from outside: a worker does not pass its exit check while
+        // the entry is held, so the scheduler's drop cannot settle task memory (D4) before
+        // the count below; without it the task could be left out of the orphan count and
+        // freed into a freed state.
         if !this.enter_external() {
             drop(f);
             return JoinHandle::refused();
@@ -402,9 +403,11 @@ pub enum SpawnErrorKind {
     /// The scheduler is shut down (or shutting down).
     ShutDown,
     /// No free pool slot was within reach (`try_spawn` does not fall back to the heap).
-    /// Usually every slot is in use; some free ones may be waiting in caches this spawn
-    /// cannot reach: up to 64 in each worker's cache, and, for a spawn from outside the
-    /// workers, up to 64 in their shared cache while another thread is using it.
+    /// Usually every slot is in use; some free ones may be waiting where this spawn cannot
+    /// reach them: up to 64 in each other worker's cache (each worker's, for a spawn from
+    /// outside the workers), up to 64 in the cache the threads outside the workers share
+    /// while another thread is using it, and up to 31 in another thread's allocation in
+    /// progress.
     PoolFull,
     /// The closure and its result need more than [`crate::task::INLINE`] bytes or an
     /// alignment above 16, so they cannot live in a pool slot.
@@ -463,7 +466,7 @@ impl<F> fmt::Display for SpawnError<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
             SpawnErrorKind::ShutDown => f.write_str("spawn refused: the scheduler is shut down"),
-            SpawnErrorKind::PoolFull => f.write_str("spawn refused: no free task pool slot"),
+            SpawnErrorKind::PoolFull => f.write_str("spawn refused: no free task pool slot within reach"),
             SpawnErrorKind::TooLarge => f.write_str("spawn refused: the task does not fit a pool slot"),
         }
     }
