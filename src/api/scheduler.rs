@@ -355,8 +355,8 @@ macro_rules! spawn_methods {
         /// worker thread runs other tasks and any other thread parks.
         ///
         /// Called from outside the scheduler, each `spawn` in `op` is a spawn from
-        /// outside (the injection queue and the shared pool, several atomic operations
-        /// each); the tasks' own spawns are local. For an `op` that itself spawns many
+        /// outside (the injection queue and the pool cache that threads outside the workers
+        /// share, several atomic operations each); the tasks' own spawns are local. For an `op` that itself spawns many
         /// tasks, `self.install(|| filch::scope(..))` runs it on a worker, where its
         /// spawns are local too (that is what rayon's `ThreadPool::scope` does; `install`
         /// needs `op` to be `Send`).

@@ -4,11 +4,14 @@
 //! # Spawn paths
 //!
 //! - **Local** (on a worker of this scheduler): allocate a slot from the worker's pool
-//!   cache, write the task, push it on the worker's own deque (LIFO), then K1
+//!   cache (when it and the global stack are empty, flush the shared cache below and try
+//!   once more), write the task, push it on the worker's own deque (LIFO), then K1
 //!   (`sleep.rs`). A full deque first moves half of its tasks, oldest first, to the
 //!   injection queue with one `push_chain` (counted in `spills`).
 //! - **External** (any other thread): take an *entry* on the lifecycle word (L1), allocate
-//!   from the shared pool, push onto the injection queue, give the entry back, then K1.
+//!   from the pool cache the threads outside the workers share (`pool::SharedCache`; the
+//!   global stack while another thread is using it), push onto the injection queue, give
+//!   the entry back, then K1.
 //! - A task that does not fit a pool slot, or any spawn while the pool is exhausted, gets a
 //!   heap task of the same layout (`heap_fallbacks`). `try_spawn` never does: it hands the
 //!   closure back.
