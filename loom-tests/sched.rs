@@ -131,6 +131,40 @@ fn shutdown_vs_spawn() {
     });
 }
 
+/// (b') Shutdown racing spawn while the only worker is lost: as (b), but the worker's
+/// run loop panics the first time it would park (`Builder::inject_loop_panics`), so it is
+/// lost, before or after the drop's close (L4). The last worker lost must close the
+/// scheduler and wait for every external spawn to leave (L3) also when the scheduler is
+/// already shutting down; otherwise the drop settles (D4) while the spawn still holds its
+/// entry, and its task is queued after the last drain: never run, never dropped, and its
+/// join waits forever. 16 s at two preemptions (the cap: three ran past 120 s).
+fn lost_worker_vs_spawn() {
+    model_capped(2, 2, || {
+        let counts = Arc::new(Counts::default());
+        let sched = builder()
+            .inject_loop_panics(1)
+            // The loss is reported to the handler; the model only checks what follows.
+            .panic_handler(|_| {})
+            .build()
+            .expect("valid settings");
+        let spawner = {
+            let (handle, counts) = (sched.handle(), counts.clone());
+            thread::spawn(move || handle.spawn(task(&counts, 7)).join())
+        };
+        drop(sched);
+        let joined = spawner.join().unwrap();
+        let ran = Counts::get(&counts.ran);
+        match joined {
+            Ok(v) => assert_eq!((v, ran), (7, 1), "an accepted task runs exactly once"),
+            Err(e) => {
+                assert!(matches!(e, TaskError::ShutDown), "unexpected {e:?}");
+                assert_eq!(ran, 0, "a refused or dropped task never runs");
+            }
+        }
+        assert_eq!(Counts::get(&counts.dropped), 1, "the closure was dropped exactly once");
+    });
+}
+
 /// The exactly-once check after a `cancel` of a task that returns 3 (`task(&counts, 3)`):
 /// a won cancel joins to `Cancelled` and never ran, a lost one ran once and joins to 3;
 /// either way the closure was dropped exactly once.
@@ -351,6 +385,11 @@ fn sched_shutdown_vs_spawn() {
 }
 
 #[test]
+fn sched_lost_worker_vs_spawn() {
+    lost_worker_vs_spawn();
+}
+
+#[test]
 fn sched_cancel_vs_worker() {
     cancel_vs_worker();
 }
@@ -403,6 +442,16 @@ mutant_test!(
     mutant_lifecycle_last_leaver_wakes_caught_by_shutdown_vs_spawn,
     LifecycleLastLeaverWakes,
     shutdown_vs_spawn,
+    "deadlock; threads"
+);
+
+mutant_test!(
+    /// The last lost worker of a scheduler that is already shutting down leaves without
+    /// waiting for the spawn in flight, as before the fix: the drop settles (D4) first, the
+    /// task is queued after the last drain, and its join waits forever.
+    mutant_lost_worker_waits_closed_caught_by_lost_worker_vs_spawn,
+    LostWorkerWaitsClosed,
+    lost_worker_vs_spawn,
     "deadlock; threads"
 );
 

@@ -183,8 +183,22 @@ pub(crate) fn in_child(name: &str, model: impl FnOnce()) {
         .expect("start the child test process");
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        // loom's messages come first; the tail is the abort's noise.
-        let head: String = stderr.chars().take(4000).collect();
+        // filch's own reports ("filch: …", and the panic hook's header line of a panic
+        // whose message is one, such as an injected fault) and blank lines repeat in every
+        // execution and would push loom's message out; loom's messages come first among the rest, and the
+        // tail is the abort's noise.
+        let mut kept = String::new();
+        let mut lines = stderr.lines().peekable();
+        while let Some(line) = lines.next() {
+            let next_is_filch = lines.peek().is_some_and(|l| l.starts_with("filch: "));
+            let noise = line.trim().is_empty() || line.starts_with("filch: ");
+            if noise || (line.starts_with("thread '") && next_is_filch) {
+                continue;
+            }
+            kept.push_str(line);
+            kept.push('\n');
+        }
+        let head: String = kept.chars().take(4000).collect();
         panic!("the model failed in a child process ({}):\n{head}", out.status);
     }
 }

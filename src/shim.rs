@@ -310,6 +310,11 @@ pub mod mutation {
         /// `scheduler` (L5): the spawner that leaves the word at exactly `SHUTDOWN` wakes
         /// every sleeper (the mutant does not).
         LifecycleLastLeaverWakes,
+        /// `runtime::thread` (lost workers): the last worker lost closes the scheduler and
+        /// waits for every external spawn to leave (L3) before it leaves, also when the
+        /// scheduler was already shutting down (the mutant skips both then, as before the
+        /// fix: the teardown, D4, may run while a spawn still holds its entry).
+        LostWorkerWaitsClosed,
         /// `stack_job::Latch::set` (J2): the Release swap to `SET` that publishes the result.
         LatchSetRelease,
         /// `stack_job::Latch::set` (J2): the parker is cloned before the swap (the mutant

@@ -14,6 +14,7 @@ use crate::runtime::shared::Shared;
 use crate::runtime::stats::Row;
 use crate::runtime::worker::{WorkerCtx, INJECTED_FAULT};
 use crate::shim::atomic::Ordering::*;
+use crate::shim::mutation::{self, Site};
 use crate::shim::{spin_loop, Arc};
 use crate::task::TaskRef;
 
@@ -53,9 +54,14 @@ fn lose(ctx: &WorkerCtx<'_>, payload: contain::Payload) {
     ));
     ctx.shared().report_panic(payload);
     ctx.hand_off_queued();
-    if ctx.shared().count_lost_worker() && !ctx.shared().is_shutting_down() {
+    let last = ctx.shared().count_lost_worker();
+    if last && (mutation::keep(Site::LostWorkerWaitsClosed) || !ctx.shared().is_shutting_down()) {
         // Nobody is left to run anything: refuse new tasks and drop the queued ones, so
-        // that no joiner waits forever.
+        // that no joiner waits forever. Also when the scheduler is already shutting down:
+        // a live worker leaves only once `is_closed` holds, and that is what keeps the
+        // teardown (D4) away from a spawn still holding its L1 entry. The last lost worker
+        // must wait for it too, and then drop what those spawns queued (`close` is
+        // idempotent).
         close_orphaned(ctx.shared());
     }
 }

@@ -96,9 +96,14 @@
 //! count as a live worker would, counts itself in `Stats` (`lost`), hands the payload to
 //! the panic handler, moves every task of its own deque to the injection queue for the
 //! others (K1), and leaves through the normal exit (D2), so `drop` still returns. If it
-//! was the last worker left on a scheduler nobody closed, it closes the scheduler (L4),
-//! waits for external spawns in flight, and drops every queued task unrun, so that no
-//! joiner waits forever; spawns are refused from then on.
+//! was the last worker left, it closes the scheduler (L4; idempotent if the scheduler
+//! was already shutting down), waits for external spawns in flight (L3), and drops every
+//! queued task unrun, so that no joiner waits forever; spawns are refused from then on.
+//! The wait matters also during a shutdown: a live worker leaves only once `is_closed`
+//! holds, and that is what keeps the teardown (D4) away from a spawn that still holds its
+//! L1 entry; a last lost worker that left at once would let D4 settle before that spawn
+//! queued its task (loom model `sched_lost_worker_vs_spawn`, mutant
+//! `LostWorkerWaitsClosed`).
 //!
 //! Helping cannot make every wait safe: a task run on top of a waiting frame cannot
 //! finish before it, so a task that needs something the frame below holds (a permit, a
