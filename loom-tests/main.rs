@@ -18,6 +18,7 @@ mod results;
 mod roles;
 mod sched;
 mod sleep;
+mod spin;
 mod stack_job;
 mod sync_prims;
 mod task;

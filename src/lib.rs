@@ -62,7 +62,7 @@ mod api; // 6: Builder, Scheduler, Handle
 pub mod chan; // 6: channels and select
 mod contain; // 0: fault containment
 pub mod future; // 4: yield_now and the cooperative budget
-mod lockfree; // 1: deque, pool, injection queue, parker
+mod lockfree; // 1: deque, pool, injection queue, parker, spin lock
 mod primitives; // 4: CancelToken, WaitGroup, Semaphore, the wait list
 mod runtime; // 3: shared state, spawn paths, workers, sleep, stats, JoinHandle
 mod shim; // 0: the atomics shim (std or loom), mutation switches
@@ -81,6 +81,8 @@ pub mod sync {
     pub use crate::lockfree::next_slot::{NextSlot, Seen};
     #[doc(hidden)]
     pub use crate::lockfree::park::Parker;
+    #[doc(hidden)]
+    pub use crate::lockfree::spin::{SpinGuard, SpinLock};
     pub use crate::shim::mutation;
 }
 

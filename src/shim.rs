@@ -24,8 +24,10 @@ pub(crate) use std::{sync::Arc, thread};
 pub(crate) use loom::{sync::Arc, thread};
 
 /// A blocking mutex and condition variable: for the parker's fallback backend
-/// (`park::CondvarFutex`, used off Linux and under loom) and the wait lists of
-/// `WaitGroup`/`Semaphore` (`waitlist.rs`, slow path only), never on a hot path.
+/// (`park::CondvarFutex`, used off Linux and under loom), the wait lists of
+/// `WaitGroup`/`Semaphore` (`waitlist.rs`, slow path only) and other cold state, and,
+/// under loom only, the channels' lock (`chan/channel.rs`); the channels' own hot lock is
+/// `lockfree::spin`.
 #[cfg(not(loom))]
 #[allow(unused_imports)] // on Linux only the unit tests of `park` use `Condvar`
 pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
@@ -376,6 +378,10 @@ pub mod mutation {
         /// `runtime::timer` (TM1): the inserter reads the parked worker's deadline under the
         /// wheel's lock, after inserting (the mutant reads it before, outside the lock).
         TimerArmReadEarly,
+        /// `lockfree::spin` (CL1): the Acquire of the CAS that takes the channel's lock.
+        ChanLockAcquire,
+        /// `lockfree::spin` (CL2): the Release store that gives the channel's lock back.
+        ChanLockRelease,
         /// `chan` (Q2): the Release half of the completer's CAS that fires a waiting
         /// operation's token, publishing its slot write or take.
         ChanFireRelease,

@@ -1,4 +1,4 @@
-//! The channel proper: one lock, a buffer, and the queues of waiting senders and
+//! The channel proper: one lock (a spin lock, `lockfree/spin.rs`), a buffer, and the queues of waiting senders and
 //! receivers (Go's `hchan`). Every step of docs/DESIGN.md's "Channels" section that
 //! changes the channel happens here, under the lock; the waiting side (token and
 //! entries) is in `waiter.rs`.
@@ -20,11 +20,35 @@ use std::task::Waker;
 use crate::chan::error::{TryRecvError, TrySendError};
 use crate::chan::waiter::{Entry, Queue, Token};
 use crate::shim::mutation::{self, Site};
-use crate::shim::{Mutex, MutexGuard};
+
+/// The channel's lock: the spin lock (`lockfree/spin.rs`, CL1–CL2). Under loom, loom's
+/// `Mutex`: with two threads waiting, loom explores their yields to each other without
+/// end, so the channel models take the lock as given and `spin_lock_excludes` checks it.
+#[cfg(not(loom))]
+type ChanLock<T> = crate::lockfree::spin::SpinLock<T>;
+#[cfg(not(loom))]
+type ChanGuard<'a, T> = crate::lockfree::spin::SpinGuard<'a, T>;
+
+#[cfg(loom)]
+struct ChanLock<T>(crate::shim::Mutex<T>);
+#[cfg(loom)]
+type ChanGuard<'a, T> = crate::shim::MutexGuard<'a, T>;
+
+#[cfg(loom)]
+impl<T> ChanLock<T> {
+    fn new(value: T) -> Self {
+        ChanLock(crate::shim::Mutex::new(value))
+    }
+
+    fn lock(&self) -> ChanGuard<'_, T> {
+        // Nothing under the lock panics (see `Chan::lock`); a poisoned one is taken over.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 /// One channel, shared by its senders and receivers.
 pub(crate) struct Chan<T> {
-    inner: Mutex<Inner<T>>,
+    inner: ChanLock<Inner<T>>,
     /// The capacity: 0 for a rendezvous channel, `usize::MAX` for an unbounded one.
     pub(crate) cap: usize,
 }
@@ -49,7 +73,7 @@ impl<T> Chan<T> {
         // and for an unbounded channel, it grows as needed.
         let prealloc = if cap == usize::MAX { 0 } else { cap.min(4096) };
         Chan {
-            inner: Mutex::new(Inner {
+            inner: ChanLock::new(Inner {
                 buf: VecDeque::with_capacity(prealloc),
                 closed: false,
                 senders: 1,
@@ -61,11 +85,11 @@ impl<T> Chan<T> {
         }
     }
 
-    /// Locks the channel. A poisoned lock is taken over: nothing that can panic runs
-    /// under it (no user code; an allocation failure aborts).
+    /// Locks the channel (`lockfree/spin.rs`, CL1). Nothing that can panic runs under it (no user
+    /// code; an allocation failure aborts).
     #[inline]
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner<T>> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn lock(&self) -> ChanGuard<'_, Inner<T>> {
+        self.inner.lock()
     }
 
     /// S1–S3 (send) without waiting: hand to a waiting receiver, else buffer, else refuse.
