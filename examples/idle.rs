@@ -1,8 +1,8 @@
 //! Idle cost and wake-up latency, filch beside rayon (and filch with the seed's
 //! `Idle::Yield`), same process, same worker count.
 //!
-//! - **idle CPU**: after a burst of 100k tasks ends, the CPU time (user + system, from
-//!   `getrusage`) the whole process uses during the next second, as a percentage of one
+//! - **idle CPU**: after a burst of 100k tasks ends, the CPU time (exact, from
+//!   `CLOCK_PROCESS_CPUTIME_ID`) the whole process uses during the next second, as a percentage of one
 //!   core. The main thread sleeps meanwhile, so the figure is the scheduler's.
 //! - **wake latency**: with every worker parked (50 ms of idleness first), one task is
 //!   spawned from outside; the time from just before the spawn call to the task's first
@@ -15,15 +15,14 @@ use std::time::{Duration, Instant};
 
 const WORKERS: usize = 2;
 
+/// CPU seconds this process's threads have used: `CLOCK_PROCESS_CPUTIME_ID`, exact, not
+/// `getrusage`'s tick-sampled user and system times (see `compare/workloads.rs`).
 fn cpu_seconds() -> f64 {
-    // SAFETY: `getrusage` writes into the zeroed struct we pass; RUSAGE_SELF is valid.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
-        ru
-    };
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 * 1e-6;
-    t(ru.ru_utime) + t(ru.ru_stime)
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable `timespec`; the call fills it and touches nothing else.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID) failed");
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
 /// Runs a burst with `spawn`, then measures the next second's CPU use (% of one core).

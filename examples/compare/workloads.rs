@@ -114,16 +114,17 @@ pub fn fib_sequential(n: u64) -> u64 {
     a
 }
 
-/// CPU time (user + system) this process has used, in ns.
+/// CPU time this process's threads have used, in ns: `CLOCK_PROCESS_CPUTIME_ID`, the
+/// scheduler's exact run-time accounting. Not `getrusage`, whose user and system times are
+/// sampled at timer ticks and only scaled to the exact total: on this machine a thread
+/// that ran 20 µs in a second could be charged most of a tick, and the idle rows of one
+/// system moved between 60 µs and 1.2 ms from run to run.
 pub fn cpu_nanos() -> u64 {
-    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: `ru` is a valid, writable `rusage`; getrusage fills it and touches nothing else.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) };
-    assert_eq!(rc, 0, "getrusage failed");
-    // SAFETY: getrusage succeeded and initialized it (and it was zeroed anyway).
-    let ru = unsafe { ru.assume_init() };
-    let t = |tv: libc::timeval| tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1000;
-    t(ru.ru_utime) + t(ru.ru_stime)
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable `timespec`; the call fills it and touches nothing else.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID) failed");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// A system under test: builds its runtime once, then runs workloads on it.
