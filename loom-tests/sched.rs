@@ -110,25 +110,30 @@ fn injection_two() {
 ///
 /// 0.9 s at two preemptions, 26 s at three (the cap).
 fn shutdown_vs_spawn() {
-    model_capped(2, 3, || {
-        let counts = Arc::new(Counts::default());
-        let sched = build();
-        let spawner = {
-            let (handle, counts) = (sched.handle(), counts.clone());
-            thread::spawn(move || handle.spawn(task(&counts, 7)).join())
-        };
-        drop(sched);
-        let joined = spawner.join().unwrap();
-        let ran = Counts::get(&counts.ran);
-        match joined {
-            Ok(v) => assert_eq!((v, ran), (7, 1), "an accepted task runs exactly once"),
-            Err(e) => {
-                assert!(matches!(e, TaskError::ShutDown), "unexpected {e:?}");
-                assert_eq!(ran, 0, "a refused task never runs");
-            }
+    model_capped(2, 3, || spawn_while_dropping(build()));
+}
+
+/// The body of (b) and (b'): another thread spawns a task returning 7 through a `Handle`
+/// of `sched` and joins it while this one drops `sched`. The task ran exactly once, or it
+/// was refused or dropped unrun (its handle joins to `ShutDown`); its closure was dropped
+/// exactly once.
+fn spawn_while_dropping(sched: Scheduler) {
+    let counts = Arc::new(Counts::default());
+    let spawner = {
+        let (handle, counts) = (sched.handle(), counts.clone());
+        thread::spawn(move || handle.spawn(task(&counts, 7)).join())
+    };
+    drop(sched);
+    let joined = spawner.join().unwrap();
+    let ran = Counts::get(&counts.ran);
+    match joined {
+        Ok(v) => assert_eq!((v, ran), (7, 1), "an accepted task runs exactly once"),
+        Err(e) => {
+            assert!(matches!(e, TaskError::ShutDown), "unexpected {e:?}");
+            assert_eq!(ran, 0, "a refused or dropped task never runs");
         }
-        assert_eq!(Counts::get(&counts.dropped), 1, "the closure was dropped exactly once");
-    });
+    }
+    assert_eq!(Counts::get(&counts.dropped), 1, "the closure was dropped exactly once");
 }
 
 /// (b') Shutdown racing spawn while the only worker is lost: as (b), but the worker's
@@ -140,28 +145,13 @@ fn shutdown_vs_spawn() {
 /// join waits forever. 16 s at two preemptions (the cap: three ran past 120 s).
 fn lost_worker_vs_spawn() {
     model_capped(2, 2, || {
-        let counts = Arc::new(Counts::default());
         let sched = builder()
             .inject_loop_panics(1)
             // The loss is reported to the handler; the model only checks what follows.
             .panic_handler(|_| {})
             .build()
             .expect("valid settings");
-        let spawner = {
-            let (handle, counts) = (sched.handle(), counts.clone());
-            thread::spawn(move || handle.spawn(task(&counts, 7)).join())
-        };
-        drop(sched);
-        let joined = spawner.join().unwrap();
-        let ran = Counts::get(&counts.ran);
-        match joined {
-            Ok(v) => assert_eq!((v, ran), (7, 1), "an accepted task runs exactly once"),
-            Err(e) => {
-                assert!(matches!(e, TaskError::ShutDown), "unexpected {e:?}");
-                assert_eq!(ran, 0, "a refused or dropped task never runs");
-            }
-        }
-        assert_eq!(Counts::get(&counts.dropped), 1, "the closure was dropped exactly once");
+        spawn_while_dropping(sched);
     });
 }
 

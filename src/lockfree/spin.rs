@@ -134,8 +134,8 @@ mod tests {
     use super::SpinLock;
     use std::sync::Arc;
 
-    /// Four threads add to a plain count under the lock, more threads than this machine's
-    /// cores, so holders are preempted and waiters reach the yield path: every increment
+    /// Four threads add to a plain count under the lock; with more threads than cores,
+    /// holders are preempted and waiters reach the yield path: every increment
     /// is kept (a lost update would show as a smaller total).
     #[test]
     fn increments_under_the_lock_are_never_lost() {
