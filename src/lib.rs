@@ -86,7 +86,9 @@ pub mod sync {
     pub use crate::shim::mutation;
 }
 
-pub use api::builder::{BuildError, Builder, MAX_WORKERS, MIN_DEQUE_CAPACITY, MIN_POOL_CAPACITY};
+pub use api::builder::{
+    BuildError, Builder, DEFAULT_MAX_SPARE_THREADS, MAX_WORKERS, MIN_DEQUE_CAPACITY, MIN_POOL_CAPACITY,
+};
 pub use api::scheduler::{Handle, Scheduler, ShutdownTimeout};
 pub use primitives::cancel::{CancelToken, Cancelled};
 pub use primitives::semaphore::{OwnedPermit, Permit, Semaphore};

@@ -91,7 +91,9 @@
 //!
 //! # Costs
 //!
-//! One lock per channel (as Go's `hchan`), held for a few dozen instructions; no
+//! One lock per channel (as Go's `hchan`), held for a few dozen instructions. It is a spin
+//! lock: a thread that finds it held spins, then yields its core, and never sleeps in the
+//! kernel, since no user code runs under it. No
 //! allocation per operation, per wait or per `select` (a waiting operation's queue entry
 //! lives inside its future, or on the blocked thread's stack). A buffered channel's buffer
 //! is allocated when the channel is made (up to 4096 slots; more grow on demand).
