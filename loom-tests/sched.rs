@@ -155,6 +155,47 @@ fn lost_worker_vs_spawn() {
     });
 }
 
+/// (b'') As (b'), but the spawn from outside holds its entry while it waits on the pool:
+/// a `spawn_batch` whose iterator calls `install` from outside before it yields its one
+/// task. When the worker is lost after that `install` entered, the install's job sits in
+/// the queue, and the close waits for the batch's entry to be given back: the close must
+/// run the queued job while it waits (it drains), or neither side moves. Checks: the drop
+/// returns, the install ran its body once, the batch's task ran once or joins to
+/// `ShutDown`, and its closure was dropped once. 0.8 s at one preemption (the cap: two
+/// take 51 s, and one already shows the hang without the drain).
+fn lost_worker_vs_batch_install() {
+    model_capped(1, 1, || {
+        let sched = builder().inject_loop_panics(1).panic_handler(|_| {}).build().expect("valid settings");
+        let counts = Arc::new(Counts::default());
+        let installed = Arc::new(AtomicUsize::new(0));
+        let spawner = {
+            let (handle, counts, installed) = (sched.handle(), counts.clone(), installed.clone());
+            thread::spawn(move || {
+                let h = handle.clone();
+                let mut one = Some(task(&counts, 7));
+                let tasks = std::iter::once(()).map(move |()| {
+                    // Relaxed: a count, read after this thread was joined.
+                    h.install(|| installed.fetch_add(1, Relaxed));
+                    one.take().expect("one task")
+                });
+                handle.spawn_batch(tasks).join_all()
+            })
+        };
+        drop(sched);
+        let joined = spawner.join().unwrap();
+        assert_eq!(installed.load(Relaxed), 1, "the install ran its body exactly once");
+        let ran = Counts::get(&counts.ran);
+        match joined.into_iter().next().expect("one task") {
+            Ok(v) => assert_eq!((v, ran), (7, 1), "an accepted task runs exactly once"),
+            Err(e) => {
+                assert!(matches!(e, TaskError::ShutDown), "unexpected {e:?}");
+                assert_eq!(ran, 0, "a refused or dropped task never runs");
+            }
+        }
+        assert_eq!(Counts::get(&counts.dropped), 1, "the closure was dropped exactly once");
+    });
+}
+
 /// The exactly-once check after a `cancel` of a task that returns 3 (`task(&counts, 3)`):
 /// a won cancel joins to `Cancelled` and never ran, a lost one ran once and joins to 3;
 /// either way the closure was dropped exactly once.
@@ -380,6 +421,11 @@ fn sched_lost_worker_vs_spawn() {
 }
 
 #[test]
+fn sched_lost_worker_vs_batch_install() {
+    lost_worker_vs_batch_install();
+}
+
+#[test]
 fn sched_cancel_vs_worker() {
     cancel_vs_worker();
 }
@@ -443,6 +489,17 @@ mutant_test!(
     LostWorkerWaitsClosed,
     lost_worker_vs_spawn,
     "deadlock; threads"
+);
+
+mutant_test!(
+    /// The close of the last lost worker only waits for the spawns in flight, without
+    /// draining meanwhile, as before the fix: the batch's iterator waits for its install's
+    /// job, the close waits for the batch's entry, and the lost worker yields for ever
+    /// (loom stops it at its branch limit).
+    mutant_lost_worker_drains_while_waiting_caught_by_lost_worker_vs_batch_install,
+    LostWorkerDrainsWhileWaiting,
+    lost_worker_vs_batch_install,
+    "maximum number of branches"
 );
 
 mutant_test!(

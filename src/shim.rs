@@ -317,6 +317,10 @@ pub mod mutation {
         /// scheduler was already shutting down (the mutant skips both then, as before the
         /// fix: the teardown, D4, may run while a spawn still holds its entry).
         LostWorkerWaitsClosed,
+        /// `runtime::thread` (`close_orphaned`): while it waits for the spawns in flight to
+        /// leave, the close drains the queues (the mutant only waits: a spawner that holds
+        /// its entry while it waits for a queued job is never released).
+        LostWorkerDrainsWhileWaiting,
         /// `stack_job::Latch::set` (J2): the Release swap to `SET` that publishes the result.
         LatchSetRelease,
         /// `stack_job::Latch::set` (J2): the parker is cloned before the swap (the mutant

@@ -12,7 +12,10 @@
 //! - the buffer may hold more than the capacity only by values that cancelled receives gave
 //!   back (Q5): a rendezvous channel buffers such a value, and receivers take it first.
 //!
-//! No user code runs under the lock: values are dropped and wakers woken after unlocking.
+//! Values are dropped and wakers woken after unlocking. The one piece of user code under
+//! the lock is a foreign (non-filch) waker's `clone`, which a completer takes before its
+//! claim (after a successful claim the owner may free the token), and that clone's drop
+//! when the claim loses to a cancel.
 
 use std::collections::VecDeque;
 use std::task::Waker;

@@ -1,14 +1,15 @@
 //! The channels' lock: a spin lock whose waiters spin, then yield their core, and never
 //! sleep in the kernel.
 //!
-//! Every critical section of a channel is short and bounded: a few queue and buffer
-//! operations, no user code, no allocation beyond the buffer's growth (`channel.rs`). A
+//! A channel's critical sections are short: a few queue and buffer operations, no
+//! allocation beyond the buffer's growth, and no user code but a foreign waker's clone
+//! (and its drop when a claim loses a race; `chan/channel.rs`). A
 //! sleeping lock (`std::sync::Mutex`) puts a waiter to sleep in a futex after a brief spin,
 //! and then the holder's unlock pays a `futex_wake` syscall and the waiter a kernel
 //! wake-up, several microseconds, on a lock held for well under one. Under contention
 //! (two workers on one channel, a fan-in, a pipeline) that was most of a message's cost.
-//! Here a waiter spins with an exponential back-off (about 400 spin hints in all), then
-//! calls `sched_yield` between checks, so that a holder preempted on the waiter's own core
+//! Here a waiter spins with an exponential back-off (319 spin hints over ten rounds),
+//! then calls `sched_yield` between checks, so that a holder preempted on the waiter's own core
 //! gets it back; the unlock is a plain store.
 //!
 //! # Protocol
@@ -23,8 +24,8 @@
 //! race (model `spin_lock_excludes`, mutants `ChanLockAcquire` and `ChanLockRelease`). The
 //! channel models run on loom's `Mutex` instead (`chan/channel.rs` says why).
 //!
-//! No poisoning: nothing that can panic runs under the lock (an allocation failure
-//! aborts), and a guard's drop unlocks even while unwinding.
+//! No poisoning: a guard's drop unlocks even while unwinding. No fairness and no bound
+//! on a wait: a waiter whose holder is descheduled yields until the holder runs again.
 
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};

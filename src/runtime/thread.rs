@@ -71,11 +71,18 @@ fn lose(ctx: &WorkerCtx<'_>, payload: contain::Payload) {
 pub(crate) fn close_orphaned(shared: &Shared) {
     shared.close();
     // Spawns that entered before L4 push after it: wait for them to leave (L3), so the
-    // drain below sees everything that was accepted.
+    // last drain sees everything that was accepted. Drain while waiting too: a spawner may
+    // hold its entry while it waits for a job that only these queues hold (a
+    // `spawn_batch` whose iterator calls `install` or `join` from outside); draining runs
+    // that job, so the spawner moves on and leaves.
+    let mut dropped = 0;
     while !shared.is_closed() {
+        if mutation::keep(Site::LostWorkerDrainsWhileWaiting) {
+            dropped += drain_abandoning(shared);
+        }
         crate::lockfree::park::yield_now();
     }
-    let dropped = drain_abandoning(shared);
+    dropped += drain_abandoning(shared);
     if dropped != 0 {
         contain::report(format_args!(
             "filch: every worker of a scheduler was lost; {dropped} queued task(s) dropped unrun"

@@ -98,7 +98,8 @@
 //! others (K1), and leaves through the normal exit (D2), so `drop` still returns. If it
 //! was the last worker left, it closes the scheduler (L4; idempotent if the scheduler
 //! was already shutting down), waits for external spawns in flight (L3), and drops every
-//! queued task unrun, so that no joiner waits forever; spawns are refused from then on.
+//! queued task unrun, so that no joiner waits forever (draining while it waits, so that
+//! a spawner waiting on a queued job is released); spawns are refused from then on.
 //! The wait matters also during a shutdown: a live worker leaves only once `is_closed`
 //! holds, and that is what keeps the teardown (D4) away from a spawn that still holds its
 //! L1 entry; a last lost worker that left at once would let D4 settle before that spawn
