@@ -268,13 +268,16 @@ impl<T> Queue<T> {
                 i += 1;
                 continue;
             }
-            self.entries.remove(i);
             // SAFETY: as above.
             let token = unsafe { &*entry.token };
             if !token.may_claim() {
+                self.entries.remove(i);
                 continue; // stale: its owner cancelled, or another case of its select fired
             }
+            // Before the entry leaves the queue: a foreign waker's clone is user code, and
+            // if it panics the entry stays listed for a later completer.
             let waker = token.waker_clone();
+            self.entries.remove(i);
             // SAFETY: a completer holding the lock of the queue the entry was on (module
             // docs); the owner reads the slot only after the claim, or after unlisting.
             entry.slot.with_mut(|s| unsafe { *s = Some(value) });
@@ -298,13 +301,15 @@ impl<T> Queue<T> {
                 i += 1;
                 continue;
             }
-            self.entries.remove(i);
             // SAFETY: as above.
             let token = unsafe { &*entry.token };
             if !token.may_claim() {
+                self.entries.remove(i);
                 continue;
             }
+            // Before the entry leaves the queue (as in `hand_value`).
             let waker = token.waker_clone();
+            self.entries.remove(i);
             // SAFETY: a completer holding the queue's lock (module docs).
             let value = entry.slot.with_mut(|s| unsafe { (*s).take() });
             if token.claim(entry.case) {
