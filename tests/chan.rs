@@ -859,3 +859,56 @@ fn stress_producers_consumers_tasks_and_threads_with_closes_and_drops() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// A foreign waker whose clone panics.
+
+/// Clones made of [`fragile_waker`]'s wakers so far; every clone after the first panics.
+static FRAGILE_CLONES: AtomicUsize = AtomicUsize::new(0);
+
+fn fragile_clone(data: *const ()) -> std::task::RawWaker {
+    if FRAGILE_CLONES.fetch_add(1, SeqCst) >= 1 {
+        panic!("fragile waker cloned twice");
+    }
+    std::task::RawWaker::new(data, &FRAGILE)
+}
+
+fn fragile_noop(_: *const ()) {}
+
+static FRAGILE: std::task::RawWakerVTable =
+    std::task::RawWakerVTable::new(fragile_clone, fragile_noop, fragile_noop, fragile_noop);
+
+/// A waker whose first clone works (the receive that registers it keeps that clone) and
+/// whose later clones panic.
+fn fragile_waker() -> Waker {
+    // SAFETY: the vtable's functions ignore the data pointer and uphold the RawWaker
+    // contract (clone returns a waker with the same vtable; the others do nothing).
+    unsafe { Waker::from_raw(std::task::RawWaker::new(std::ptr::null(), &FRAGILE)) }
+}
+
+// A close fires every waiting receiver; one whose waker's clone panics there must not
+// keep the others unfired (the close contains that clone and reports it).
+#[test]
+fn a_waker_clone_that_panics_in_a_close_leaves_the_other_waiters_woken() {
+    let (tx, rx) = chan::bounded::<u8>(1);
+    let rx2 = rx.clone();
+    let mut fragile = pin!(rx.recv());
+    let mut plain = pin!(rx2.recv());
+    let fragile_waker = fragile_waker();
+    assert!(fragile.as_mut().poll(&mut Context::from_waker(&fragile_waker)).is_pending());
+    let count = Arc::new(CountWaker(AtomicUsize::new(0)));
+    let plain_waker = Waker::from(count.clone());
+    assert!(plain.as_mut().poll(&mut Context::from_waker(&plain_waker)).is_pending());
+    // The fragile receive registered first, so the close meets its waker first.
+    assert!(tx.close());
+    assert_eq!(count.0.load(SeqCst), 1, "the other waiter was woken");
+    assert!(matches!(
+        plain.as_mut().poll(&mut Context::from_waker(&plain_waker)),
+        Poll::Ready(Err(RecvError))
+    ));
+    // The fragile one was fired too (not woken): polled again, it sees the close.
+    assert!(matches!(
+        fragile.as_mut().poll(&mut Context::from_waker(Waker::noop())),
+        Poll::Ready(Err(RecvError))
+    ));
+}

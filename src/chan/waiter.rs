@@ -333,7 +333,19 @@ impl<T> Queue<T> {
             if !token.may_claim() {
                 continue;
             }
-            let waker = token.waker_clone();
+            // Contained (a close is cold): a foreign waker whose clone panics must not leave
+            // the waiters after it unfired. Its own owner is fired but cannot be woken.
+            let waker = match crate::contain::call(|| token.waker_clone()) {
+                Ok(w) => w,
+                Err(p) => {
+                    let msg = crate::contain::message(&*p).unwrap_or("<non-string payload>");
+                    crate::contain::report(format_args!(
+                        "filch: a waker's clone panicked while its channel closed ({msg}); that waiter is not woken"
+                    ));
+                    crate::contain::drop_payload(p);
+                    None
+                }
+            };
             if token.claim(entry.case) {
                 wakers.extend(waker);
             }
