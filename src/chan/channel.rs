@@ -1,7 +1,7 @@
-//! The channel proper: one lock (a spin lock, `lockfree/spin.rs`), a buffer, and the queues of waiting senders and
-//! receivers (Go's `hchan`). Every step of docs/DESIGN.md's "Channels" section that
-//! changes the channel happens here, under the lock; the waiting side (token and
-//! entries) is in `waiter.rs`.
+//! The channel proper: one lock (a spin lock, `lockfree/spin.rs`), a buffer, and the
+//! queues of waiting senders and receivers (Go's `hchan`). Every step of docs/DESIGN.md's
+//! "Channels" section that changes the channel happens here, under the lock; the waiting
+//! side (token and entries) is in `waiter.rs`.
 //!
 //! Invariants under the lock:
 //! - receivers wait only while the buffer is empty and no sender waits; senders wait only
@@ -44,7 +44,8 @@ impl<T> ChanLock<T> {
     }
 
     fn lock(&self) -> ChanGuard<'_, T> {
-        // Nothing under the lock panics (see `Chan::lock`); a poisoned one is taken over.
+        // A panic under the lock (a foreign waker's clone) leaves the state consistent
+        // (`Chan::lock`): a poisoned lock is taken over, as the spin lock does.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -88,8 +89,9 @@ impl<T> Chan<T> {
         }
     }
 
-    /// Locks the channel (`lockfree/spin.rs`, CL1). Nothing that can panic runs under it (no user
-    /// code; an allocation failure aborts).
+    /// Locks the channel (`lockfree/spin.rs`, CL1). What runs under it cannot panic, except
+    /// a foreign waker's clone (module docs; an allocation failure aborts); the guard's drop
+    /// unlocks while unwinding, so a panic there leaves the lock free.
     #[inline]
     pub(crate) fn lock(&self) -> ChanGuard<'_, Inner<T>> {
         self.inner.lock()
