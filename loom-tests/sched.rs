@@ -155,44 +155,33 @@ fn lost_worker_vs_spawn() {
     });
 }
 
-/// (b'') As (b'), but the spawn from outside holds its entry while it waits on the pool:
-/// a `spawn_batch` whose iterator calls `install` from outside before it yields its one
-/// task. When the worker is lost after that `install` entered, the install's job sits in
-/// the queue, and the close waits for the batch's entry to be given back: the close must
-/// run the queued job while it waits (it drains), or neither side moves. Checks: the drop
-/// returns, the install ran its body once, the batch's task ran once or joins to
-/// `ShutDown`, and its closure was dropped once. 0.8 s at one preemption (the cap: two
-/// take 51 s, and one already shows the hang without the drain).
-fn lost_worker_vs_batch_install() {
-    model_capped(1, 1, || {
-        let sched = builder().inject_loop_panics(1).panic_handler(|_| {}).build().expect("valid settings");
+/// (b'') A batch spawned from outside whose iterator drops the scheduler part-way: it
+/// yields one task, then drops the `Scheduler` (the model keeps a `Handle`) and yields a
+/// second. The iterator must run before the batch takes its L1 entry: the drop waits for
+/// the worker, and the worker leaves only once no entry is held, so an iterator run under
+/// the entry waits for its own thread. Checks: the drop inside the iterator returns, both
+/// tasks join to `ShutDown` unrun (the scheduler was closed before the batch entered), and
+/// each closure was dropped once. Timing in VERIFICATION.
+fn batch_iterator_drops_scheduler() {
+    model_capped(2, 2, || {
+        let sched = build();
+        let handle = sched.handle();
         let counts = Arc::new(Counts::default());
-        let installed = Arc::new(AtomicUsize::new(0));
-        let spawner = {
-            let (handle, counts, installed) = (sched.handle(), counts.clone(), installed.clone());
-            thread::spawn(move || {
-                let h = handle.clone();
-                let mut one = Some(task(&counts, 7));
-                let tasks = std::iter::once(()).map(move |()| {
-                    // Relaxed: a count, read after this thread was joined.
-                    h.install(|| installed.fetch_add(1, Relaxed));
-                    one.take().expect("one task")
-                });
-                handle.spawn_batch(tasks).join_all()
-            })
-        };
-        drop(sched);
-        let joined = spawner.join().unwrap();
-        assert_eq!(installed.load(Relaxed), 1, "the install ran its body exactly once");
-        let ran = Counts::get(&counts.ran);
-        match joined.into_iter().next().expect("one task") {
-            Ok(v) => assert_eq!((v, ran), (7, 1), "an accepted task runs exactly once"),
-            Err(e) => {
-                assert!(matches!(e, TaskError::ShutDown), "unexpected {e:?}");
-                assert_eq!(ran, 0, "a refused or dropped task never runs");
+        let mut sched = Some(sched);
+        let mut first = Some(task(&counts, 1));
+        let mut second = Some(task(&counts, 2));
+        let tasks = std::iter::from_fn(move || {
+            if let Some(t) = first.take() {
+                return Some(t);
             }
+            drop(sched.take());
+            second.take()
+        });
+        for joined in handle.spawn_batch(tasks).join_all() {
+            assert!(matches!(joined, Err(TaskError::ShutDown)), "unexpected {joined:?}");
         }
-        assert_eq!(Counts::get(&counts.dropped), 1, "the closure was dropped exactly once");
+        assert_eq!(Counts::get(&counts.ran), 0, "a refused task never runs");
+        assert_eq!(Counts::get(&counts.dropped), 2, "each closure was dropped exactly once");
     });
 }
 
@@ -421,8 +410,8 @@ fn sched_lost_worker_vs_spawn() {
 }
 
 #[test]
-fn sched_lost_worker_vs_batch_install() {
-    lost_worker_vs_batch_install();
+fn sched_batch_iterator_drops_scheduler() {
+    batch_iterator_drops_scheduler();
 }
 
 #[test]
@@ -492,14 +481,13 @@ mutant_test!(
 );
 
 mutant_test!(
-    /// The close of the last lost worker only waits for the spawns in flight, without
-    /// draining meanwhile, as before the fix: the batch's iterator waits for its install's
-    /// job, the close waits for the batch's entry, and the lost worker yields for ever
-    /// (loom stops it at its branch limit).
-    mutant_lost_worker_drains_while_waiting_caught_by_lost_worker_vs_batch_install,
-    LostWorkerDrainsWhileWaiting,
-    lost_worker_vs_batch_install,
-    "maximum number of branches"
+    /// A batch from outside that runs its iterator while it holds its L1 entry, as before
+    /// the fix: the scheduler's drop inside the iterator waits for the worker, which waits
+    /// for the entry to be given back.
+    mutant_batch_collects_first_caught_by_batch_iterator_drops_scheduler,
+    BatchCollectsFirst,
+    batch_iterator_drops_scheduler,
+    "deadlock; threads"
 );
 
 mutant_test!(

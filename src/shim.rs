@@ -317,10 +317,10 @@ pub mod mutation {
         /// scheduler was already shutting down (the mutant skips both then, as before the
         /// fix: the teardown, D4, may run while a spawn still holds its entry).
         LostWorkerWaitsClosed,
-        /// `runtime::thread` (`close_orphaned`): while it waits for the spawns in flight to
-        /// leave, the close drains the queues (the mutant only waits: a spawner that holds
-        /// its entry while it waits for a queued job is never released).
-        LostWorkerDrainsWhileWaiting,
+        /// `structured::group` (`spawn_group` from outside): the iterator is collected
+        /// before the L1 entry (the mutant runs it under the entry: a scheduler dropped
+        /// inside it waits for its own thread).
+        BatchCollectsFirst,
         /// `stack_job::Latch::set` (J2): the Release swap to `SET` that publishes the result.
         LatchSetRelease,
         /// `stack_job::Latch::set` (J2): the parker is cloned before the swap (the mutant

@@ -185,6 +185,21 @@ fn without_spares_block_in_place_runs_on_the_worker() {
     assert_eq!(s.stats().lends, 0);
 }
 
+/// With no spare threads allowed, `spawn_blocking` tasks run on the workers while the
+/// scheduler runs (before, they queued for a spare that never came, and the join waited
+/// until the scheduler's drop).
+#[test]
+fn without_spares_spawn_blocking_runs_on_the_workers() {
+    let s = Scheduler::builder().workers(1).pin(false).max_spare_threads(0).build().unwrap();
+    let h = s.spawn_blocking(|| std::thread::current().name().unwrap_or("").to_string());
+    let name = h.join().unwrap();
+    assert!(!name.contains("spare"), "ran on {name}");
+    let p = s.spawn_blocking(|| -> u8 { panic!("blocking boom") });
+    assert_eq!(p.join().unwrap_err().panic_message(), Some("blocking boom"));
+    let stats = s.stats();
+    assert_eq!((stats.spares_started, stats.total.spawned, stats.total.completed), (0, 2, 2), "{stats:?}");
+}
+
 /// Inside `block_in_place` the thread is not a worker: spawns inject, and a panic comes
 /// out after the role is back.
 #[test]

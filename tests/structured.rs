@@ -429,6 +429,38 @@ fn spawn_batch_iterator_panic_publishes_what_was_built() {
     assert_eq!(ran.load(Relaxed), 5);
 }
 
+/// A batch from outside whose iterator drops the scheduler part-way: the iterator runs
+/// before the batch enters the scheduler, so the drop returns (it waited for its own
+/// thread before) and both tasks are refused, each closure dropped once.
+#[test]
+fn spawn_batch_iterator_that_drops_its_scheduler_returns() {
+    let s = sched(2);
+    let h = s.handle();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Relaxed);
+        }
+    }
+    let mut s = Some(s);
+    let d = dropped.clone();
+    let group = h.spawn_batch((0..2).map(move |i| {
+        if i == 1 {
+            drop(s.take());
+        }
+        let c = Counted(d.clone());
+        move || {
+            let _c = c;
+            i
+        }
+    }));
+    for r in group.join_all() {
+        assert!(matches!(r, Err(TaskError::ShutDown)), "{r:?}");
+    }
+    assert_eq!(dropped.load(Relaxed), 2);
+}
+
 /// A scope whose scheduler shuts down with a timeout mid-way: every task either ran once
 /// or was dropped unrun and counted as skipped, and the scope still returns.
 #[test]

@@ -282,7 +282,9 @@ impl Builder {
     /// worker's role to a spare thread while it waits, so the pool keeps running all its
     /// workers; [`spawn_blocking`](crate::Scheduler::spawn_blocking) tasks run on spare
     /// threads too. Once this many spares are busy, a blocking task blocks its worker (the
-    /// others keep running) and blocking tasks queue for the next free spare.
+    /// others keep running) and blocking tasks queue for the next free spare. With 0 no
+    /// thread is ever started beyond the workers: every blocking wait blocks its worker,
+    /// and `spawn_blocking` tasks run on the workers as ordinary tasks.
     ///
     /// ```
     /// let sched = filch::Scheduler::builder().workers(1).max_spare_threads(4).build().unwrap();

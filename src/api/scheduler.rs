@@ -276,7 +276,9 @@ macro_rules! spawn_methods {
         /// idle. Inside `f`, `filch::spawn` and friends use this scheduler. A panic is
         /// caught and returned by the handle's `join`. On a shut-down scheduler `f` is
         /// dropped unrun and the handle joins to [`TaskError::ShutDown`](crate::TaskError::ShutDown);
-        /// a graceful shutdown runs the blocking tasks already queued.
+        /// a graceful shutdown runs the blocking tasks already queued. With
+        /// `max_spare_threads(0)` there is no spare thread: `f` runs on a worker like
+        /// [`spawn`](Self::spawn), and holds that worker while it blocks.
         ///
         /// ```
         /// let sched = filch::Scheduler::builder().workers(2).build().unwrap();
@@ -833,9 +835,14 @@ impl Scheduler {
                 contain::report(format_args!("filch: a worker thread panicked outside a task"));
             }
         }
-        // Only a scheduler that lost workers can have tasks left here.
+        // Only a scheduler that lost workers can have tasks left here: a thread that
+        // leaves normally runs the queued blocking tasks first (B5).
         if self.shared.lost_workers() != 0 {
-            let dropped = thread::drain_abandoning(&self.shared);
+            let mut dropped = 0;
+            for t in self.shared.take_blocking() {
+                dropped += thread::abandon_task(&self.shared, None, t) as usize;
+            }
+            dropped += thread::drain_abandoning(&self.shared);
             if dropped != 0 {
                 contain::report(format_args!(
                     "filch: {dropped} task(s) left queued by lost workers were dropped unrun"

@@ -294,6 +294,12 @@ impl Board {
         self.claimants.load(Relaxed) != 0 || self.idle_workers.load(Relaxed) != 0
     }
 
+    /// Whether any spare thread may ever be started (`max_spare_threads` above 0).
+    #[inline]
+    pub(crate) fn has_spare_slots(&self) -> bool {
+        self.parkers.len() > self.workers
+    }
+
     /// Spare threads to join at shutdown.
     pub(crate) fn take_threads(&self) -> Vec<crate::shim::thread::JoinHandle<()>> {
         std::mem::take(&mut self.lock().threads)

@@ -173,8 +173,9 @@ impl Shared {
     }
 
     /// `spawn_blocking`: a task for a spare thread (`roles.rs`, B5), which runs it holding
-    /// no worker role. Counted as an external spawn. On a shut-down scheduler the task is
-    /// dropped unrun and its handle joins to `ShutDown`.
+    /// no worker role; with no spare slots at all (`max_spare_threads(0)`), an ordinary
+    /// task for the workers. Counted as an external spawn. On a shut-down scheduler the
+    /// task is dropped unrun and its handle joins to `ShutDown`.
     pub(crate) fn spawn_blocking_inner<F, T>(this: &Arc<Shared>, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -192,6 +193,15 @@ impl Shared {
             unreachable!("a heap task is always possible")
         };
         Row::bump_shared(&this.external.spawned, 1);
+        if !this.board.has_spare_slots() {
+            // `max_spare_threads(0)`: no thread other than the workers will ever run it,
+            // so it runs on a worker like `spawn` (blocking that worker while it runs).
+            // L2. SAFETY: a live task reference that we give to the queue.
+            unsafe { this.injector.push(queued.into_raw()) };
+            this.leave_external();
+            this.notify();
+            return joinable(handle);
+        }
         let queued = Shared::queue_blocking(this, queued);
         this.leave_external();
         if let Err(t) = queued {

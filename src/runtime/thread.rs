@@ -71,15 +71,13 @@ fn lose(ctx: &WorkerCtx<'_>, payload: contain::Payload) {
 pub(crate) fn close_orphaned(shared: &Shared) {
     shared.close();
     // Spawns that entered before L4 push after it: wait for them to leave (L3), so the
-    // last drain sees everything that was accepted. Drain while waiting too: a spawner may
-    // hold its entry while it waits for a job that only these queues hold (a
-    // `spawn_batch` whose iterator calls `install` or `join` from outside); draining runs
-    // that job, so the spawner moves on and leaves.
+    // last drain sees everything that was accepted. Drain while waiting too: no spawn
+    // runs user code under its entry (a batch collects its iterator first), but if one
+    // ever waited there for a job that only these queues hold, the drain runs that job
+    // and the spawner moves on, instead of both sides waiting for ever.
     let mut dropped = 0;
     while !shared.is_closed() {
-        if mutation::keep(Site::LostWorkerDrainsWhileWaiting) {
-            dropped += drain_abandoning(shared);
-        }
+        dropped += drain_abandoning(shared);
         crate::lockfree::park::yield_now();
     }
     dropped += drain_abandoning(shared);

@@ -5,19 +5,26 @@
 //! (`sleep.rs`: at most one wake-up). Workers take it from the injection queue in batches
 //! of up to `INJECT_BATCH` into their deques, and each worker that finds work while
 //! others sleep hands off by K4, so a large batch spreads without a wake-up per task.
-//! From outside the scheduler the whole batch takes one lifecycle entry (L1…L3).
+//! From outside the scheduler the whole batch takes one lifecycle entry (L1…L3), and the
+//! iterator is collected before it: no user code runs while the entry is held, since a
+//! scheduler's teardown waits for every entry (an iterator that drops the scheduler, or
+//! calls `install` from outside on one whose workers were all lost, would wait for its
+//! own thread).
 //!
-//! If the iterator of `spawn_batch` panics part-way, the tasks already built are still
-//! published (a guard does it on unwind) and run detached; nothing is leaked and the
-//! lifecycle entry is given back.
+//! If the iterator of `spawn_batch` panics part-way, the tasks it yielded are still
+//! published and run detached (on a worker a guard does it on unwind; from outside the
+//! panic is caught, the closures collected so far are spawned, and the panic goes on);
+//! nothing is leaked and the lifecycle entry is given back.
 
 use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
 
 use crate::runtime::join_handle::JoinHandle;
 use crate::runtime::shared::Shared;
 use crate::runtime::stats::Row;
 use crate::runtime::worker::{self, WorkerCtx};
+use crate::shim::mutation::{self, Site};
 use crate::task::{Header, TaskError, TaskRef};
 
 /// The handles of a batch of tasks, in spawn order; also built from any handles
@@ -220,28 +227,65 @@ where
 {
     let iter = iter.into_iter();
     let mut handles = Vec::with_capacity(iter.size_hint().0);
-    worker::with_current(|ctx| {
-        let ctx: Option<&WorkerCtx<'_>> = ctx.filter(|c| c.is_of(shared));
-        let accepted = match ctx {
-            Some(_) => !shared.is_abandoning(),
-            None => shared.enter_external(),
-        };
-        if !accepted {
-            for f in iter {
-                drop(f);
-                handles.push(JoinHandle::refused());
+    worker::with_current(|ctx| match ctx.filter(|c| c.is_of(shared)) {
+        Some(c) if !shared.is_abandoning() => build(shared, Some(c), iter, &mut handles),
+        Some(_) => refuse(iter, &mut handles),
+        None if !mutation::keep(Site::BatchCollectsFirst) => {
+            if shared.enter_external() {
+                build(shared, None, iter, &mut handles);
+            } else {
+                refuse(iter, &mut handles);
             }
-            return;
         }
-        let mut chain = Chain { shared, ctx, first: ptr::null_mut(), last: ptr::null_mut(), n: 0 };
-        for f in iter {
-            let Ok((queued, Some(handle))) = shared.new_task(f, ctx, true, false) else {
-                unreachable!("a spawn with heap fallback and a handle always succeeds")
-            };
-            chain.append(queued);
-            handles.push(JoinHandle::new(handle));
+        None => {
+            // The user's iterator (and, for `spawn_many`, its closure's `clone`) runs
+            // before the entry is taken: code that waits for the scheduler's teardown or
+            // for a job only the workers run would otherwise wait for an entry that its
+            // own thread holds (module docs).
+            // A panic part-way is re-raised after what it yielded was spawned, as on a
+            // worker (module docs).
+            let mut items: Vec<F> = Vec::with_capacity(iter.size_hint().0);
+            let panicked = panic::catch_unwind(AssertUnwindSafe(|| items.extend(iter))).err();
+            if shared.enter_external() {
+                build(shared, None, items.into_iter(), &mut handles);
+            } else {
+                refuse(items.into_iter(), &mut handles);
+            }
+            if let Some(p) = panicked {
+                panic::resume_unwind(p);
+            }
         }
-        drop(chain);
     });
     TaskGroup { handles }
+}
+
+/// Builds a task per closure into one chain; the chain's guard publishes it, also when
+/// the iterator panics part-way, and gives back an L1 entry taken by the caller (`ctx`
+/// `None`).
+fn build<I, F, T>(shared: &Shared, ctx: Option<&WorkerCtx<'_>>, iter: I, handles: &mut Vec<JoinHandle<T>>)
+where
+    I: Iterator<Item = F>,
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let mut chain = Chain { shared, ctx, first: ptr::null_mut(), last: ptr::null_mut(), n: 0 };
+    for f in iter {
+        let Ok((queued, Some(handle))) = shared.new_task(f, ctx, true, false) else {
+            unreachable!("a spawn with heap fallback and a handle always succeeds")
+        };
+        chain.append(queued);
+        handles.push(JoinHandle::new(handle));
+    }
+    drop(chain);
+}
+
+/// A refused batch: every closure dropped unrun, every handle joins to `ShutDown`.
+fn refuse<I, F, T>(iter: I, handles: &mut Vec<JoinHandle<T>>)
+where
+    I: Iterator<Item = F>,
+{
+    for f in iter {
+        drop(f);
+        handles.push(JoinHandle::refused());
+    }
 }
