@@ -912,3 +912,101 @@ fn a_waker_clone_that_panics_in_a_close_leaves_the_other_waiters_woken() {
         Poll::Ready(Err(RecvError))
     ));
 }
+
+// ---------------------------------------------------------------------------------------
+// A foreign waker whose clone, wake or drop panics on demand: a completer contains each
+// (reported), so no send, receive or close panics because of another task's waker, and
+// nothing is lost.
+
+/// What a [`touchy_waker`] does; each flag is read when the call happens.
+#[derive(Default)]
+struct Touchy {
+    clone_panics: AtomicBool,
+    wake_panics: AtomicBool,
+    woken: AtomicUsize,
+}
+
+fn touchy(data: *const ()) -> &'static Touchy {
+    // SAFETY: every touchy waker's data is a leaked, never freed `Touchy`.
+    unsafe { &*data.cast::<Touchy>() }
+}
+
+fn touchy_clone(data: *const ()) -> std::task::RawWaker {
+    if touchy(data).clone_panics.load(SeqCst) {
+        panic!("touchy clone");
+    }
+    std::task::RawWaker::new(data, &TOUCHY)
+}
+
+fn touchy_wake(data: *const ()) {
+    if touchy(data).wake_panics.load(SeqCst) {
+        panic!("touchy wake");
+    }
+    touchy(data).woken.fetch_add(1, SeqCst);
+}
+
+fn touchy_drop(_: *const ()) {}
+
+static TOUCHY: std::task::RawWakerVTable =
+    std::task::RawWakerVTable::new(touchy_clone, touchy_wake, touchy_wake, touchy_drop);
+
+fn touchy_waker() -> (Waker, &'static Touchy) {
+    let t: &'static Touchy = Box::leak(Box::default());
+    // SAFETY: the vtable's functions read the leaked `Touchy` the data points to and
+    // uphold the RawWaker contract (clone returns a waker with the same data and vtable).
+    let w = unsafe { Waker::from_raw(std::task::RawWaker::new((t as *const Touchy).cast(), &TOUCHY)) };
+    (w, t)
+}
+
+#[test]
+fn a_receivers_waker_whose_clone_panics_does_not_unwind_into_the_send() {
+    let (tx, rx) = chan::bounded::<u8>(1);
+    let (waker, t) = touchy_waker();
+    let mut recv = pin!(rx.recv());
+    assert!(recv.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+    t.clone_panics.store(true, SeqCst);
+    // The send hands the value over without panicking; the receiver cannot be woken.
+    assert_eq!(tx.try_send(5), Ok(()));
+    assert_eq!(t.woken.load(SeqCst), 0);
+    // Polled again (it was fired all the same), the receive has the value.
+    assert!(matches!(poll_once(recv.as_mut()), Poll::Ready(Ok(5))));
+
+    // Dropped instead of polled, it gives the value back: nothing is lost.
+    let mut recv = Box::pin(rx.recv());
+    t.clone_panics.store(false, SeqCst);
+    assert!(recv.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+    t.clone_panics.store(true, SeqCst);
+    assert_eq!(tx.try_send(6), Ok(()));
+    drop(recv);
+    assert_eq!(rx.try_recv(), Ok(6));
+}
+
+#[test]
+fn a_senders_waker_whose_clone_panics_does_not_unwind_into_the_receive() {
+    let (tx, rx) = chan::bounded::<u8>(1);
+    tx.try_send(1).unwrap();
+    let (waker, t) = touchy_waker();
+    let mut send = pin!(tx.send(2));
+    assert!(send.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+    t.clone_panics.store(true, SeqCst);
+    // The receive takes the buffered value and moves the waiting sender's into the buffer.
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert!(matches!(poll_once(send.as_mut()), Poll::Ready(Ok(()))));
+    assert_eq!(rx.try_recv(), Ok(2));
+}
+
+#[test]
+fn a_waker_whose_wake_panics_does_not_unwind_into_the_send_or_the_close() {
+    let (tx, rx) = chan::bounded::<u8>(1);
+    let (waker, t) = touchy_waker();
+    t.wake_panics.store(true, SeqCst);
+    let mut recv = pin!(rx.recv());
+    assert!(recv.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+    assert_eq!(tx.try_send(3), Ok(()));
+    assert!(matches!(poll_once(recv.as_mut()), Poll::Ready(Ok(3))));
+
+    let mut recv = pin!(rx.recv());
+    assert!(recv.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+    assert!(tx.close(), "the close returns instead of raising the waker's panic");
+    assert!(matches!(poll_once(recv.as_mut()), Poll::Ready(Err(RecvError))));
+}

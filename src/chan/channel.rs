@@ -44,8 +44,8 @@ impl<T> ChanLock<T> {
     }
 
     fn lock(&self) -> ChanGuard<'_, T> {
-        // A panic under the lock (a foreign waker's clone) leaves the state consistent
-        // (`Chan::lock`): a poisoned lock is taken over, as the spin lock does.
+        // A panic under the lock (a registering owner's own waker clone) leaves the state
+        // consistent (`Chan::lock`): a poisoned lock is taken over, as the spin lock does.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -90,8 +90,10 @@ impl<T> Chan<T> {
     }
 
     /// Locks the channel (`lockfree/spin.rs`, CL1). What runs under it cannot panic, except
-    /// a foreign waker's clone (module docs; an allocation failure aborts); the guard's drop
-    /// unlocks while unwinding, so a panic there leaves the lock free.
+    /// the clone of a registering owner's own waker, which unwinds into that owner's poll
+    /// with the state unchanged (a completer's clones of other wakers are contained,
+    /// `waiter.rs`; an allocation failure aborts); the guard's drop unlocks while
+    /// unwinding, so a panic there leaves the lock free.
     #[inline]
     pub(crate) fn lock(&self) -> ChanGuard<'_, Inner<T>> {
         self.inner.lock()
@@ -276,24 +278,34 @@ impl<T> Inner<T> {
     }
 }
 
-/// Wakes every waker, even if one panics (a foreign waker is user code); the first panic
-/// is raised again once all are woken.
+/// Wakes every waker, even if one panics: a foreign waker's `wake` is user code, and a
+/// panic in it is contained and reported (`waiter.rs`, module docs).
 pub(crate) fn wake_all(wakers: Vec<Waker>) {
-    let mut first = None;
     for w in wakers {
-        if let Err(p) = crate::contain::call(move || w.wake()) {
-            first.get_or_insert(p);
-        }
-    }
-    if let Some(p) = first {
-        std::panic::resume_unwind(p);
+        wake(Some(w));
     }
 }
 
-/// Wakes `wake`, if any (after the lock is released).
+/// Wakes `wake`, if any (after the lock is released), containing a panic in a foreign
+/// waker's `wake`.
 #[inline]
 pub(crate) fn wake(wake: Wake) {
     if let Some(w) = wake {
-        w.wake();
+        if crate::runtime::async_task::is_own_waker(&w) {
+            // The runtime's own wakers run no user code (`is_own_waker`).
+            w.wake();
+        } else {
+            wake_foreign(w);
+        }
+    }
+}
+
+/// A foreign waker's wake, contained and reported (`wake`).
+#[cold]
+#[inline(never)]
+fn wake_foreign(w: Waker) {
+    if let Err(p) = crate::contain::call(move || w.wake()) {
+        crate::chan::waiter::report_waker_panic("wake", &p);
+        crate::contain::drop_payload(p);
     }
 }

@@ -95,7 +95,10 @@
 //! lock: a thread that finds it held spins, then yields its core, and never sleeps in the
 //! kernel. The only user code it runs under the lock is the `clone` (and, rarely, the
 //! drop) of a waker that is not filch's own: such a waker must not use the same channel,
-//! or it spins for ever. No allocation per operation, per wait or per `select` (a waiting
+//! or it spins for ever. A panic in another task's waker (its `clone`, `wake` or `drop`)
+//! never reaches the send, receive or close that completes its wait: it is reported on
+//! stderr, and that waiter is not woken, though it has its value (or its closed result)
+//! when its owner polls it again. No allocation per operation, per wait or per `select` (a waiting
 //! operation's queue entry lives inside its future, or on the blocked thread's stack). A
 //! buffered channel's buffer is allocated when the channel is made (up to 4096 slots;
 //! more grow on demand).

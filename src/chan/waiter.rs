@@ -39,6 +39,12 @@
 //! After its successful Q2 CAS a completer never touches the entry or the token again: the
 //! owner may return (and free them) the moment it sees the token fired. The completer
 //! cloned the waker before the CAS and wakes the clone after unlocking.
+//!
+//! A foreign waker's `clone`, `wake` and `drop` are user code. Each runs contained: a
+//! panic is reported and the operation goes on as if that waker had woken nothing (the
+//! waiter is fired all the same and completes when its owner polls it again, or gives a
+//! handed value back when dropped, Q5). So nothing unwinds under a channel's lock, and a
+//! send, receive or close never panics because of another task's waker.
 
 use std::marker::PhantomPinned;
 use std::ptr::NonNull;
@@ -160,11 +166,56 @@ impl Token {
     }
 
     /// A clone of the stored waker, for a completer holding a lock under which an entry of
-    /// this token is queued.
+    /// this token is queued. A foreign waker's `clone` is user code: a panic in it is
+    /// contained and reported, and gives `None` (the waiter is fired, but cannot be woken).
+    #[inline]
     fn waker_clone(&self) -> Option<Waker> {
-        // SAFETY: the owner writes the waker only while no entry is queued, or under the
-        // one channel's lock that this completer holds (`set_waker`).
-        self.waker.with(|w| unsafe { (*w).clone() })
+        self.waker.with(|w| {
+            // SAFETY: the owner writes the waker only while no entry is queued, or under
+            // the one channel's lock that this completer holds (`set_waker`).
+            let w = unsafe { (*w).as_ref() }?;
+            // The runtime's own wakers run no user code: cloned directly (the common case).
+            if crate::runtime::async_task::is_own_waker(w) {
+                Some(w.clone())
+            } else {
+                clone_foreign(w)
+            }
+        })
+    }
+}
+
+/// A foreign waker's clone, contained (`Token::waker_clone`).
+#[cold]
+#[inline(never)]
+fn clone_foreign(w: &Waker) -> Option<Waker> {
+    match crate::contain::call(|| w.clone()) {
+        Ok(w) => Some(w),
+        Err(p) => {
+            report_waker_panic("clone", &p);
+            crate::contain::drop_payload(p);
+            None
+        }
+    }
+}
+
+/// Reports a panic in a foreign waker's `clone`, `wake` or `drop` during a channel
+/// operation (never panics itself).
+#[cold]
+pub(crate) fn report_waker_panic(what: &str, payload: &crate::contain::Payload) {
+    let msg = crate::contain::message(&**payload).unwrap_or("<non-string payload>");
+    crate::contain::report(format_args!(
+        "filch: a waker's {what} panicked in a channel operation ({msg}); that waiter is not woken"
+    ));
+}
+
+/// Drops a waker clone that a lost claim does not need, containing a foreign waker's
+/// `drop` (user code).
+fn drop_waker(waker: Option<Waker>) {
+    if let Some(w) = waker {
+        if let Err(p) = crate::contain::call(move || drop(w)) {
+            report_waker_panic("drop", &p);
+            crate::contain::drop_payload(p);
+        }
     }
 }
 
@@ -274,8 +325,9 @@ impl<T> Queue<T> {
                 self.entries.remove(i);
                 continue; // stale: its owner cancelled, or another case of its select fired
             }
-            // Before the entry leaves the queue: a foreign waker's clone is user code, and
-            // if it panics the entry stays listed for a later completer.
+            // A foreign waker's clone that panics is contained (`waker_clone`): the value
+            // is handed all the same, and its owner takes it when polled again (or gives
+            // it back when dropped, Q5).
             let waker = token.waker_clone();
             self.entries.remove(i);
             // SAFETY: a completer holding the lock of the queue the entry was on (module
@@ -284,6 +336,7 @@ impl<T> Queue<T> {
             if token.claim(entry.case) {
                 return Ok(waker);
             }
+            drop_waker(waker);
             // SAFETY: as above: our own write, undone under the same lock.
             value = entry.slot.with_mut(|s| unsafe { (*s).take() }).expect("the value just put there");
         }
@@ -307,7 +360,7 @@ impl<T> Queue<T> {
                 self.entries.remove(i);
                 continue;
             }
-            // Before the entry leaves the queue (as in `hand_value`).
+            // Contained, as in `hand_value`.
             let waker = token.waker_clone();
             self.entries.remove(i);
             // SAFETY: a completer holding the queue's lock (module docs).
@@ -315,6 +368,7 @@ impl<T> Queue<T> {
             if token.claim(entry.case) {
                 return Some(Claimed { value, waker });
             }
+            drop_waker(waker);
             // SAFETY: as above: the undo of our own take, under the same lock.
             entry.slot.with_mut(|s| unsafe { *s = value });
         }
@@ -333,21 +387,13 @@ impl<T> Queue<T> {
             if !token.may_claim() {
                 continue;
             }
-            // Contained (a close is cold): a foreign waker whose clone panics must not leave
+            // Contained (`waker_clone`): a foreign waker whose clone panics does not leave
             // the waiters after it unfired. Its own owner is fired but cannot be woken.
-            let waker = match crate::contain::call(|| token.waker_clone()) {
-                Ok(w) => w,
-                Err(p) => {
-                    let msg = crate::contain::message(&*p).unwrap_or("<non-string payload>");
-                    crate::contain::report(format_args!(
-                        "filch: a waker's clone panicked while its channel closed ({msg}); that waiter is not woken"
-                    ));
-                    crate::contain::drop_payload(p);
-                    None
-                }
-            };
+            let waker = token.waker_clone();
             if token.claim(entry.case) {
                 wakers.extend(waker);
+            } else {
+                drop_waker(waker);
             }
         }
     }

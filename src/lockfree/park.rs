@@ -365,6 +365,13 @@ impl Parker {
     }
 }
 
+/// Whether `w` is a parker's waker (`Parker::waker`): its clone, wake and drop run no user
+/// code and never panic.
+#[inline]
+pub(crate) fn is_parker_waker(w: &std::task::Waker) -> bool {
+    std::ptr::eq(w.vtable(), &PARKER_WAKER)
+}
+
 static PARKER_WAKER: std::task::RawWakerVTable =
     std::task::RawWakerVTable::new(parker_clone, parker_wake, parker_wake_by_ref, parker_drop);
 

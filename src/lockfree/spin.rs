@@ -2,8 +2,9 @@
 //! sleep in the kernel.
 //!
 //! A channel's critical sections are short: a few queue and buffer operations, no
-//! allocation beyond the buffer's growth, and no user code but a foreign waker's clone
-//! (and its drop when a claim loses a race; `chan/channel.rs`). A sleeping lock
+//! allocation beyond the buffer's growth, and no user code but wakers' clones (a
+//! completer's contained, the registering owner's own not: it unwinds into that owner's
+//! poll; `chan/waiter.rs`). A sleeping lock
 //! (`std::sync::Mutex`) puts a waiter to sleep in a futex after a brief spin, and then the
 //! holder's unlock pays a `futex_wake` syscall and the waiter a kernel wake-up, several
 //! microseconds, on a lock held for well under one. Under contention (two workers on one

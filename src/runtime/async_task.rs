@@ -132,6 +132,14 @@ pub(crate) fn current_shared() -> Option<Arc<Shared>> {
     })
 }
 
+/// Whether `w` is one of the runtime's own wakers (an async task's, or a blocked thread's
+/// parker): its clone, wake and drop run no user code and never panic, so a channel
+/// completer calls them without containment (`chan/waiter.rs`).
+#[inline]
+pub(crate) fn is_own_waker(w: &Waker) -> bool {
+    std::ptr::eq(w.vtable(), &TASK_WAKER) || crate::lockfree::park::is_parker_waker(w)
+}
+
 static TASK_WAKER: RawWakerVTable =
     RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
 
