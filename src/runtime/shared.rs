@@ -99,7 +99,7 @@ use crate::runtime::roles::{Board, Role};
 use crate::runtime::sleep::Sleep;
 use crate::runtime::stats::Row;
 use crate::runtime::timer::Timers;
-use crate::shim::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
+use crate::shim::atomic::{fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 use crate::shim::mutation::{self, Site};
 use crate::shim::{Arc, CachePadded};
 use crate::task::{Header, TaskRef, TaskSlot};
@@ -173,6 +173,10 @@ pub(crate) struct Shared {
     /// The pool cache of every thread that is not a worker (external spawns, frees off the
     /// workers), borrowed one at a time. Declared before `pool`, so dropped before it.
     pub(crate) ext_cache: SharedCache<'static, TaskSlot>,
+    /// Spawns from outside that find the pool empty and go straight to the heap, without
+    /// first waiting for the workers to free a slot: the first few thousand, and a number
+    /// after each wait that found none (`spawn.rs`, `alloc_slot_waiting`).
+    pub(crate) ext_wait_skips: AtomicU32,
     pub(crate) pool: Pool<TaskSlot>,
     pub(crate) sleep: Sleep,
     /// The timer wheels, one per worker (`timer.rs`).
@@ -230,6 +234,7 @@ impl Shared {
             workers,
             injector: Injector::new(),
             ext_cache: SharedCache::empty(),
+            ext_wait_skips: AtomicU32::new(crate::runtime::spawn::EXT_WAIT_FIRST_SKIPS),
             pool,
             sleep: Sleep::new(n),
             timers: Timers::new(n),
