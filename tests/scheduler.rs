@@ -154,6 +154,31 @@ fn try_spawn_hands_the_closure_back_when_full_or_too_large() {
     assert!(s.stats().total.heap_fallbacks >= 1);
 }
 
+/// Spawning from outside into a full pool while the only worker is held by a task that
+/// waits for the spawner: the spawns past the first 4096 heap tasks wait a little for a
+/// free slot, find none, and still fall back to the heap, so the loop ends (an unbounded
+/// wait would hang here) and every task runs once.
+#[test]
+fn spawning_from_outside_into_a_full_pool_with_the_workers_held_still_returns() {
+    let s = Scheduler::builder().workers(1).pin(false).pool_capacity(64).build().unwrap();
+    let gate = Arc::new(Barrier::new(2));
+    let g = gate.clone();
+    let busy = s.spawn(move || g.wait());
+    let ran = Arc::new(AtomicUsize::new(0));
+    const N: usize = 10_000;
+    for _ in 0..N {
+        let ran = ran.clone();
+        s.spawn_detached(move || {
+            ran.fetch_add(1, Ordering::Relaxed);
+        })
+        .unwrap();
+    }
+    gate.wait();
+    busy.join().unwrap();
+    s.shutdown_timeout(Duration::from_secs(60)).unwrap();
+    assert_eq!(ran.load(Ordering::Relaxed), N);
+}
+
 #[test]
 fn slots_freed_outside_the_workers_stay_within_a_workers_reach() {
     // A 128-slot pool: the threads outside the workers share one cache of up to 64 free
