@@ -66,6 +66,7 @@ use crate::runtime::worker::with_parker;
 use crate::runtime::worker::{self, WorkerCtx};
 use crate::shim::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
 use crate::shim::mutation::{self, Site};
+use crate::shim::CachePadded;
 use crate::structured::fork::SharedPtr;
 use crate::task::stack_job::Latch;
 
@@ -89,7 +90,9 @@ pub(crate) const CREDIT_CHUNK: usize = 16;
 /// ```
 pub struct Scope<'scope> {
     shared: SharedPtr,
-    pending: AtomicUsize,
+    /// On its own cache line: every task's end is an RMW on it, from every worker, and
+    /// the fields every spawn reads (`shared`, `token`) would share its line otherwise.
+    pending: CachePadded<AtomicUsize>,
     latch: Latch,
     /// The first panic payload of a task (a leaked `Box<Box<dyn Any>>`), or null.
     panic: AtomicPtr<Box<dyn Any + Send>>,
@@ -173,7 +176,7 @@ impl<'scope> Scope<'scope> {
     fn new(shared: &Shared, latch: Latch, token: Option<&'scope CancelToken>) -> Self {
         Scope {
             shared: SharedPtr(shared),
-            pending: AtomicUsize::new(1),
+            pending: CachePadded(AtomicUsize::new(1)),
             latch,
             panic: AtomicPtr::new(std::ptr::null_mut()),
             token,
