@@ -918,16 +918,26 @@ fn a_waker_clone_that_panics_in_a_close_leaves_the_other_waiters_woken() {
 // (reported), so no send, receive or close panics because of another task's waker, and
 // nothing is lost.
 
-/// What a [`touchy_waker`] does; each flag is read when the call happens.
-#[derive(Default)]
+/// What a [`touchy_waker`] does; each flag is read when the call happens. Each test has
+/// its own `static` one.
 struct Touchy {
     clone_panics: AtomicBool,
     wake_panics: AtomicBool,
     woken: AtomicUsize,
 }
 
+impl Touchy {
+    const fn new() -> Touchy {
+        Touchy {
+            clone_panics: AtomicBool::new(false),
+            wake_panics: AtomicBool::new(false),
+            woken: AtomicUsize::new(0),
+        }
+    }
+}
+
 fn touchy(data: *const ()) -> &'static Touchy {
-    // SAFETY: every touchy waker's data is a leaked, never freed `Touchy`.
+    // SAFETY: every touchy waker's data points to a `static` `Touchy` (`touchy_waker`).
     unsafe { &*data.cast::<Touchy>() }
 }
 
@@ -950,18 +960,17 @@ fn touchy_drop(_: *const ()) {}
 static TOUCHY: std::task::RawWakerVTable =
     std::task::RawWakerVTable::new(touchy_clone, touchy_wake, touchy_wake, touchy_drop);
 
-fn touchy_waker() -> (Waker, &'static Touchy) {
-    let t: &'static Touchy = Box::leak(Box::default());
-    // SAFETY: the vtable's functions read the leaked `Touchy` the data points to and
+fn touchy_waker(t: &'static Touchy) -> Waker {
+    // SAFETY: the vtable's functions read the `static` `Touchy` the data points to and
     // uphold the RawWaker contract (clone returns a waker with the same data and vtable).
-    let w = unsafe { Waker::from_raw(std::task::RawWaker::new((t as *const Touchy).cast(), &TOUCHY)) };
-    (w, t)
+    unsafe { Waker::from_raw(std::task::RawWaker::new((t as *const Touchy).cast(), &TOUCHY)) }
 }
 
 #[test]
 fn a_receivers_waker_whose_clone_panics_does_not_unwind_into_the_send() {
     let (tx, rx) = chan::bounded::<u8>(1);
-    let (waker, t) = touchy_waker();
+    static T: Touchy = Touchy::new();
+    let (waker, t) = (touchy_waker(&T), &T);
     let mut recv = pin!(rx.recv());
     assert!(recv.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
     t.clone_panics.store(true, SeqCst);
@@ -985,7 +994,8 @@ fn a_receivers_waker_whose_clone_panics_does_not_unwind_into_the_send() {
 fn a_senders_waker_whose_clone_panics_does_not_unwind_into_the_receive() {
     let (tx, rx) = chan::bounded::<u8>(1);
     tx.try_send(1).unwrap();
-    let (waker, t) = touchy_waker();
+    static T: Touchy = Touchy::new();
+    let (waker, t) = (touchy_waker(&T), &T);
     let mut send = pin!(tx.send(2));
     assert!(send.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
     t.clone_panics.store(true, SeqCst);
@@ -998,7 +1008,8 @@ fn a_senders_waker_whose_clone_panics_does_not_unwind_into_the_receive() {
 #[test]
 fn a_waker_whose_wake_panics_does_not_unwind_into_the_send_or_the_close() {
     let (tx, rx) = chan::bounded::<u8>(1);
-    let (waker, t) = touchy_waker();
+    static T: Touchy = Touchy::new();
+    let (waker, t) = (touchy_waker(&T), &T);
     t.wake_panics.store(true, SeqCst);
     let mut recv = pin!(rx.recv());
     assert!(recv.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
