@@ -635,6 +635,7 @@ where
                 let f = f.clone();
                 move || f(i)
             }),
+            false,
         )
     })
 }
@@ -651,7 +652,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    with_scheduler(|s| group::spawn_group(s, tasks))
+    with_scheduler(|s| group::spawn_group(s, tasks, true))
 }
 
 /// The scheduler a free function uses off the workers: the one whose queues this thread is

@@ -220,10 +220,11 @@ impl Builder {
     /// Task pool slots, a power of two from [`MIN_POOL_CAPACITY`] to
     /// [`crate::lockfree::pool::MAX_CAPACITY`]. Default 8192. Spawns beyond it use heap tasks.
     /// A thread outside the workers that keeps spawning into a full pool (past the first
-    /// 4096 heap tasks) first yields its core up to four times for the workers to free a
+    /// 4096 heap tasks of one overflow, with no more than 1024 spawns from outside getting
+    /// a slot in between) first yields its core up to four times for the workers to free a
     /// slot, so that it spawns at their pace into recycled slots instead of allocating
     /// every task; after a wait that found none, the next 1024 such spawns go to the heap
-    /// without waiting.
+    /// without waiting. Batches, `spawn_blocking` and async spawns never wait.
     ///
     /// ```
     /// let sched = filch::Scheduler::builder().workers(2).pool_capacity(64).build().unwrap();

@@ -645,6 +645,7 @@ macro_rules! spawn_methods {
                     let f = f.clone();
                     move || f(i)
                 }),
+                false,
             )
         }
 
@@ -664,7 +665,7 @@ macro_rules! spawn_methods {
             F: FnOnce() -> T + Send + 'static,
             T: Send + 'static,
         {
-            crate::structured::group::spawn_group(self.shared(), tasks)
+            crate::structured::group::spawn_group(self.shared(), tasks, true)
         }
 
         /// The number of worker threads.

@@ -12,10 +12,12 @@
 //! - the buffer may hold more than the capacity only by values that cancelled receives gave
 //!   back (Q5): a rendezvous channel buffers such a value, and receivers take it first.
 //!
-//! Values are dropped and wakers woken after unlocking. The one piece of user code under
-//! the lock is a foreign (non-filch) waker's `clone`, which a completer takes before its
-//! claim (after a successful claim the owner may free the token), and that clone's drop
-//! when the claim loses to a cancel.
+//! Values are dropped and wakers woken after unlocking. The user code under the lock is
+//! a waker's `clone`: the registering owner's own (a panic there unwinds into its own
+//! poll with the state unchanged), and a foreign (non-filch) waiter's, which a completer
+//! takes before its claim (after a successful claim the owner may free the token), with
+//! that clone's drop when the claim loses to a cancel; the completer's calls are
+//! contained (`waiter.rs`, module docs).
 
 use std::collections::VecDeque;
 use std::task::Waker;

@@ -199,12 +199,16 @@ fn clone_foreign(w: &Waker) -> Option<Waker> {
 }
 
 /// Reports a panic in a foreign waker's `clone`, `wake` or `drop` during a channel
-/// operation (never panics itself).
+/// operation, and what it meant for that waiter (never panics itself).
 #[cold]
 pub(crate) fn report_waker_panic(what: &str, payload: &crate::contain::Payload) {
     let msg = crate::contain::message(&**payload).unwrap_or("<non-string payload>");
+    let outcome = match what {
+        "drop" => "an unneeded clone of a waiter's waker was dropped; nothing else changed",
+        _ => "that waiter is not woken: it completes when its owner polls it again",
+    };
     crate::contain::report(format_args!(
-        "filch: a waker's {what} panicked in a channel operation ({msg}); that waiter is not woken"
+        "filch: a waker's {what} panicked in a channel operation ({msg}); {outcome}"
     ));
 }
 

@@ -173,10 +173,11 @@ pub(crate) struct Shared {
     /// The pool cache of every thread that is not a worker (external spawns, frees off the
     /// workers), borrowed one at a time. Declared before `pool`, so dropped before it.
     pub(crate) ext_cache: SharedCache<'static, TaskSlot>,
-    /// Spawns from outside that find the pool empty and go straight to the heap, without
-    /// first waiting for the workers to free a slot: the first few thousand, and a number
-    /// after each wait that found none (`spawn.rs`, `alloc_slot_waiting`).
-    pub(crate) ext_wait_skips: AtomicU32,
+    /// Spawns from outside that found the pool empty in the current overflow, and how many
+    /// spawns from outside had got a pool slot when the last one did (`spawn.rs`,
+    /// `alloc_slot_waiting`).
+    pub(crate) ext_overflow: AtomicU32,
+    pub(crate) ext_overflow_mark: AtomicU64,
     pub(crate) pool: Pool<TaskSlot>,
     pub(crate) sleep: Sleep,
     /// The timer wheels, one per worker (`timer.rs`).
@@ -234,7 +235,8 @@ impl Shared {
             workers,
             injector: Injector::new(),
             ext_cache: SharedCache::empty(),
-            ext_wait_skips: AtomicU32::new(crate::runtime::spawn::EXT_WAIT_FIRST_SKIPS),
+            ext_overflow: AtomicU32::new(0),
+            ext_overflow_mark: AtomicU64::new(0),
             pool,
             sleep: Sleep::new(n),
             timers: Timers::new(n),

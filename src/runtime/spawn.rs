@@ -14,11 +14,12 @@
 //!   the entry back, then K1.
 //! - A task that does not fit a pool slot, or any spawn while the pool is exhausted, gets a
 //!   heap task of the same layout (`heap_fallbacks`). `try_spawn` never does: it hands the
-//!   closure back. An external spawn that finds the pool empty first yields a few times
-//!   for the workers to free a slot (`alloc_slot_waiting`): a thread spawning faster than
-//!   the workers run its tasks would otherwise allocate nearly every task once the pool
-//!   runs out, and the workers would pay a remote `free` for each (on two workers, 1 M
-//!   tiny tasks from outside went 47–96 % to the heap).
+//!   closure back. A plain spawn from outside that finds the pool empty, past the first
+//!   few thousand of one overflow, first yields a few times for the workers to free a
+//!   slot (`alloc_slot_waiting`): a thread spawning faster than the workers run its tasks
+//!   would otherwise allocate nearly every task once the pool runs out, and the workers
+//!   would pay a remote `free` for each (on two workers, 1 M tiny tasks from outside went
+//!   47–96 % to the heap).
 //!
 use std::fmt;
 use std::future::Future;
@@ -36,14 +37,16 @@ use crate::task::{fits_inline, TaskRef, TaskSlot};
 /// before it falls back to the heap (`Shared::alloc_slot_waiting`).
 pub(crate) const EXT_WAIT_ROUNDS: u32 = 4;
 
-/// After such a wait found no slot, how many spawns from outside that find the pool
-/// empty go to the heap without waiting.
+/// How many spawns from outside of one overflow go to the heap before the first wait.
+pub(crate) const EXT_WAIT_AFTER: u32 = 4096;
+
+/// After a wait found no slot, how many spawns from outside that find the pool empty go
+/// to the heap without waiting.
 pub(crate) const EXT_WAIT_SKIPS: u32 = 1024;
 
-/// How many spawns from outside that find the pool empty go to the heap before the first
-/// wait: a burst that overflows the pool by a few thousand tasks is cheaper on the heap
-/// than waiting for the workers; a spawner that keeps outrunning them waits.
-pub(crate) const EXT_WAIT_FIRST_SKIPS: u32 = 4096;
+/// A spawn from outside that finds the pool empty starts a new overflow when more than
+/// this many spawns from outside got a pool slot since the last one that found it empty.
+pub(crate) const EXT_OVERFLOW_GAP: u64 = 1024;
 
 impl Shared {
     /// Spawns on this scheduler from any thread.
@@ -145,7 +148,7 @@ impl Shared {
             return Err(SpawnError { kind: SpawnErrorKind::ShutDown, closure: f });
         }
         let (queued, handle) = self
-            .new_task(f, Some(ctx), allow_heap, detached)
+            .new_task(f, Some(ctx), allow_heap, detached, false)
             .map_err(|(f, kind)| SpawnError { kind, closure: f })?;
         Row::bump_owned(&ctx.row().spawned, 1);
         ctx.push_local(queued);
@@ -171,7 +174,7 @@ impl Shared {
         if !self.enter_external() {
             return Err(SpawnError { kind: SpawnErrorKind::ShutDown, closure: f });
         }
-        let task = self.new_task(f, None, allow_heap, detached);
+        let task = self.new_task(f, None, allow_heap, detached, true);
         let result = match task {
             Ok((queued, handle)) => {
                 // `injected` of the external row is derived from `spawned` (stats.rs).
@@ -207,7 +210,7 @@ impl Shared {
             drop(f);
             return JoinHandle::refused();
         }
-        let Ok((queued, handle)) = this.new_task(f, None, true, false) else {
+        let Ok((queued, handle)) = this.new_task(f, None, true, false, false) else {
             unreachable!("a heap task is always possible")
         };
         Row::bump_shared(&this.external.spawned, 1);
@@ -246,7 +249,10 @@ impl Shared {
 
     /// Allocates and writes a task; `allow_heap` false makes a full pool (or an oversize
     /// task) hand the closure back. `ctx` is the current worker of this scheduler, if any.
-    /// Returns the queue's reference and, unless `detached`, the handle's.
+    /// `wait_for_slot`: a plain spawn from outside, which may wait a little for a full pool
+    /// (`alloc_slot_waiting`); not a batch, whose own unpublished tasks hold the slots,
+    /// nor `spawn_blocking`, which may come from a worker. Returns the queue's reference
+    /// and, unless `detached`, the handle's.
     ///
     /// No `'static` bound: the public spawns require it; `scope` instead guarantees that
     /// its tasks finish (or are dropped) before the borrowed data goes away.
@@ -257,6 +263,7 @@ impl Shared {
         ctx: Option<&WorkerCtx<'_>>,
         allow_heap: bool,
         detached: bool,
+        wait_for_slot: bool,
     ) -> Result<(TaskRef, Option<TaskRef>), (F, SpawnErrorKind)>
     where
         F: FnOnce() -> T + Send,
@@ -264,8 +271,9 @@ impl Shared {
     {
         let row = ctx.map(|c| c.row());
         if fits_inline::<F, T>() {
-            // From outside, a full pool is first waited for a little (`alloc_slot_waiting`).
-            let id = self.alloc_slot_for(ctx).or_else(|| match (ctx, allow_heap) {
+            // A plain spawn from outside first waits a little for a full pool
+            // (`alloc_slot_waiting`).
+            let id = self.alloc_slot_for(ctx).or_else(|| match (ctx, allow_heap && wait_for_slot) {
                 (None, true) => self.alloc_slot_waiting(),
                 _ => None,
             });
@@ -302,14 +310,18 @@ impl Shared {
         }
     }
 
-    /// A spawn from outside found the pool empty (module docs, "Spawn paths"): it yields
-    /// up to [`EXT_WAIT_ROUNDS`] times for the workers to free a slot before the caller
-    /// falls back to the heap. A thread that outruns the workers then spawns at their pace
-    /// into recycled slots, instead of allocating every task while they pay a remote free
-    /// for each. A wait that found no slot (the workers are busy with long or blocked
-    /// tasks) makes the next [`EXT_WAIT_SKIPS`] such spawns go to the heap at once, so
-    /// such a program pays one wait per that many spawns (measured: about 25 ns per spawn
-    /// with both workers of two busy, against 50–75 ns for the heap task itself).
+    /// A plain spawn from outside found the pool empty (module docs, "Spawn paths"). The
+    /// first [`EXT_WAIT_AFTER`] such spawns of an *overflow* (a run of them with at most
+    /// [`EXT_OVERFLOW_GAP`] spawns from outside that got a slot between one and the next;
+    /// counted from the statistics, so no clock is read) go to the heap at once: a burst
+    /// that overflows the pool by a few thousand tasks costs less there than waiting.
+    /// After that, each yields up to [`EXT_WAIT_ROUNDS`] times for the workers to free a
+    /// slot before the caller falls back to the heap: a thread that keeps outrunning the
+    /// workers then spawns at their pace into recycled slots, instead of allocating every
+    /// task while they pay a remote free for each. A wait that found no slot (the workers
+    /// are busy with long or blocked tasks) sends the next [`EXT_WAIT_SKIPS`] such spawns
+    /// to the heap at once, so such a program pays one wait per that many spawns
+    /// (measured: about 15 ns per spawn with both workers of two busy).
     #[cold]
     #[inline(never)]
     fn alloc_slot_waiting(&self) -> Option<SlotId> {
@@ -317,8 +329,19 @@ impl Shared {
             // A heuristic, not a protocol: the models check the plain retry-free path.
             return None;
         }
-        // Relaxed: a heuristic count; nothing is published through it.
-        if self.ext_wait_skips.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1)).is_ok() {
+        // Relaxed, and plain loads and stores rather than RMWs: heuristic counts, read and
+        // written only here (the statistics: by every spawn from outside); a racing
+        // spawner's lost update moves a wait by a spawn or two.
+        let ext = &self.external;
+        let slot_spawns = ext.spawned.load(Relaxed).wrapping_sub(ext.heap_fallbacks.load(Relaxed));
+        let last = self.ext_overflow_mark.load(Relaxed);
+        self.ext_overflow_mark.store(slot_spawns, Relaxed);
+        let mut n = self.ext_overflow.load(Relaxed);
+        if slot_spawns.wrapping_sub(last) > EXT_OVERFLOW_GAP {
+            n = 0; // a new overflow: the pool served spawns from outside since the last
+        }
+        if n < EXT_WAIT_AFTER {
+            self.ext_overflow.store(n + 1, Relaxed);
             return None;
         }
         for _ in 0..EXT_WAIT_ROUNDS {
@@ -328,7 +351,7 @@ impl Shared {
             }
         }
         // Relaxed: as above.
-        self.ext_wait_skips.store(EXT_WAIT_SKIPS, Relaxed);
+        self.ext_overflow.store(EXT_WAIT_AFTER - EXT_WAIT_SKIPS, Relaxed);
         None
     }
 

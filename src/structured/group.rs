@@ -5,11 +5,12 @@
 //! (`sleep.rs`: at most one wake-up). Workers take it from the injection queue in batches
 //! of up to `INJECT_BATCH` into their deques, and each worker that finds work while
 //! others sleep hands off by K4, so a large batch spreads without a wake-up per task.
-//! From outside the scheduler the whole batch takes one lifecycle entry (L1…L3), and the
-//! iterator is collected before it: no user code runs while the entry is held, since a
-//! scheduler's teardown waits for every entry (an iterator that drops the scheduler, or
-//! calls `install` from outside on one whose workers were all lost, would wait for its
-//! own thread).
+//! From outside the scheduler the whole batch takes one lifecycle entry (L1…L3), and a
+//! `spawn_batch` iterator is collected before it: no user code runs while the entry is
+//! held, since a scheduler's teardown waits for every entry (an iterator that drops the
+//! scheduler, or calls `install` from outside on one whose workers were all lost, would
+//! wait for its own thread). `spawn_many`'s own iterator runs no user code and is not
+//! collected.
 //!
 //! If the iterator of `spawn_batch` panics part-way, the tasks it yielded are still
 //! published and run detached (on a worker a guard does it on unwind; from outside the
@@ -218,8 +219,11 @@ impl Drop for Chain<'_, '_> {
     }
 }
 
-/// Spawns every closure of `iter` as one batch (module docs).
-pub(crate) fn spawn_group<I, F, T>(shared: &Shared, iter: I) -> TaskGroup<T>
+/// Spawns every closure of `iter` as one batch (module docs). `user_iter`: the iterator
+/// may run user code (`spawn_batch`), so from outside it is collected before the L1
+/// entry; `spawn_many`'s (a range mapped to closures sharing one `Arc`) runs none and is
+/// built under the entry directly, without a second copy of the closures.
+pub(crate) fn spawn_group<I, F, T>(shared: &Shared, iter: I, user_iter: bool) -> TaskGroup<T>
 where
     I: IntoIterator<Item = F>,
     F: FnOnce() -> T + Send + 'static,
@@ -230,7 +234,7 @@ where
     worker::with_current(|ctx| match ctx.filter(|c| c.is_of(shared)) {
         Some(c) if !shared.is_abandoning() => build(shared, Some(c), iter, &mut handles),
         Some(_) => refuse(iter, &mut handles),
-        None if !mutation::keep(Site::BatchCollectsFirst) => {
+        None if !user_iter || !mutation::keep(Site::BatchCollectsFirst) => {
             if shared.enter_external() {
                 build(shared, None, iter, &mut handles);
             } else {
@@ -238,14 +242,14 @@ where
             }
         }
         None => {
-            // The user's iterator (and, for `spawn_many`, its closure's `clone`) runs
-            // before the entry is taken: code that waits for the scheduler's teardown or
-            // for a job only the workers run would otherwise wait for an entry that its
-            // own thread holds (module docs).
+            // The user's iterator runs before the entry is taken: code that waits for the
+            // scheduler's teardown or for a job only the workers run would otherwise wait
+            // for an entry that its own thread holds (module docs).
             // A panic part-way is re-raised after what it yielded was spawned, as on a
             // worker (module docs).
             let mut items: Vec<F> = Vec::with_capacity(iter.size_hint().0);
             let panicked = panic::catch_unwind(AssertUnwindSafe(|| items.extend(iter))).err();
+            handles.reserve(items.len());
             if shared.enter_external() {
                 build(shared, None, items.into_iter(), &mut handles);
             } else {
@@ -270,7 +274,7 @@ where
 {
     let mut chain = Chain { shared, ctx, first: ptr::null_mut(), last: ptr::null_mut(), n: 0 };
     for f in iter {
-        let Ok((queued, Some(handle))) = shared.new_task(f, ctx, true, false) else {
+        let Ok((queued, Some(handle))) = shared.new_task(f, ctx, true, false, false) else {
             unreachable!("a spawn with heap fallback and a handle always succeeds")
         };
         chain.append(queued);
