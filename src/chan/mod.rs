@@ -99,10 +99,11 @@
 //! never reaches the send, receive or close that completes its wait: it is reported on
 //! stderr, and that waiter is not woken, though it has its value (or its closed result)
 //! when its owner polls it again: a future on an executor that polls only when woken then
-//! waits for ever, holding that value, with the stderr line as the only trace. No allocation per operation, per wait or per `select` (a waiting
-//! operation's queue entry lives inside its future, or on the blocked thread's stack). A
-//! buffered channel's buffer is allocated when the channel is made (up to 4096 slots;
-//! more grow on demand).
+//! waits for ever, holding that value, with the stderr line as the only trace.
+//!
+//! No allocation per operation, per wait or per `select` (a waiting operation's queue
+//! entry lives inside its future, or on the blocked thread's stack). A buffered channel's
+//! buffer is allocated when the channel is made (up to 4096 slots; more grow on demand).
 
 mod block;
 mod channel;

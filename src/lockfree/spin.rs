@@ -4,10 +4,10 @@
 //! A channel's critical sections are short: a few queue and buffer operations, no
 //! allocation beyond the buffer's growth, and no user code but wakers' clones (a
 //! completer's contained, the registering owner's own not: it unwinds into that owner's
-//! poll; `chan/waiter.rs`). A sleeping lock
-//! (`std::sync::Mutex`) puts a waiter to sleep in a futex after a brief spin, and then the
-//! holder's unlock pays a `futex_wake` syscall and the waiter a kernel wake-up, several
-//! microseconds, on a lock held for well under one. Under contention (two workers on one
+//! poll; `chan/waiter.rs`). A sleeping lock (`std::sync::Mutex`) puts a waiter to sleep
+//! in a futex after a brief spin, and then the holder's unlock pays a `futex_wake`
+//! syscall and the waiter a kernel wake-up, several microseconds, on a lock held for well
+//! under one. Under contention (two workers on one
 //! channel, a fan-in, a pipeline) that was most of a message's cost. Here a waiter spins
 //! with an exponential back-off (319 spin hints over ten rounds), then calls `sched_yield`
 //! between checks, so that a holder preempted on the waiter's own core gets it back; the

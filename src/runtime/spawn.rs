@@ -202,6 +202,14 @@ impl Shared {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        if !this.board.has_spare_slots() {
+            // `max_spare_threads(0)`: no thread but the workers will ever run it, so it is
+            // an ordinary task (holding its worker while it runs), refused as `spawn` is.
+            return this.spawn_inner(f, true).unwrap_or_else(|refused| {
+                drop(refused);
+                JoinHandle::refused()
+            });
+        }
         // L1, as for any spawn from outside: a worker does not pass its exit check while
         // the entry is held, so the scheduler's drop cannot settle task memory (D4) before
         // the count below; without it the task could be left out of the orphan count and
@@ -214,15 +222,6 @@ impl Shared {
             unreachable!("a heap task is always possible")
         };
         Row::bump_shared(&this.external.spawned, 1);
-        if !this.board.has_spare_slots() {
-            // `max_spare_threads(0)`: no thread other than the workers will ever run it,
-            // so it runs on a worker like `spawn` (blocking that worker while it runs).
-            // L2. SAFETY: a live task reference that we give to the queue.
-            unsafe { this.injector.push(queued.into_raw()) };
-            this.leave_external();
-            this.notify();
-            return joinable(handle);
-        }
         let queued = Shared::queue_blocking(this, queued);
         this.leave_external();
         if let Err(t) = queued {
@@ -271,11 +270,15 @@ impl Shared {
     {
         let row = ctx.map(|c| c.row());
         if fits_inline::<F, T>() {
+            debug_assert!(!wait_for_slot || ctx.is_none(), "only spawns from outside wait");
             // A plain spawn from outside first waits a little for a full pool
             // (`alloc_slot_waiting`).
-            let id = self.alloc_slot_for(ctx).or_else(|| match (ctx, allow_heap && wait_for_slot) {
-                (None, true) => self.alloc_slot_waiting(),
-                _ => None,
+            let id = self.alloc_slot_for(ctx).or_else(|| {
+                if wait_for_slot && allow_heap {
+                    self.alloc_slot_waiting()
+                } else {
+                    None
+                }
             });
             if let Some(id) = id {
                 // Counted as `spawned - heap_fallbacks` by the caller's row.
@@ -321,7 +324,7 @@ impl Shared {
     /// task while they pay a remote free for each. A wait that found no slot (the workers
     /// are busy with long or blocked tasks) sends the next [`EXT_WAIT_SKIPS`] such spawns
     /// to the heap at once, so such a program pays one wait per that many spawns
-    /// (measured: about 15 ns per spawn with both workers of two busy).
+    /// (measured: 10–20 ns per spawn with both workers of two busy).
     #[cold]
     #[inline(never)]
     fn alloc_slot_waiting(&self) -> Option<SlotId> {
