@@ -224,7 +224,8 @@ impl Builder {
     /// a slot in between) first yields its core up to four times for the workers to free a
     /// slot, so that it spawns at their pace into recycled slots instead of allocating
     /// every task; after a wait that found none, the next 1024 such spawns go to the heap
-    /// without waiting. Batches, `spawn_blocking` and async spawns never wait.
+    /// without waiting. Batches, async spawns and `spawn_blocking` tasks for spare threads
+    /// never wait.
     ///
     /// ```
     /// let sched = filch::Scheduler::builder().workers(2).pool_capacity(64).build().unwrap();
